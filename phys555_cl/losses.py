@@ -1,0 +1,544 @@
+"""Contrastive losses: NT-Xent (SimCLR) and InfoNCE (Contrastive Predictive Coding).
+
+The lecture's SimCLR loss, for a minibatch of N samples seen through two augmentations (2N views
+z_1 ... z_2N, where z_{2k-1} and z_{2k} are the two views of sample k):
+
+    s_ij = z_i . z_j / (tau |z_i| |z_j|)                                  cosine similarity / tau
+    l_ij = -log( exp(s_ij) / sum_{k=1..2N, k != i} exp(s_ik) )            one view vs all others
+    L    = 1/(2N) sum_{k=1..N} [ l(2k-1, 2k) + l(2k, 2k-1) ]              both directions, mean
+
+Read `nt_xent_reference` first: it is exactly these three lines written as Python loops. The fast
+`nt_xent` computes the same number with one matrix product: l_ij is a cross-entropy (softmax over
+row i of the similarity matrix, the positive j is the "class"), with the diagonal k = i left out.
+
+InfoNCE (van den Oord et al. 2018) is the same loss with explicit queries and keys: each query has
+one positive key among many; `info_nce` is the shared core and `nt_xent` calls it.
+
+Three ways to compute the same value:
+
+- full (default): one [M, K] logit matrix, a fused cross-entropy, float32 logits;
+- chunked (`chunk_size=c`): rows in tiles of c with recomputation in backward, so the extra memory
+  is O(c * K) instead of O(M * K) (`_ChunkedInfoNCE`);
+- distributed (`gather=True`): every process's rows against the embeddings of all processes, with
+  gradients sent back to the process that owns each embedding (`gather_with_grad`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "nt_xent",
+    "NTXentLoss",
+    "nt_xent_reference",
+    "info_nce",
+    "InfoNCELoss",
+    "info_nce_reference",
+    "gather_with_grad",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks (errors speak to a student: what was wrong, what was expected)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_temperature(temperature) -> float:
+    if isinstance(temperature, torch.Tensor):
+        if temperature.numel() != 1:
+            raise ValueError(
+                f"temperature must be a single positive number, got a tensor of shape "
+                f"{tuple(temperature.shape)}."
+            )
+        temperature = temperature.item()
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}.")
+    temperature = float(temperature)
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"temperature must be a finite number > 0, got {temperature}. "
+            "Typical SimCLR values are 0.1 to 0.5."
+        )
+    return temperature
+
+
+def _check_chunk_size(chunk_size) -> int | None:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
+        raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}.")
+    if chunk_size < 1:
+        raise ValueError(
+            f"chunk_size must be None or an integer >= 1, got {chunk_size}. "
+            "Use None for the full (fastest) computation."
+        )
+    return int(chunk_size)
+
+
+def _check_matrix(name: str, x) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    if x.dim() != 2:
+        raise ValueError(
+            f"{name} must be 2-D [batch, embedding_dim], got shape {tuple(x.shape)}. "
+            "Flatten the embeddings first, e.g. z.flatten(1)."
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}.")
+
+
+def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    # float64 stays float64 (exact tests); everything else (float16, bfloat16, float32) -> float32
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+# --------------------------------------------------------------------------------------------
+# chunked InfoNCE: row tiles, log-sum-exp per row, recomputation in backward
+# --------------------------------------------------------------------------------------------
+
+
+def _tile_logits(q_rows, keys, scale, start, self_offset):
+    """Logits of a tile of rows [c, K], with each row's own key set to -inf if requested."""
+    logits = torch.mm(q_rows, keys.t()).mul_(scale)
+    if self_offset is not None:
+        rows = torch.arange(q_rows.shape[0], device=q_rows.device)
+        logits[rows, rows + (self_offset + start)] = float("-inf")
+    return logits
+
+
+class _ChunkedInfoNCE(torch.autograd.Function):
+    """Mean cross-entropy of `query @ keys.T * scale`, computed `chunk_size` rows at a time.
+
+    Forward keeps only the per-row log-sum-exp [M]; backward recomputes each tile's logits, so the
+    largest temporary is one [chunk_size, K] tile (plus a [chunk_size, K] softmax of it).
+    """
+
+    @staticmethod
+    def forward(ctx, query, keys, targets, scale, self_offset, chunk_size, loss_scale):
+        M = query.shape[0]
+        lse = query.new_empty(M)
+        positive = query.new_empty(M)
+        for start in range(0, M, chunk_size):
+            stop = min(start + chunk_size, M)
+            logits = _tile_logits(query[start:stop], keys, scale, start, self_offset)
+            lse[start:stop] = torch.logsumexp(logits, dim=1)
+            rows = torch.arange(stop - start, device=query.device)
+            positive[start:stop] = logits[rows, targets[start:stop]]
+            del logits
+        ctx.save_for_backward(query, keys, targets, lse)
+        ctx.scale, ctx.self_offset, ctx.chunk_size = scale, self_offset, chunk_size
+        ctx.loss_scale = loss_scale
+        return (lse - positive).sum() * loss_scale
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        query, keys, targets, lse = ctx.saved_tensors
+        scale, self_offset, chunk_size = ctx.scale, ctx.self_offset, ctx.chunk_size
+        need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_q = torch.empty_like(query) if need_q else None
+        grad_k = torch.zeros_like(keys) if need_k else None
+        # d loss / d logit_ij = loss_scale * (softmax_ij - [j == target_i]); d logit / d q = scale k
+        g = grad_output * (ctx.loss_scale * scale)
+        M = query.shape[0]
+        for start in range(0, M, chunk_size):
+            stop = min(start + chunk_size, M)
+            q_rows = query[start:stop]
+            probs = _tile_logits(q_rows, keys, scale, start, self_offset)
+            probs.sub_(lse[start:stop, None]).exp_()  # softmax, in place
+            rows = torch.arange(stop - start, device=query.device)
+            probs[rows, targets[start:stop]] -= 1.0
+            probs.mul_(g)
+            if need_q:
+                torch.mm(probs, keys, out=grad_q[start:stop])
+            if need_k:
+                grad_k.addmm_(probs.t(), q_rows)
+            del probs
+        return grad_q, grad_k, None, None, None, None, None
+
+
+# --------------------------------------------------------------------------------------------
+# the shared core
+# --------------------------------------------------------------------------------------------
+
+
+def _info_nce_core(query, keys, targets, scale, self_offset, chunk_size, loss_scale):
+    """sum_i loss_scale * -log softmax(query @ keys.T * scale)[i, targets[i]].
+
+    `self_offset`: None, or key `self_offset + i` is left out of row i's softmax.
+    Inputs must already be in the compute dtype (float32 or float64).
+    """
+    if chunk_size is not None and chunk_size < query.shape[0]:
+        return _ChunkedInfoNCE.apply(
+            query, keys, targets, scale, self_offset, chunk_size, loss_scale
+        )
+    logits = torch.mm(query, keys.t()) * scale
+    if self_offset is not None:
+        # leave out k = i: -inf in place on the diagonal, no [M, K] mask is built
+        logits.diagonal(offset=self_offset).fill_(float("-inf"))
+    return F.cross_entropy(logits, targets, reduction="sum") * loss_scale
+
+
+def info_nce(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    normalize: bool = False,
+    exclude_self: bool = False,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """InfoNCE loss: each query must pick out its positive key among all keys.
+
+    The loss of Contrastive Predictive Coding (van den Oord, Li, Vinyals 2018, "Representation
+    Learning with Contrastive Predictive Coding", arXiv:1807.03748), and the core of NT-Xent.
+
+        logits[i, j] = query[i] . keys[j] / temperature   (cosine similarity if normalize=True)
+        loss = mean_i  -log softmax(logits[i])[targets[i]]
+
+    Logits are computed in float32 (float64 if an input is float64) whatever the input dtype, with
+    autocast disabled, so float16/bfloat16 embeddings are safe.
+
+    Args:
+        query: [M, D] queries (e.g. CPC predictions W_k c_t).
+        keys: [K, D] keys (e.g. the encoded future z_{t+k} of every sequence in the batch).
+        targets: [M] int64, index in `keys` of each query's positive key.
+        temperature: > 0, divides the logits.
+        normalize: if True, queries and keys are L2-normalised first (cosine similarity).
+        exclude_self: if True, M must equal K and key i is left out of row i's softmax
+            denominator (as in SimCLR, where a view is never its own negative); then
+            targets[i] != i is required.
+        chunk_size: None for one [M, K] logit matrix; an integer c computes c rows at a time and
+            recomputes them in backward, so the extra memory is O(c * K). Same value and gradients.
+
+    Returns:
+        Scalar tensor (float32, or float64 for float64 inputs): the mean loss over the M queries.
+
+    Raises:
+        ValueError: for non-2-D inputs, mismatched embedding sizes, targets of the wrong shape,
+            dtype or range, temperature <= 0, chunk_size < 1, or exclude_self with M != K or a
+            target equal to its own row.
+
+    Example:
+        >>> query, keys = torch.randn(8, 16), torch.randn(32, 16)
+        >>> targets = torch.arange(8)              # query i belongs with key i
+        >>> loss = info_nce(query, keys, targets, temperature=0.1, normalize=True)
+    """
+    _check_matrix("query", query)
+    _check_matrix("keys", keys)
+    if query.shape[1] != keys.shape[1]:
+        raise ValueError(
+            f"query and keys must have the same embedding size, got query {tuple(query.shape)} "
+            f"and keys {tuple(keys.shape)}."
+        )
+    M, K = query.shape[0], keys.shape[0]
+    if M == 0 or K == 0:
+        raise ValueError(f"info_nce needs at least one query and one key, got M={M}, K={K}.")
+    if not isinstance(targets, torch.Tensor) or targets.shape != (M,):
+        got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"targets must be a tensor of shape [M] = ({M},), got {got}.")
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise ValueError(
+            f"targets must hold integer key indices (int64), got dtype {targets.dtype}."
+        )
+    tmin, tmax = int(targets.min()), int(targets.max())
+    if tmin < 0 or tmax >= K:
+        raise ValueError(
+            f"targets must be key indices in [0, {K - 1}], got values from {tmin} to {tmax}."
+        )
+    temperature = _check_temperature(temperature)
+    chunk_size = _check_chunk_size(chunk_size)
+    if exclude_self:
+        if M != K:
+            raise ValueError(
+                f"exclude_self=True needs as many queries as keys (key i is query i's self), "
+                f"got M={M} queries and K={K} keys."
+            )
+        bad = (targets == torch.arange(M, device=targets.device)).nonzero().flatten()
+        if bad.numel():
+            raise ValueError(
+                f"with exclude_self=True a query's positive cannot be its own key, but "
+                f"targets[i] == i for rows {bad[:10].tolist()}."
+            )
+
+    dtype = _compute_dtype(query, keys)
+    with torch.autocast(query.device.type, enabled=False):
+        q, k = query.to(dtype), keys.to(dtype)
+        if normalize:
+            q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        self_offset = 0 if exclude_self else None
+        return _info_nce_core(q, k, targets.long(), 1.0 / temperature, self_offset, chunk_size,
+                              1.0 / M)
+
+
+def info_nce_reference(query, keys, targets, *, temperature=1.0, normalize=False,
+                       exclude_self=False):
+    """InfoNCE written as loops, one query at a time (slow; for tests and reading).
+
+    Same arguments and value as `info_nce` (without chunking), computed in float64.
+
+    Args:
+        query: [M, D]. keys: [K, D]. targets: [M] index of each query's positive key.
+
+    Returns:
+        Scalar float64 tensor: mean over queries of -log(exp(s_pos) / sum_j exp(s_j)).
+    """
+    query, keys = query.double(), keys.double()
+    total = 0.0
+    for i in range(query.shape[0]):
+        scores = []
+        for j in range(keys.shape[0]):
+            if exclude_self and j == i:
+                continue  # a query is never compared with itself
+            s = torch.dot(query[i], keys[j])
+            if normalize:
+                s = s / (query[i].norm() * keys[j].norm())
+            scores.append((j, s / temperature))
+        numerator = torch.exp(dict(scores)[int(targets[i])])
+        denominator = sum(torch.exp(s) for _, s in scores)
+        total = total - torch.log(numerator / denominator)
+    return total / query.shape[0]
+
+
+class InfoNCELoss(nn.Module):
+    """`info_nce` as a module. See `info_nce` for the arguments and shapes.
+
+    Example:
+        >>> criterion = InfoNCELoss(temperature=0.1, normalize=True)
+        >>> loss = criterion(torch.randn(8, 16), torch.randn(32, 16), torch.arange(8))
+    """
+
+    def __init__(self, temperature: float = 1.0, normalize: bool = False,
+                 exclude_self: bool = False, chunk_size: int | None = None):
+        super().__init__()
+        self.temperature = _check_temperature(temperature)
+        self.normalize = normalize
+        self.exclude_self = exclude_self
+        self.chunk_size = _check_chunk_size(chunk_size)
+
+    def forward(self, query, keys, targets):
+        return info_nce(query, keys, targets, temperature=self.temperature,
+                        normalize=self.normalize, exclude_self=self.exclude_self,
+                        chunk_size=self.chunk_size)
+
+    def extra_repr(self) -> str:
+        return (f"temperature={self.temperature}, normalize={self.normalize}, "
+                f"exclude_self={self.exclude_self}, chunk_size={self.chunk_size}")
+
+
+# --------------------------------------------------------------------------------------------
+# distributed: all_gather with gradients
+# --------------------------------------------------------------------------------------------
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _all_sizes(x: torch.Tensor) -> list[int]:
+    """Number of rows on every process (they may differ, e.g. a smaller last batch)."""
+    n = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, n)
+    return [int(s) for s in sizes]
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """Concatenate every process's rows (sizes may differ); backward returns each process the
+    summed gradient of its own rows (every process's loss depends on every embedding)."""
+
+    @staticmethod
+    def forward(ctx, x, sizes):
+        # pad to the largest size: all_gather needs equal shapes
+        padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
+        padded[: x.shape[0]] = x
+        out = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(out, padded)
+        rank = dist.get_rank()
+        ctx.start, ctx.stop = sum(sizes[:rank]), sum(sizes[: rank + 1])
+        return torch.cat([o[:s] for o, s in zip(out, sizes)])
+
+    @staticmethod
+    def backward(ctx, grad):
+        # every process's loss used every row: the gradient of a row is the sum over processes
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.start : ctx.stop], None
+
+
+def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """All-gather rows from every process, keeping the autograd graph.
+
+    Processes may hold different numbers of rows (e.g. a smaller last batch): the sizes are
+    gathered first and the rows padded for the exchange. In backward, the gradients that every
+    process computed for a row are summed and handed to the process that owns the row. Without
+    torch.distributed (or with a single process) this returns `(x, 0)`.
+
+    Args:
+        x: [n_local, ...] this process's rows.
+
+    Returns:
+        gathered: [n_total, ...] the rows of process 0, 1, 2, ... in order.
+        offset: index in `gathered` of this process's first row.
+    """
+    if not _distributed():
+        return x, 0
+    sizes = _all_sizes(x)
+    return _GatherWithGrad.apply(x, sizes), sum(sizes[: dist.get_rank()])
+
+
+# --------------------------------------------------------------------------------------------
+# NT-Xent (SimCLR)
+# --------------------------------------------------------------------------------------------
+
+
+def nt_xent(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.5,
+    *,
+    chunk_size: int | None = None,
+    gather: bool = False,
+) -> torch.Tensor:
+    """NT-Xent, the normalised temperature-scaled cross-entropy loss of SimCLR.
+
+    Chen, Kornblith, Norouzi, Hinton 2020, "A Simple Framework for Contrastive Learning of Visual
+    Representations", arXiv:2002.05709. Exactly the lecture's
+
+        L = 1/(2N) sum_k [l(2k-1, 2k) + l(2k, 2k-1)],
+        l_ij = -log(exp(s_ij) / sum_{k != i} exp(s_ik)),  s_ij = z_i.z_j / (tau |z_i| |z_j|).
+
+    How: the 2N views are normalised and stacked, [z1; z2]; one matrix product gives every s_ij;
+    the diagonal (k = i) is set to -inf in place; row i's positive is row i + N (mod 2N); a fused
+    cross-entropy gives the l's. The order of the views does not change L, so stacking [z1; z2]
+    instead of interleaving them (2k-1, 2k) gives the same number. Logits are float32 (float64
+    for float64 inputs) even under autocast.
+
+    Args:
+        z1: [N, D] embeddings of the first view of each sample.
+        z2: [N, D] embeddings of the second view; z1[k] and z2[k] come from sample k.
+        temperature: tau > 0 (SimCLR uses 0.1 to 0.5).
+        chunk_size: None (fastest), or compute c rows of the [2N, 2N] similarity matrix at a time
+            with recomputation in backward: extra memory O(c * 2N) instead of O((2N)^2).
+        gather: under torch.distributed, compare this process's views with the views of every
+            process (all negatives of the global batch); gradients flow back to the process owning
+            each embedding. Processes may hold different batch sizes. The value returned on each
+            process is scaled so that DDP's gradient averaging reproduces the gradient of the loss
+            of the whole global batch exactly; the mean of the values over processes is that loss.
+            A no-op (plain local loss) when not distributed.
+
+    Returns:
+        Scalar tensor (float32, or float64 for float64 inputs).
+
+    Raises:
+        ValueError: if z1 or z2 is not 2-D, their shapes differ, N = 0, temperature <= 0 or
+            chunk_size < 1.
+
+    Example:
+        >>> z1, z2 = torch.randn(256, 128), torch.randn(256, 128)   # projection-head outputs
+        >>> loss = nt_xent(z1, z2, temperature=0.5)
+        >>> loss_big_batch = nt_xent(z1, z2, temperature=0.5, chunk_size=128)  # same value
+    """
+    _check_matrix("z1", z1)
+    _check_matrix("z2", z2)
+    if z1.shape != z2.shape:
+        raise ValueError(
+            f"z1 and z2 must have the same shape [N, D] (z1[k] and z2[k] are the two views of "
+            f"sample k), got z1 {tuple(z1.shape)} and z2 {tuple(z2.shape)}."
+        )
+    n = z1.shape[0]
+    if n == 0:
+        raise ValueError("nt_xent needs at least one sample, got N = 0 (empty batch).")
+    scale = 1.0 / _check_temperature(temperature)
+    chunk_size = _check_chunk_size(chunk_size)
+
+    dtype = _compute_dtype(z1, z2)
+    with torch.autocast(z1.device.type, enabled=False):
+        z = F.normalize(torch.cat([z1, z2]).to(dtype), dim=1)  # [2N, D] unit vectors
+        # positive of view i is view i + N (mod 2N): z1[k] <-> z2[k]
+        targets = torch.arange(2 * n, device=z.device).roll(n)
+        if gather and _distributed():
+            keys, offset = gather_with_grad(z)
+            # sum_i l_i * world / (2N_global): DDP averages gradients over the processes, which
+            # turns this into exactly the gradient of the global mean over all 2N_global views
+            loss_scale = dist.get_world_size() / keys.shape[0]
+            return _info_nce_core(z, keys, targets + offset, scale, offset, chunk_size, loss_scale)
+        return _info_nce_core(z, z, targets, scale, 0, chunk_size, 1.0 / (2 * n))
+
+
+
+def nt_xent_reference(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent written as the lecture's loops (slow: for tests, the notebook, and reading).
+
+    The views are numbered as on the slide, from 1: view 2k-1 is z1[k-1] and view 2k is z2[k-1],
+    the two augmentations of sample k. Computed in float64.
+
+        s(i, j) = z_i . z_j / (tau |z_i| |z_j|)
+        l(i, j) = -log( exp(s(i, j)) / sum_{k=1..2N, k != i} exp(s(i, k)) )
+        L       = 1/(2N) sum_{k=1..N} [ l(2k-1, 2k) + l(2k, 2k-1) ]
+
+    (The slide writes the last sum up to 2N; it runs over the N positive pairs, as in Algorithm 1
+    of Chen et al. 2020, which is what the factor 1/(2N) averages: 2N terms.)
+
+    Args:
+        z1: [N, D] first views. z2: [N, D] second views. temperature: tau > 0.
+
+    Returns:
+        Scalar float64 tensor, equal to `nt_xent(z1, z2, temperature)`.
+    """
+    N = z1.shape[0]
+    tau = temperature
+    z = {}  # z[i] for i = 1 .. 2N, as on the slide
+    for k in range(1, N + 1):
+        z[2 * k - 1] = z1[k - 1].double()
+        z[2 * k] = z2[k - 1].double()
+
+    def s(i, j):
+        return torch.dot(z[i], z[j]) / (tau * z[i].norm() * z[j].norm())
+
+    def l(i, j):  # noqa: E743 (the slide's name)
+        denominator = sum(torch.exp(s(i, k)) for k in range(1, 2 * N + 1) if k != i)
+        return -torch.log(torch.exp(s(i, j)) / denominator)
+
+    L = sum(l(2 * k - 1, 2 * k) + l(2 * k, 2 * k - 1) for k in range(1, N + 1))
+    return L / (2 * N)
+
+
+class NTXentLoss(nn.Module):
+    """NT-Xent loss of SimCLR as a module: `NTXentLoss(temperature)(z1, z2)`.
+
+    Chen et al. 2020, arXiv:2002.05709. See `nt_xent` for the formula and the options.
+
+    Args:
+        temperature: tau > 0.
+        chunk_size: None, or rows per tile (extra memory O(chunk_size * 2N)).
+        gather: take negatives from every process under torch.distributed (no-op otherwise).
+
+    Shapes:
+        z1, z2: [N, D], the projection-head outputs of the two views of N samples.
+        output: scalar.
+
+    Example:
+        >>> criterion = NTXentLoss(temperature=0.5)
+        >>> z1, z2 = model(view1), model(view2)        # doctest: +SKIP
+        >>> loss = criterion(z1, z2)                   # doctest: +SKIP
+    """
+
+    def __init__(self, temperature: float = 0.5, chunk_size: int | None = None,
+                 gather: bool = False):
+        super().__init__()
+        self.temperature = _check_temperature(temperature)
+        self.chunk_size = _check_chunk_size(chunk_size)
+        self.gather = gather
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return nt_xent(z1, z2, self.temperature, chunk_size=self.chunk_size, gather=self.gather)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, chunk_size={self.chunk_size}, gather={self.gather}"
