@@ -1,0 +1,666 @@
+"""A physically motivated galaxy simulator in torch: 3-band (g, r, z) stamps with Galaxy Zoo labels.
+
+The lecture's example (Hayat et al. 2021) trains SimCLR on 3-band galaxy images and colours a
+UMAP of the representation by the Galaxy Zoo answers. This module makes such a sample offline,
+on CPU or GPU, as fast as a network can eat it::
+
+    images, labels = simulate(1000, size=64, seed=0)
+    images.shape                      # torch.Size([1000, 3, 64, 64]), float32 g, r, z
+    labels["smooth_or_featured"]      # int64 [1000], 0 smooth, 1 features or disk
+
+What is in a stamp (read :func:`simulate` top to bottom, then the ``_render_*`` helpers):
+
+- **Kinds.** Seven kinds of galaxy, drawn with :data:`KIND_PROBS`: smooth ellipticals,
+  face-on disks (spiral arms with number, pitch and strength; 40% barred), edge-on disks
+  (thickness, an optional bulge, a dust lane), ring galaxies, clumpy irregulars, gravitational
+  lenses (the "other" odd feature: a red elliptical bending a blue background galaxy into arcs,
+  computed exactly with a singular isothermal sphere plus external shear), and mergers (two
+  galaxies with tidal tails).
+- **Profiles.** Sersic bulges and ellipticals, exponential disks seen at an inclination ``i``
+  with an intrinsic thickness ``q0`` (projected axis ratio ``sqrt(cos^2 i + q0^2 sin^2 i)``).
+  Every component is normalised analytically to its total flux.
+- **Redshift.** ``z`` sets the angular size through the angular-diameter distance and the
+  flux through the luminosity distance (astropy ``Planck18``), so surface brightness dims as
+  ``(1 + z)^-4``; colours redden with ``z`` (a crude k-correction). The sample is selected like
+  Galaxy Zoo: apparent magnitude ``r < 17.77`` and an apparent size cut, so distant galaxies are
+  intrinsically brighter and larger (Malmquist bias) but still smaller on the sky.
+- **Colours.** Bulges, ellipticals and bars are red; disks bluer; arms, rings, clumps and
+  lensed sources blue.
+- **Observation.** A per-band, per-galaxy PSF (core plus wing Gaussians, FWHM 0.6-1.2 arcsec),
+  sky noise with a per-galaxy depth, a position jitter of about 1.5 arcsec, random orientation,
+  and sometimes a neighbouring galaxy or a star in the field.
+
+Units: the field of view is :data:`FIELD_ARCSEC` arcsec whatever ``size`` is (``size`` only
+sets the sampling); pixel values are surface brightness in nanomaggies per arcsec^2
+(``mag = 22.5 - 2.5 log10(flux)``), so the same galaxy has the same pixel values at any size.
+They span orders of magnitude: normalise (e.g. :func:`asinh_stretch`) before a network.
+
+Determinism: galaxies are made in blocks of :data:`BLOCK` galaxies. Block ``b`` draws all its
+random numbers from its own ``torch.Generator`` seeded from ``(seed, b)`` and is always
+rendered at full block size, so galaxy ``i`` depends only on ``(seed, i)`` (and the device):
+``simulate(100, seed=s)`` equals the first 100 galaxies of ``simulate(1000, seed=s)``.
+
+References: Sersic (1963); Freeman (1970) exponential disks; Hubble (1926) thick-disk axis
+ratios; Kormann et al. (1994) isothermal lenses; Willett et al. (2013), Walmsley et al. (2022)
+Galaxy Zoo decision trees; Hayat et al. (2021) self-supervised learning on SDSS galaxies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "simulate",
+    "asinh_stretch",
+    "KIND_NAMES",
+    "KIND_PROBS",
+    "LABEL_KEYS",
+    "REDSHIFT_THRESHOLD",
+    "FIELD_ARCSEC",
+    "BLOCK",
+    "ODD_FEATURE_NAMES",
+]
+
+# --------------------------------------------------------------------------------------------
+# Constants a student may want to read or change
+# --------------------------------------------------------------------------------------------
+
+#: Galaxies per block: the unit of determinism (see module docstring). Changing it changes
+#: which galaxy a given (seed, index) produces.
+BLOCK = 128
+
+#: Field of view of a stamp, arcsec. ``size`` only changes the pixel scale, ``FIELD_ARCSEC / size``.
+FIELD_ARCSEC = 32.0
+
+#: ``redshift_high`` is ``redshift >= REDSHIFT_THRESHOLD`` (about the median of the sample).
+REDSHIFT_THRESHOLD = 0.06
+
+#: The kinds of galaxy the simulator draws, in the order of their integer code (``labels["kind"]``).
+KIND_NAMES = ("smooth", "disk_face_on", "disk_edge_on", "ring", "irregular", "lens", "merger")
+#: Probability of each kind in :data:`KIND_NAMES` order.
+KIND_PROBS = (0.34, 0.24, 0.12, 0.075, 0.075, 0.075, 0.075)
+
+SMOOTH, FACE_ON, EDGE_ON, RING, IRREGULAR, LENS, MERGER = range(7)
+
+#: Names of the ``odd_feature`` classes (0 ring, 1 irregular, 2 other, 3 merger); here "other"
+#: is a strong gravitational lens.
+ODD_FEATURE_NAMES = ("ring", "irregular", "other (lens)", "merger")
+
+#: The label schema shared by every galaxy dataset of the package (see DESIGN.md).
+LABEL_KEYS = (
+    "smooth_or_featured",
+    "edge_on",
+    "odd",
+    "odd_feature",
+    "redshift",
+    "redshift_high",
+    "label_tier",
+)
+
+#: Fractions of ``label_tier`` 0 (no label), 1 (spec-z only), 2 (spec-z and morphology).
+LABEL_TIER_PROBS = (0.65, 0.25, 0.10)
+
+_MAG_LIMIT = 17.77  # SDSS / Galaxy Zoo main-sample limit, r band
+_PSF_FWHM = (0.6, 1.2)  # r-band seeing range, arcsec
+_BAND_PSF = (1.08, 1.0, 0.92)  # seeing scales roughly as wavelength^-0.2: g wider, z sharper
+_BAND_NOISE = (0.8, 1.0, 1.6)  # relative sky noise in g, r, z
+_SKY_SIGMA = (0.01, 0.04)  # r-band sky noise per pixel, nanomaggies / arcsec^2
+_SIZE_RANGE = (2.0, 7.0)  # the apparent half-light radii the selection keeps, arcsec
+
+# (g - r, r - z) colours at z = 0 and their reddening per unit redshift
+_COLOURS = {
+    "bulge": ((0.80, 0.42), (3.0, 1.2)),
+    "bar": ((0.70, 0.38), (3.0, 1.2)),
+    "disk": ((0.50, 0.30), (2.0, 1.0)),
+    "young": ((0.20, 0.08), (1.5, 0.8)),
+    "tail": ((0.40, 0.25), (2.0, 1.0)),
+    "source": ((0.15, 0.05), (0.0, 0.0)),  # the lensed source sits at z ~ 1 whatever the lens
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Cosmology: a lookup table from astropy, interpolated in torch
+# --------------------------------------------------------------------------------------------
+
+_COSMO_CACHE: dict = {}
+
+
+def _cosmology_table(device: torch.device):
+    """Return (z grid, distance modulus, kpc per arcsec) tensors on ``device`` (Planck18)."""
+    key = str(device)
+    if key not in _COSMO_CACHE:
+        from astropy.cosmology import Planck18
+
+        z = np.linspace(0.001, 1.0, 2000)
+        dm = Planck18.distmod(z).value
+        kpc = Planck18.kpc_proper_per_arcmin(z).value / 60.0
+        _COSMO_CACHE[key] = tuple(
+            torch.as_tensor(a, dtype=torch.float32, device=device) for a in (z, dm, kpc)
+        )
+    return _COSMO_CACHE[key]
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``fp(xp)`` at ``x`` (``xp`` increasing), like ``np.interp``."""
+    i = torch.searchsorted(xp, x.clamp(xp[0], xp[-1])).clamp(1, len(xp) - 1)
+    x0, x1 = xp[i - 1], xp[i]
+    w = (x - x0) / (x1 - x0)
+    return fp[i - 1] + w * (fp[i] - fp[i - 1])
+
+
+# --------------------------------------------------------------------------------------------
+# Random parameters of one block
+# --------------------------------------------------------------------------------------------
+
+
+def _block_generator(seed: int, block: int, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` whose stream depends only on ``(seed, block)``."""
+    state = np.random.SeedSequence([seed, block]).generate_state(1, dtype=np.uint64)[0]
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+    return gen
+
+
+class _Draw:
+    """Uniform draws of shape ``[BLOCK, *shape]`` from one generator, in a fixed order."""
+
+    def __init__(self, gen: torch.Generator, device: torch.device):
+        self.gen, self.device = gen, device
+
+    def u(self, lo=0.0, hi=1.0, *shape):
+        r = torch.rand((BLOCK, *shape), generator=self.gen, device=self.device)
+        return lo + (hi - lo) * r
+
+    def n(self, *shape):
+        return torch.randn((BLOCK, *shape), generator=self.gen, device=self.device)
+
+    def logu(self, lo, hi, *shape):
+        return torch.exp(self.u(math.log(lo), math.log(hi), *shape))
+
+
+def _colour(name: str, z: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
+    """Flux ratios ``[B, 3]`` (g, r, z relative to r) of a component at redshift ``z``."""
+    (gr0, rz0), (kgr, krz) = _COLOURS[name]
+    gr = gr0 + kgr * z + 0.08 * jitter[:, 0]
+    rz = rz0 + krz * z + 0.06 * jitter[:, 1]
+    return torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * rz)], dim=1)
+
+
+def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
+    """Draw every parameter of ``BLOCK`` galaxies. Every draw happens for every galaxy, in a
+    fixed order, whatever its kind, so the stream never depends on earlier outcomes."""
+    d = _Draw(gen, device)
+    p: dict = {}
+    probs = torch.tensor(KIND_PROBS, device=device).cumsum(0)
+    p["kind"] = torch.bucketize(d.u(), probs[:-1], right=True)
+    k = p["kind"]
+
+    # redshift from a Beta(2, 5) (ratio of Gamma(2) and Gamma(5) variates) on [0.01, 0.20]
+    g2 = -torch.log(d.u(1e-7, 1.0, 2)).sum(1)
+    g5 = -torch.log(d.u(1e-7, 1.0, 5)).sum(1)
+    z = 0.01 + 0.19 * g2 / (g2 + g5)
+    p["redshift"] = z
+    zt, dm_t, kpc_t = _cosmology_table(device)
+    dm = _interp(z, zt, dm_t)
+    kpc_per_arcsec = _interp(z, zt, kpc_t)
+
+    # luminosity, then the flux limit: too faint galaxies would not be in the catalogue
+    absmag = -20.8 + 0.9 * d.n()
+    absmag = torch.minimum(absmag, _MAG_LIMIT - dm - 0.6 * d.u())
+    p["abs_mag_r"] = absmag
+    p["mag_r"] = absmag + dm
+    # size: a size-luminosity relation, then the apparent-size selection (a smooth squash of
+    # log size into _SIZE_RANGE, monotonic, so farther galaxies stay smaller on the sky)
+    r_kpc = 3.0 * 10 ** (-0.12 * (absmag + 20.8) + 0.12 * d.n())
+    r_ang = r_kpc / kpc_per_arcsec
+    lo, hi = math.log(_SIZE_RANGE[0]), math.log(_SIZE_RANGE[1])
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    r_ang = torch.exp(mid + half * torch.tanh((torch.log(r_ang) - mid) / half))
+    smooth_like = (k == SMOOTH) | (k == LENS)
+    r_ang = torch.where(smooth_like, 0.75 * r_ang, r_ang)  # ellipticals are more compact
+    r_ang = torch.where(k == IRREGULAR, 0.8 * r_ang, r_ang)
+    p["half_light_radius"] = r_ang
+    p["half_light_radius_kpc"] = r_ang * kpc_per_arcsec
+
+    # geometry
+    p["position_angle"] = d.u(0.0, math.pi)
+    p["center"] = 1.5 * d.n(2).clamp(-2.0, 2.0)
+    cos_face = d.u(math.cos(math.radians(65.0)), 1.0)
+    inc_edge = d.u(math.radians(81.0), math.radians(90.0))
+    inc = torch.where(k == EDGE_ON, inc_edge, torch.arccos(cos_face))
+    inc = torch.where(k == RING, torch.arccos(d.u(math.cos(math.radians(50.0)), 1.0)), inc)
+    p["inclination"] = inc
+    p["thickness"] = d.u(0.07, 0.14)
+    p["smooth_q"] = d.u(0.35, 1.0) ** 0.7  # a few cigars, mostly round
+    p["sersic_n"] = torch.where(smooth_like, d.u(2.5, 5.5), d.u(1.0, 3.0))
+
+    # light budget
+    bt_face = d.u(0.04, 0.45)
+    bt_edge = torch.where(d.u() < 0.5, d.u(0.0, 0.05), d.u(0.15, 0.5))
+    bt = torch.where(k == EDGE_ON, bt_edge, bt_face)
+    bt = torch.where(k == RING, d.u(0.15, 0.4), bt)
+    bt = torch.where(smooth_like, torch.ones_like(bt), bt)
+    bt = torch.where(k == IRREGULAR, torch.zeros_like(bt), bt)
+    p["bulge_fraction"] = bt
+    p["bulge_size"] = d.u(0.15, 0.35)  # bulge R_e / galaxy R_e
+
+    # spiral arms
+    p["n_arms"] = torch.bucketize(d.u(), torch.tensor([0.1, 0.75, 0.9], device=device)) + 1
+    p["pitch_angle"] = d.u(math.radians(10.0), math.radians(30.0))
+    p["arm_strength"] = d.u(0.35, 0.8)
+    p["arm_phase"] = d.u(0.0, 2 * math.pi)
+    p["chirality"] = torch.where(d.u() < 0.5, -1.0, 1.0)
+    has_arms = (k == FACE_ON) | (k == EDGE_ON) | (k == MERGER)
+    p["n_arms"] = torch.where(has_arms & (k != EDGE_ON), p["n_arms"], torch.zeros_like(k))
+    # bars
+    p["bar"] = (((k == FACE_ON) & (d.u() < 0.4)) | ((k == RING) & (d.u() < 0.5))).long()
+    p["bar_fraction"] = d.u(0.10, 0.25)
+    p["bar_length"] = d.u(0.6, 1.0)  # bar R_e / galaxy R_e
+    p["bar_angle"] = d.u(0.0, math.pi)
+    p["bar_q"] = d.u(0.2, 0.32)
+    # rings
+    p["ring_radius"] = d.u(1.0, 1.7)  # / galaxy R_e
+    p["ring_width"] = d.u(0.08, 0.16)
+    p["ring_fraction"] = d.u(0.35, 0.6)
+    # clumps (irregulars, rings, arms): positions in units of R_e, sizes, flux shares
+    p["clump_xy"] = 0.9 * d.n(8, 2)
+    p["clump_size"] = d.u(0.08, 0.25, 8)
+    p["clump_flux"] = d.u(0.2, 1.0, 8)
+    p["irr_offset"] = 0.3 * d.n(2)
+    # dust lanes of edge-on disks
+    p["dust_tau"] = d.u(0.6, 1.5)
+    # mergers: a companion and tidal tails
+    p["comp_sep"] = d.u(0.9, 1.8)  # / R_e
+    p["comp_angle"] = d.u(0.0, 2 * math.pi)
+    p["comp_ratio"] = d.u(0.35, 1.0)
+    p["comp_size"] = d.u(0.5, 0.9)
+    p["tail_fraction"] = d.u(0.25, 0.45)
+    p["primary_smooth"] = d.u() < 0.4
+    # lenses: Einstein radius, source offset and size, shear, flux
+    p["einstein_radius"] = torch.where(k == LENS, d.u(2.5, 4.5), -torch.ones(BLOCK, device=device))
+    p["source_offset"] = d.u(0.0, 0.45, 2)  # / Einstein radius
+    p["source_size"] = d.u(0.08, 0.2)  # / Einstein radius
+    p["shear"] = d.u(-0.08, 0.08, 2)
+    p["source_fraction"] = d.u(0.2, 0.4)
+    # colours (jitter per component)
+    p["colour_jitter"] = d.n(6, 2)
+    # observation
+    p["psf_fwhm"] = d.u(*_PSF_FWHM)
+    p["sky_sigma"] = d.logu(*_SKY_SIGMA)
+    p["neighbour"] = (d.u() < 0.3).long()
+    p["neighbour_xy"] = d.u(0.0, 1.0, 2)
+    p["neighbour_dmag"] = d.u(1.0, 3.5)
+    p["neighbour_re"] = d.u(0.5, 1.6)
+    p["neighbour_colour"] = d.u(0.2, 1.2)
+    p["star"] = (d.u() < 0.25).long()
+    p["star_xy"] = d.u(0.0, 1.0, 2)
+    p["star_mag"] = d.u(15.0, 20.0)
+    p["star_colour"] = d.u(0.3, 1.4)
+    p["label_tier"] = torch.bucketize(
+        d.u(), torch.tensor(LABEL_TIER_PROBS, device=device).cumsum(0)[:-1], right=True
+    )
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# Profiles (all normalised to unit total flux; lengths in arcsec)
+# --------------------------------------------------------------------------------------------
+
+
+def _b_n(n: torch.Tensor) -> torch.Tensor:
+    """Sersic b_n so that R_e encloses half the light (Ciotti & Bertin 1999)."""
+    return 2 * n - 1 / 3 + 4 / (405 * n) + 46 / (25515 * n**2)
+
+
+def _sersic(x, y, re, n, q, soft):
+    """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes."""
+    re, n, q = re[:, None, None], n[:, None, None], q[:, None, None]
+    r = torch.sqrt(x**2 + (y / q) ** 2 + soft**2)
+    b = _b_n(n)
+    log_norm = torch.log(2 * math.pi * q * re**2 * n) + b + torch.lgamma(2 * n) - 2 * n * torch.log(b)
+    return torch.exp(-b * ((r / re) ** (1 / n) - 1) - log_norm)
+
+
+def _rotate(x, y, angle):
+    """Rotate offsets [B, H, W] into a frame at ``angle`` [B] (radians, counter-clockwise)."""
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    return x * c + y * s, -x * s + y * c
+
+
+def _gaussian(x, y, sigma):
+    """Unit-flux round Gaussian; ``sigma`` broadcasts against ``x``."""
+    return torch.exp(-0.5 * (x**2 + y**2) / sigma**2) / (2 * math.pi * sigma**2)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering of one block
+# --------------------------------------------------------------------------------------------
+
+
+def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Render ``BLOCK`` galaxies of parameters ``p`` into ``[BLOCK, 3, size, size]`` fluxes."""
+    pix = FIELD_ARCSEC / size
+    soft = 0.4 * pix  # stands in for the pixel window (avoid aliasing of cusps / thin disks)
+    k, z = p["kind"], p["redshift"]
+    coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5 - size / 2) * pix
+    gy, gx = torch.meshgrid(coords, coords, indexing="ij")
+    # astronomical images have north up and east left; keep x to the right, y up
+    x = gx[None] - p["center"][:, 0, None, None]
+    y = -gy[None] - p["center"][:, 1, None, None]
+    flux = 10 ** (-0.4 * (p["mag_r"] - 22.5))  # nanomaggies, r band
+    re = p["half_light_radius"]
+    jit = p["colour_jitter"]
+    images = torch.zeros(BLOCK, 3, size, size, device=device)
+
+    def add(idx, maps, colour):
+        """images[idx] += maps[:, None] * colour[:, :, None, None]."""
+        images.index_add_(0, idx, maps[:, None] * colour[idx][:, :, None, None])
+
+    # major/minor axis frame of the main galaxy
+    u, v = _rotate(x, y, p["position_angle"])
+    inc = p["inclination"]
+    q_disk = torch.sqrt(torch.cos(inc) ** 2 + (p["thickness"] * torch.sin(inc)) ** 2)
+
+    # --- bulges and ellipticals (everything but irregulars) -------------------------------
+    idx = torch.nonzero(k != IRREGULAR).squeeze(1)
+    is_smooth = (k == SMOOTH) | (k == LENS)
+    q_bulge = torch.where(is_smooth, p["smooth_q"], torch.maximum(q_disk, 0.6 + 0.4 * q_disk))
+    re_bulge = torch.where(is_smooth, re, re * p["bulge_size"])
+    fb = flux * p["bulge_fraction"]
+    fb = torch.where(k == MERGER, flux * 0.6 * torch.where(p["primary_smooth"], 1.0, 0.3), fb)
+    prim_smooth = (k == MERGER) & p["primary_smooth"]
+    re_bulge = torch.where(prim_smooth, re * 0.7, re_bulge)
+    q_bulge = torch.where(prim_smooth, p["smooth_q"], q_bulge)
+    maps = _sersic(u[idx], v[idx], re_bulge[idx], p["sersic_n"][idx], q_bulge[idx], soft)
+    add(idx, maps * fb[idx, None, None], _colour("bulge", z, jit[:, 0]))
+
+    # --- exponential disks, in the disk plane -----------------------------------------------
+    has_disk = (k == FACE_ON) | (k == EDGE_ON) | (k == RING) | ((k == MERGER) & ~p["primary_smooth"])
+    idx = torch.nonzero(has_disk).squeeze(1)
+    h = re[idx] / 1.678  # exponential scale length
+    qd = q_disk[idx]
+    xd, yd = u[idx], v[idx] / qd[:, None, None]
+    rd = torch.sqrt(xd**2 + yd**2 + soft**2)
+    theta = torch.atan2(yd, xd)
+    disk = torch.exp(-rd / h[:, None, None]) / (2 * math.pi * h[:, None, None] ** 2 * qd[:, None, None])
+    fd = flux[idx] * (1 - p["bulge_fraction"][idx])
+    fd = torch.where(k[idx] == MERGER, flux[idx] * 0.6 * 0.7, fd)
+    # spiral arms: a logarithmic spiral density wave carrying a share of the disk light
+    m = p["n_arms"][idx].float()[:, None, None]
+    tan_pitch = torch.tan(p["pitch_angle"][idx])[:, None, None]
+    chir = p["chirality"][idx][:, None, None]
+    phase = m * (theta - chir * torch.log(rd / h[:, None, None] + 1e-3) / tan_pitch) - p["arm_phase"][idx, None, None]
+    arm = ((1 + torch.cos(phase)) / 2) ** 3 / (5 / 16)  # mean over phase is 1
+    inner = 1 - torch.exp(-((rd / (0.8 * h[:, None, None])) ** 2))  # no arms inside the bulge
+    a = (p["arm_strength"][idx] * (m[:, 0, 0] > 0))[:, None, None] * inner
+    ring_k = k[idx] == RING
+    a = torch.where(ring_k[:, None, None], torch.zeros_like(a), a)
+    # ring galaxies: a faint inner disk, most disk light in a clumpy ring
+    fr = torch.where(ring_k, p["ring_fraction"][idx], torch.zeros_like(fd))
+    add(idx, disk * (1 - a) * (fd * (1 - fr))[:, None, None], _colour("disk", z, jit[:, 1]))
+    add(idx, disk * a * arm * fd[:, None, None], _colour("young", z, jit[:, 2]))
+
+    # --- bars (in the disk plane, projected) --------------------------------------------------
+    idx2 = torch.nonzero(p["bar"][idx] > 0).squeeze(1)
+    if len(idx2):
+        j = idx[idx2]
+        bx, by = _rotate(xd[idx2], yd[idx2], p["bar_angle"][j])
+        bar = _sersic(bx, by, re[j] * p["bar_length"][j], torch.full_like(re[j], 0.5),
+                      p["bar_q"][j], soft) / q_disk[j, None, None]
+        add(j, bar * (flux[j] * p["bar_fraction"][j])[:, None, None], _colour("bar", z, jit[:, 3]))
+
+    # --- rings ----------------------------------------------------------------------------
+    idx2 = torch.nonzero(ring_k).squeeze(1)
+    if len(idx2):
+        j = idx[idx2]
+        rr = (re[j] * p["ring_radius"][j])[:, None, None]
+        w = torch.sqrt((re[j] * p["ring_width"][j])[:, None, None] ** 2 + soft**2)
+        knots = 1 + 0.5 * torch.cos(7 * theta[idx2] + p["arm_phase"][j, None, None])
+        ring = torch.exp(-0.5 * ((rd[idx2] - rr) / w) ** 2) * knots
+        ring = ring / (2 * math.pi * rr * w * math.sqrt(2 * math.pi) * q_disk[j, None, None])
+        fring = fd[idx2] * fr[idx2]
+        add(j, ring * fring[:, None, None], _colour("young", z, jit[:, 2]))
+
+    # --- irregulars: a lopsided diffuse body plus bright star-forming clumps ---------------
+    idx = torch.nonzero(k == IRREGULAR).squeeze(1)
+    if len(idx):
+        r_i = re[idx]
+        off = p["irr_offset"][idx] * r_i[:, None]
+        body = _sersic(u[idx] - off[:, 0, None, None], v[idx] - off[:, 1, None, None], r_i,
+                       torch.ones_like(r_i), p["smooth_q"][idx].clamp(min=0.5), soft)
+        add(idx, body * (0.55 * flux[idx])[:, None, None], _colour("disk", z, jit[:, 1]))
+        cxy = p["clump_xy"][idx] * r_i[:, None, None]  # [b, 8, 2]
+        cs = torch.sqrt((p["clump_size"][idx] * r_i[:, None]) ** 2 + soft**2)  # [b, 8]
+        cf = p["clump_flux"][idx] / p["clump_flux"][idx].sum(1, keepdim=True)
+        clumps = _gaussian(
+            u[idx, None] - cxy[:, :, 0, None, None],
+            v[idx, None] - cxy[:, :, 1, None, None],
+            cs[:, :, None, None],
+        )
+        clumps = (clumps * cf[:, :, None, None]).sum(1)
+        add(idx, clumps * (0.45 * flux[idx])[:, None, None], _colour("young", z, jit[:, 2]))
+
+    # --- mergers: a companion and tidal tails ------------------------------------------------
+    idx = torch.nonzero(k == MERGER).squeeze(1)
+    if len(idx):
+        r_m = re[idx]
+        sep = (p["comp_sep"][idx] * r_m)[:, None, None]
+        ang = p["comp_angle"][idx]
+        cxm = sep * torch.cos(ang)[:, None, None]
+        cym = sep * torch.sin(ang)[:, None, None]
+        xc, yc = x[idx] - cxm, y[idx] - cym
+        uc, vc = _rotate(xc, yc, ang + 0.7)
+        comp = _sersic(uc, vc, r_m * p["comp_size"][idx], p["sersic_n"][idx],
+                       p["smooth_q"][idx].clamp(min=0.5), soft)
+        fc = 0.6 * flux[idx] * p["comp_ratio"][idx]
+        add(idx, comp * fc[:, None, None], _colour("bulge", z, jit[:, 4]))
+        # two tails: tightly wound one-armed spirals of low surface brightness, one launched
+        # from each nucleus in opposite senses (Toomre & Toomre 1972 in cartoon form)
+        ft = flux[idx] * p["tail_fraction"][idx]
+        tails = 0
+        for xs, ys, sgn in ((x[idx], y[idx], 1.0), (xc, yc, -1.0)):
+            rt = torch.sqrt(xs**2 + ys**2 + soft**2)
+            th = torch.atan2(ys, xs)
+            ph = th - sgn * p["chirality"][idx, None, None] * torch.log(rt / r_m[:, None, None]) / 0.45
+            ph = ph - ang[:, None, None] - (1 - sgn) * math.pi / 2
+            band = ((1 + torch.cos(ph)) / 2) ** 10
+            env = torch.exp(-rt / (1.4 * r_m[:, None, None])) * (1 - torch.exp(-(rt / r_m[:, None, None]) ** 2))
+            tails = tails + band * env
+        tails = tails / tails.sum((1, 2), keepdim=True).clamp(min=1e-12) / pix**2
+        add(idx, tails * ft[:, None, None], _colour("tail", z, jit[:, 5]))
+
+    # --- lenses: an isothermal sphere with shear bends a blue background galaxy ---------------
+    idx = torch.nonzero(k == LENS).squeeze(1)
+    if len(idx):
+        te = p["einstein_radius"][idx][:, None, None]
+        xs, ys = x[idx], y[idx]
+        r = torch.sqrt(xs**2 + ys**2 + soft**2)
+        g1, g2 = p["shear"][idx, 0, None, None], p["shear"][idx, 1, None, None]
+        bx = xs - te * xs / r - (g1 * xs + g2 * ys)
+        by = ys - te * ys / r - (g2 * xs - g1 * ys)
+        off = p["source_offset"][idx] * te[:, :, 0]
+        ss = torch.sqrt((p["source_size"][idx, None, None] * te) ** 2 + soft**2)
+        src = _gaussian(bx - off[:, 0, None, None], by - off[:, 1, None, None], ss)
+        fs = flux[idx] * p["source_fraction"][idx] / 4  # intrinsic flux; lensing magnifies it
+        add(idx, src * fs[:, None, None], _colour("source", z, jit[:, 5]))
+
+    # --- dust lanes of edge-on disks: attenuation, strongest in g ----------------------------
+    idx = torch.nonzero(k == EDGE_ON).squeeze(1)
+    if len(idx):
+        h = re[idx, None, None] / 1.678
+        w = 0.35 * p["thickness"][idx, None, None] * h + soft
+        v0 = torch.cos(inc[idx])[:, None, None] * 1.2 * h  # the near side hides the far side
+        lane = torch.exp(-0.5 * ((v[idx] - v0) / w) ** 2) * torch.exp(-(u[idx] / (2.5 * h)) ** 2)
+        tau = p["dust_tau"][idx, None, None, None] * torch.tensor([1.3, 1.0, 0.6], device=device)[:, None, None]
+        images[idx] = images[idx] * torch.exp(-tau * lane[:, None])
+
+    # --- a neighbouring galaxy, a star ---------------------------------------------------------
+    half = FIELD_ARCSEC / 2
+    idx = torch.nonzero(p["neighbour"] > 0).squeeze(1)
+    if len(idx):
+        rad = half * (0.45 + 0.5 * p["neighbour_xy"][idx, 0])
+        ang = 2 * math.pi * p["neighbour_xy"][idx, 1]
+        xn = x[idx] - (rad * torch.cos(ang))[:, None, None]
+        yn = y[idx] - (rad * torch.sin(ang))[:, None, None]
+        un, vn = _rotate(xn, yn, ang * 3)
+        nb = _sersic(un, vn, p["neighbour_re"][idx], p["sersic_n"][idx], 0.4 + 0.6 * p["neighbour_xy"][idx, 0], soft)
+        fn = 10 ** (-0.4 * (p["mag_r"][idx] + p["neighbour_dmag"][idx] - 22.5))
+        gr = p["neighbour_colour"]
+        col = torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * 0.5 * gr)], 1)
+        add(idx, nb * fn[:, None, None], col)
+    idx = torch.nonzero(p["star"] > 0).squeeze(1)
+    if len(idx):
+        rad = half * (0.35 + 0.6 * p["star_xy"][idx, 0])
+        ang = 2 * math.pi * p["star_xy"][idx, 1]
+        star = _gaussian(x[idx] - (rad * torch.cos(ang))[:, None, None],
+                         y[idx] - (rad * torch.sin(ang))[:, None, None], soft)
+        fs = 10 ** (-0.4 * (p["star_mag"][idx] - 22.5))
+        gr = p["star_colour"]
+        col = torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * 0.4 * gr)], 1)
+        add(idx, star * fs[:, None, None], col)
+
+    # --- PSF: per band and per galaxy, a core plus a wing Gaussian, applied in Fourier space ---
+    fy = torch.fft.fftfreq(size, device=device)
+    fx = torch.fft.rfftfreq(size, device=device)
+    k2 = (fy[:, None] ** 2 + fx[None, :] ** 2)[None, None]
+    sigma = (p["psf_fwhm"][:, None] * torch.tensor(_BAND_PSF, device=device) / 2.3548 / pix)
+    sigma = sigma[:, :, None, None]
+    otf = 0.85 * torch.exp(-2 * math.pi**2 * sigma**2 * k2) + 0.15 * torch.exp(
+        -2 * math.pi**2 * (2.2 * sigma) ** 2 * k2
+    )
+    images = torch.fft.irfft2(torch.fft.rfft2(images) * otf, s=(size, size))
+
+    # --- sky noise ---------------------------------------------------------------------------
+    noise = torch.randn((BLOCK, 3, size, size), generator=gen, device=device)
+    sky = p["sky_sigma"][:, None] * torch.tensor(_BAND_NOISE, device=device)
+    return images + noise * sky[:, :, None, None]
+
+
+# --------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------
+
+
+def _labels(p: dict) -> dict:
+    """The schema labels (see DESIGN.md) and the true parameters of a block."""
+    k = p["kind"]
+    smooth = (k == SMOOTH) | (k == LENS)
+    odd_feature = torch.full_like(k, -1)
+    for code, kind in enumerate((RING, IRREGULAR, LENS, MERGER)):
+        odd_feature = torch.where(k == kind, torch.full_like(k, code), odd_feature)
+    edge_on = torch.where(k == EDGE_ON, 1, 0)
+    edge_on = torch.where(smooth, -1, edge_on)
+    minus1 = -torch.ones_like(p["redshift"])
+    disky = ~smooth & (k != IRREGULAR)
+    prim_disk = disky & ~((k == MERGER) & p["primary_smooth"])
+    labels = {
+        "smooth_or_featured": (~smooth).long(),
+        "edge_on": edge_on.long(),
+        "odd": (odd_feature >= 0).long(),
+        "odd_feature": odd_feature.long(),
+        "redshift": p["redshift"].float(),
+        "redshift_high": (p["redshift"] >= REDSHIFT_THRESHOLD).long(),
+        "label_tier": p["label_tier"].long(),
+        # true parameters
+        "kind": k.long(),
+        "mag_r": p["mag_r"],
+        "abs_mag_r": p["abs_mag_r"],
+        "half_light_radius": p["half_light_radius"],
+        "half_light_radius_kpc": p["half_light_radius_kpc"],
+        "position_angle": torch.rad2deg(p["position_angle"]),
+        "inclination": torch.where(prim_disk, torch.rad2deg(p["inclination"]), minus1),
+        "bulge_fraction": p["bulge_fraction"],
+        "sersic_n": p["sersic_n"],
+        "n_arms": p["n_arms"].long(),
+        "pitch_angle": torch.where(p["n_arms"] > 0, torch.rad2deg(p["pitch_angle"]), minus1),
+        "arm_strength": torch.where(p["n_arms"] > 0, p["arm_strength"], minus1),
+        "bar": p["bar"].long(),
+        "einstein_radius": p["einstein_radius"],
+        "center_x": p["center"][:, 0],
+        "center_y": p["center"][:, 1],
+        "psf_fwhm": p["psf_fwhm"],
+        "sky_sigma": p["sky_sigma"],
+        "neighbour": p["neighbour"].long(),
+        "star": p["star"].long(),
+    }
+    return {key: val.float() if val.is_floating_point() else val for key, val in labels.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def simulate(n: int, *, size: int = 64, seed: int = 0, device=None):
+    """Simulate ``n`` galaxies as 3-band (g, r, z) images with Galaxy Zoo style labels.
+
+    Args:
+        n: number of galaxies (>= 0).
+        size: image side in pixels (>= 8). The field of view is always ``FIELD_ARCSEC``
+            arcsec; ``size`` sets the sampling.
+        seed: non-negative integer. Galaxy ``i`` depends only on ``(seed, i)`` and the device.
+        device: where to simulate (``torch.device`` or string); default CPU.
+
+    Returns:
+        images: float32 ``[n, 3, size, size]``, surface brightness in g, r, z (nanomaggies per
+            arcsec^2, sky-subtracted, with noise).
+        labels: dict of length-``n`` tensors on ``device``: the schema keys
+            ``smooth_or_featured``, ``edge_on`` (-1 for smooth), ``odd``, ``odd_feature``
+            (0 ring, 1 irregular, 2 other = lens, 3 merger, -1 when not odd), ``redshift``
+            (float32), ``redshift_high`` (``redshift >= REDSHIFT_THRESHOLD``), ``label_tier``
+            (0 none, 1 spec-z, 2 spec-z and morphology); and the true parameters ``kind``
+            (index into ``KIND_NAMES``), ``mag_r``, ``abs_mag_r``, ``half_light_radius``
+            (arcsec), ``half_light_radius_kpc``, ``position_angle`` and ``inclination`` (deg,
+            -1 when there is no disk), ``bulge_fraction``, ``sersic_n``, ``n_arms``,
+            ``pitch_angle`` (deg), ``arm_strength``, ``bar``, ``einstein_radius`` (arcsec, -1
+            unless a lens), ``center_x``, ``center_y`` (arcsec), ``psf_fwhm`` (arcsec, r band),
+            ``sky_sigma`` (r band), ``neighbour``, ``star``.
+
+    Example:
+        >>> images, labels = simulate(8, size=32, seed=1)
+        >>> images.shape, labels["odd_feature"].dtype
+        (torch.Size([8, 3, 32, 32]), torch.int64)
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ValueError(f"size must be an integer >= 8 pixels, got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    device = torch.device("cpu" if device is None else device)
+    n, size, seed = int(n), int(size), int(seed)
+    n_blocks = -(-n // BLOCK)
+    images, labels = [], []
+    for b in range(n_blocks):
+        gen = _block_generator(seed, b, device)
+        p = _sample_block(gen, device)
+        images.append(_render_block(p, size, gen, device))
+        labels.append(_labels(p))
+    if n_blocks == 0:  # still return the right shapes and keys
+        p = _sample_block(_block_generator(seed, 0, device), device)
+        labels.append(_labels(p))
+        images.append(torch.zeros(0, 3, size, size, device=device))
+    images = torch.cat(images)[:n].contiguous()
+    labels = {key: torch.cat([lab[key] for lab in labels])[:n].contiguous() for key in labels[0]}
+    return images, labels
+
+
+def asinh_stretch(images: torch.Tensor, scale: float = 0.05, beta: float = 1.0) -> torch.Tensor:
+    """Compress the huge dynamic range of galaxy fluxes: ``asinh(images / scale) / beta``.
+
+    A network sees faint outskirts and bright cores on a comparable scale (Lupton et al. 1999).
+
+    Args:
+        images: float tensor ``[..., 3, H, W]`` of fluxes (e.g. from :func:`simulate`).
+        scale: flux where the stretch turns from linear to logarithmic (about the sky noise).
+        beta: divides the result, to bring values near unit range.
+
+    Returns:
+        Tensor of the same shape as ``images``.
+    """
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    return torch.asinh(images / scale) / beta

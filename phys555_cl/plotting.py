@@ -1,0 +1,145 @@
+"""Plotting helpers: galaxy images as colour composites, label captions.
+
+The colour composite follows Lupton et al. (2004, PASP 116, 133): the three bands share one
+asinh stretch of their mean intensity, which keeps the colours of bright cores (unlike a
+per-band stretch, which turns every core white). Bands map z -> red, r -> green, g -> blue.
+
+Every function returns the matplotlib ``Figure`` and never calls ``plt.show()``, so it works
+headless (the Agg backend) in tests and scripts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["lupton_rgb", "show_galaxies", "caption"]
+
+
+def _to_numpy(images) -> np.ndarray:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(images, dtype=np.float32)
+
+
+def lupton_rgb(images, *, stretch: float | None = None, Q: float = 8.0,
+               per_image: bool = True) -> np.ndarray:
+    """Asinh colour composites of 3-band images (Lupton et al. 2004).
+
+    Args:
+        images: ``[N, 3, H, W]`` or ``[3, H, W]`` tensor or array, bands (g, r, z) — fluxes from
+            the simulator or 8-bit-like values from Galaxy10 (any non-negative-ish scale).
+        stretch: linear range of the stretch in image units. ``None`` picks it per image (or
+            for the whole batch when ``per_image=False``) from the 99.5th percentile of the
+            intensity, so faint and bright galaxies are both visible.
+        Q: asinh softening; larger shows fainter structure.
+        per_image: scale every image separately (default) or all with one scale.
+
+    Returns:
+        float array ``[N, H, W, 3]`` (or ``[H, W, 3]``) in [0, 1], RGB = (z, r, g).
+    """
+    x = _to_numpy(images)
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(
+            f"images must have shape [N, 3, H, W] or [3, H, W] (bands g, r, z), got {x.shape}"
+        )
+    if Q <= 0:
+        raise ValueError(f"Q must be positive, got {Q!r}")
+    rgb = x[:, ::-1]  # g, r, z -> z, r, g = red, green, blue
+    intensity = rgb.mean(1, keepdims=True)
+    if stretch is None:
+        axes = (1, 2, 3) if per_image else (0, 1, 2, 3)
+        top = np.percentile(intensity, 99.5, axis=axes, keepdims=True)
+        scale = np.maximum(top, 1e-12) / (np.arcsinh(Q) / Q * 1.0)
+    else:
+        if stretch <= 0:
+            raise ValueError(f"stretch must be positive, got {stretch!r}")
+        scale = np.full((1, 1, 1, 1), stretch * np.arcsinh(Q) / Q, dtype=np.float32)
+    # f(I) = asinh(Q I / scale) / Q, and each band is multiplied by f(I) / I
+    i = np.maximum(intensity, 1e-12)
+    f = np.arcsinh(Q * i / scale) / np.arcsinh(Q)
+    out = rgb * (f / i)
+    out = np.where(intensity > 0, out, 0.0)
+    out = np.clip(out, 0.0, None)
+    peak = out.max(1, keepdims=True)
+    out = np.where(peak > 1, out / np.maximum(peak, 1e-12), out)  # keep hue when saturated
+    out = np.clip(out, 0, 1).transpose(0, 2, 3, 1)
+    return out[0] if single else out
+
+
+def caption(labels: dict, i: int) -> str:
+    """A short caption of galaxy ``i`` from a label dict in the package schema.
+
+    Example: ``"featured, face-on, z=0.05"`` or ``"smooth, odd: merger, z=0.12"``.
+    """
+    parts = []
+    sf = labels.get("smooth_or_featured")
+    if sf is not None:
+        parts.append("featured" if int(sf[i]) == 1 else "smooth")
+    eo = labels.get("edge_on")
+    if eo is not None and int(eo[i]) >= 0:
+        parts.append("edge-on" if int(eo[i]) == 1 else "face-on")
+    of = labels.get("odd_feature")
+    if of is not None and int(of[i]) >= 0:
+        names = ("ring", "irregular", "other", "merger")
+        parts.append(f"odd: {names[int(of[i])]}")
+    bar = labels.get("bar")
+    if bar is not None and int(bar[i]) == 1:
+        parts.append("barred")
+    z = labels.get("redshift")
+    if z is not None and float(z[i]) >= 0:
+        parts.append(f"z={float(z[i]):.3f}")
+    return ", ".join(parts)
+
+
+def show_galaxies(images, labels: dict | None = None, *, ncols: int = 8, titles=None,
+                  panel_size: float = 1.6, stretch: float | None = None, Q: float = 8.0,
+                  per_image: bool = True, fontsize: float = 6.5, suptitle: str | None = None):
+    """Show a grid of galaxies as asinh RGB composites, with optional captions.
+
+    Works for simulator fluxes and for Galaxy10 / Hubble cutouts alike.
+
+    Args:
+        images: ``[N, 3, H, W]`` tensor or array (bands g, r, z).
+        labels: optional label dict (package schema); captions come from :func:`caption`.
+        ncols: panels per row.
+        titles: optional list of N strings, overrides the captions from ``labels``.
+        panel_size: inches per panel.
+        stretch, Q, per_image: passed to :func:`lupton_rgb`.
+        fontsize: caption font size.
+        suptitle: optional figure title.
+
+    Returns:
+        The matplotlib ``Figure`` (not shown; call ``fig.savefig`` or let Jupyter display it).
+    """
+    import matplotlib.pyplot as plt
+
+    rgb = lupton_rgb(images, stretch=stretch, Q=Q, per_image=per_image)
+    if rgb.ndim == 3:
+        rgb = rgb[None]
+    n = len(rgb)
+    if n == 0:
+        raise ValueError("show_galaxies needs at least one image, got an empty batch")
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols!r}")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.3),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        ax.imshow(rgb[i], origin="upper", interpolation="nearest")
+        text = titles[i] if titles is not None else (caption(labels, i) if labels else None)
+        if text:
+            ax.set_title(text, fontsize=fontsize, pad=2)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout(pad=0.3)
+    return fig
