@@ -1,0 +1,2 @@
+"""PHYS-555 contrastive learning course package."""
+__version__ = "0.1.0"

@@ -1,0 +1,192 @@
+"""Course-wide settings: fast mode, notebook sizes, device choice, seeding, progress bars.
+
+Every notebook starts with the same two lines::
+
+    from phys555_cl import config
+    S = config.sizes("05")          # dataset size, epochs, batch size ... for this notebook
+    DEVICE = config.device()        # CUDA, then Apple MPS, then CPU
+
+Environment variables (all optional):
+
+- ``PHYS555_FAST=1``: fast mode. Every cell still runs, on tiny data and few epochs, so the
+  whole course executes in minutes. The tests and CI set it.
+- ``PHYS555_DEVICE=cpu|cuda|cuda:1|mps``: use this device instead of the automatic choice.
+- ``PHYS555_QUIET=1``: no progress bars (useful in logs).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def _env_flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"Environment variable {name}={os.environ[name]!r} is not understood: "
+        f"use 1/true/yes to switch it on or 0/false/no (or unset it) to switch it off."
+    )
+
+
+def fast_mode() -> bool:
+    """True when ``PHYS555_FAST`` is set to 1/true/yes (read at every call, never cached)."""
+    return _env_flag("PHYS555_FAST")
+
+
+# The one place where notebooks get their sizes. "fast" keeps every cell but shrinks the
+# work so that a notebook runs in well under a minute on a 2-core laptop; "normal" is what a
+# student runs in class (each notebook under 15 minutes on a laptop CPU).
+SIZES: dict[str, dict[str, dict]] = {
+    "00": {
+        "fast": {"n_galaxies": 16, "image_size": 32},
+        "normal": {"n_galaxies": 64, "image_size": 64},
+    },
+    "01": {
+        "fast": {"n_galaxies": 600, "image_size": 32, "n_pairs": 400, "epochs": 2,
+                 "batch_size": 64},
+        "normal": {"n_galaxies": 4000, "image_size": 64, "n_pairs": 4000, "epochs": 10,
+                   "batch_size": 128},
+    },
+    "02": {
+        "fast": {"n_galaxies": 600, "image_size": 32, "epochs": 2, "batch_size": 64},
+        "normal": {"n_galaxies": 4000, "image_size": 64, "epochs": 10, "batch_size": 128},
+    },
+    "03": {
+        "fast": {"n_galaxies": 64, "image_size": 64},
+        "normal": {"n_galaxies": 512, "image_size": 64},
+    },
+    "04": {
+        "fast": {"batch_sizes": [8, 32, 128], "dim": 32, "repeats": 2},
+        "normal": {"batch_sizes": [8, 64, 512, 2048], "dim": 128, "repeats": 5},
+    },
+    "05": {
+        "fast": {"n_galaxies": 512, "image_size": 32, "epochs": 1, "batch_size": 64},
+        "normal": {"n_galaxies": 8000, "image_size": 64, "epochs": 15, "batch_size": 256},
+    },
+    "06": {
+        "fast": {"n_galaxies": 600, "n_test": 300, "image_size": 32, "epochs": 1,
+                 "batch_size": 64},
+        "normal": {"n_galaxies": 8000, "n_test": 4000, "image_size": 64, "epochs": 5,
+                   "batch_size": 256},
+    },
+    "07": {
+        "fast": {"n_sequences": 256, "n_test": 256, "epochs": 2, "batch_size": 64},
+        "normal": {"n_sequences": 4000, "n_test": 2000, "epochs": 20, "batch_size": 128},
+    },
+}
+
+
+def sizes(notebook: str) -> SimpleNamespace:
+    """The sizes for ``notebook`` (e.g. ``"05"``) in the current mode, as attributes.
+
+    The returned namespace also has ``fast`` (bool) so a notebook can print which mode it is in.
+    """
+    key = str(notebook).zfill(2)[:2]
+    if key not in SIZES:
+        raise KeyError(
+            f"No sizes for notebook {notebook!r}. Known notebooks: {sorted(SIZES)}. "
+            f"Add an entry to SIZES in phys555_cl/config.py."
+        )
+    fast = fast_mode()
+    return SimpleNamespace(fast=fast, **SIZES[key]["fast" if fast else "normal"])
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """The device to compute on: ``prefer``, else ``PHYS555_DEVICE``, else CUDA, MPS, CPU.
+
+    A requested device that is not available raises a ``RuntimeError`` that says what is
+    available, instead of failing later inside a model.
+    """
+    requested = prefer or os.environ.get("PHYS555_DEVICE", "").strip()
+    if requested:
+        dev = torch.device(requested)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"Device {requested!r} was requested but CUDA is not available on this "
+                f"machine. Unset PHYS555_DEVICE (or set it to 'cpu') to use {device_name()}."
+            )
+        if dev.type == "mps" and not _mps_available():
+            raise RuntimeError(
+                f"Device {requested!r} was requested but Apple MPS is not available. "
+                f"Unset PHYS555_DEVICE (or set it to 'cpu')."
+            )
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(dev: torch.device | None = None) -> str:
+    """A human-readable description of the automatically chosen (or given) device."""
+    if dev is None:
+        if torch.cuda.is_available():
+            dev = torch.device("cuda")
+        elif _mps_available():
+            dev = torch.device("mps")
+        else:
+            dev = torch.device("cpu")
+    if dev.type == "cuda":
+        return f"CUDA GPU ({torch.cuda.get_device_name(dev)})"
+    if dev.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and all GPUs).
+
+    Returns a fresh CPU ``torch.Generator`` seeded with ``seed`` for code that prefers an
+    explicit generator.
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)
+
+
+def quiet() -> bool:
+    """True when ``PHYS555_QUIET`` asks for no progress bars."""
+    return _env_flag("PHYS555_QUIET")
+
+
+def progress(iterable=None, **kwargs):
+    """A ``tqdm.auto`` progress bar (a widget in Jupyter, text elsewhere).
+
+    Disabled when ``PHYS555_QUIET=1``. Keyword arguments go to tqdm (``desc``, ``total``...).
+    """
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", quiet())
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
+
+
+def data_dir() -> str:
+    """Where the course keeps data files (``PHYS555_DATA`` or ``data/`` in the repository)."""
+    env = os.environ.get("PHYS555_DATA")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    return os.path.join(_repo_root(), "data")
+
+
+def _repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,519 @@
+"""The notebook system: one source per notebook, a student version and a solution version.
+
+Sources are ``notebooks/source/NN_topic.py`` in jupytext percent format. Exercise solutions sit
+between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines (nbgrader's markers); an optional
+``### HINT: ...`` line right above ``### BEGIN SOLUTION`` gives the hint. Then:
+
+- the **student notebook** ``notebooks/NN_topic.ipynb`` has every code region replaced by
+  ``raise NotImplementedError("Exercise N.M: <hint>")`` at the marker's indentation and every
+  markdown region by a "Your answer here" cell; no outputs and no solution text anywhere;
+- the **solution notebook** (``build/solutions/`` by default) is the source with the marker
+  lines removed.
+
+Command line::
+
+    python -m phys555_cl.course build [--solutions DIR] [--no-student]   # write notebooks
+    python -m phys555_cl.course check                                    # stale student notebooks?
+    python -m phys555_cl.course run [--out build/course] [--only NN ...]  # execute + HTML
+    python -m phys555_cl.course record [--only NN ...]  # expected output of checked cells
+    python -m phys555_cl.course nbval-copies [--out build/nbval]         # what nbval runs
+
+Checked cells: a code cell whose first line is ``# NBVAL_CHECK_OUTPUT`` must print the same
+thing in every run. Sources cannot hold outputs, so ``record`` executes the solution notebooks
+in fast mode and stores those cells' outputs in ``notebooks/source/expected_outputs.json``
+(keyed by the cell's text, so editing a checked cell asks for a new recording). For the tests,
+``nbval-copies`` writes the student and solution notebooks with the recorded outputs filled in,
+and nbval compares every checked cell against them (``--nbval-lax`` checks only those cells).
+
+Student notebooks are never paired with their sources: a student's edits must never reach a
+source, so the builder writes ``.ipynb`` files with no jupytext metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+SOURCES = NOTEBOOKS / "source"
+SOLUTIONS = REPO / "build" / "solutions"
+COURSE_OUT = REPO / "build" / "course"
+NBVAL_OUT = REPO / "build" / "nbval"
+EXPECTED = SOURCES / "expected_outputs.json"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+_MARKER = re.compile(r"^(?P<indent>\s*)(?:#\s*)?###\s*(?P<kind>BEGIN SOLUTION|END SOLUTION|HINT:)"
+                     r"(?P<rest>.*)$")
+_CELL = re.compile(r"^# %%")
+ANSWER_PROMPT = ("**Your answer here.** *(Double-click this cell, replace this line with your "
+                 "answer, then press Shift+Enter.)*")
+STUDENT_NOTE = ("*This is the student version of this notebook, generated from "
+                "`notebooks/source/{name}.py`. Complete each exercise where it says "
+                "`raise NotImplementedError`; the check right after tells you whether it is "
+                "right. If you skip one, the check uses the reference solution so the rest "
+                "of the notebook still runs.*")
+
+
+class MarkerError(ValueError):
+    """Unbalanced, nested or misplaced solution markers; the message names file and line."""
+
+
+@dataclass
+class Region:
+    """One solution region of a source file (1-based line numbers)."""
+
+    begin: int
+    end: int
+    hint: str | None
+
+
+def find_regions(text: str, filename: str = "<source>") -> list[Region]:
+    """Validate the markers of a source file and list its solution regions.
+
+    Raises :class:`MarkerError` naming ``filename:line`` for a nested ``BEGIN``, an ``END``
+    without ``BEGIN``, a region left open at a cell boundary or at the end of the file, and a
+    ``HINT`` that is not directly above a ``BEGIN``.
+    """
+    regions: list[Region] = []
+    open_at: int | None = None
+    open_hint: str | None = None
+    pending_hint: tuple[int, str] | None = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if _CELL.match(line) and open_at is not None:
+            raise MarkerError(
+                f"{filename}:{open_at}: '### BEGIN SOLUTION' is not closed before the next "
+                f"cell starts at line {lineno}; add '### END SOLUTION' inside the same cell."
+            )
+        m = _MARKER.match(line)
+        if pending_hint is not None and not (m and m["kind"] == "BEGIN SOLUTION"):
+            raise MarkerError(
+                f"{filename}:{pending_hint[0]}: '### HINT:' must be the line directly above "
+                f"'### BEGIN SOLUTION'."
+            )
+        if not m:
+            continue
+        kind = m["kind"]
+        if kind == "HINT:":
+            if open_at is not None:
+                raise MarkerError(f"{filename}:{lineno}: '### HINT:' inside a solution region "
+                                  f"(opened at line {open_at}); put it above the region.")
+            pending_hint = (lineno, m["rest"].strip())
+        elif kind == "BEGIN SOLUTION":
+            if open_at is not None:
+                raise MarkerError(
+                    f"{filename}:{lineno}: nested '### BEGIN SOLUTION' (the region opened at "
+                    f"line {open_at} is not closed yet)."
+                )
+            open_at = lineno
+            open_hint = pending_hint[1] if pending_hint else None
+            pending_hint = None
+        else:
+            if open_at is None:
+                raise MarkerError(f"{filename}:{lineno}: '### END SOLUTION' without a "
+                                  f"'### BEGIN SOLUTION' before it.")
+            regions.append(Region(open_at, lineno, open_hint))
+            open_at, open_hint = None, None
+    if open_at is not None:
+        raise MarkerError(f"{filename}:{open_at}: '### BEGIN SOLUTION' is never closed; add "
+                          f"'### END SOLUTION'.")
+    if pending_hint is not None:
+        raise MarkerError(f"{filename}:{pending_hint[0]}: '### HINT:' must be the line "
+                          f"directly above '### BEGIN SOLUTION'.")
+    return regions
+
+
+def notebook_number(path: Path) -> int:
+    """``NN`` of ``NN_topic.py`` as an int (the N of exercise N.M)."""
+    m = re.match(r"^(\d+)_", path.name)
+    if not m:
+        raise ValueError(f"{path}: notebook sources must be named NN_topic.py (e.g. "
+                         f"01_distances_and_siamese.py).")
+    return int(m.group(1))
+
+
+def _read_percent(text: str):
+    import jupytext
+
+    return jupytext.reads(text, fmt="py:percent")
+
+
+def _student_code(lines: list[str], number: int, counter: list[int]) -> list[str]:
+    out: list[str] = []
+    hint: str | None = None
+    inside = False
+    for line in lines:
+        m = _MARKER.match(line)
+        if m and m["kind"] == "HINT:":
+            hint = m["rest"].strip()
+        elif m and m["kind"] == "BEGIN SOLUTION":
+            inside = True
+            counter[0] += 1
+            text = f"Exercise {number}.{counter[0]}: {hint or 'complete this function.'}"
+            indent = m["indent"]
+            out.append(f"{indent}# YOUR CODE HERE: replace the next line with your solution.")
+            out.append(f"{indent}raise NotImplementedError({json.dumps(text)})")
+            hint = None
+        elif m and m["kind"] == "END SOLUTION":
+            inside = False
+        elif not inside:
+            out.append(line)
+    return out
+
+
+def _student_markdown(lines: list[str], counter: list[int]) -> list[list[str]]:
+    """Split a markdown cell into pieces; an answer region becomes its own answer cell."""
+    pieces: list[list[str]] = [[]]
+    inside = False
+    for line in lines:
+        m = _MARKER.match(line)
+        if m and m["kind"] == "BEGIN SOLUTION":
+            inside = True
+            counter[0] += 1
+            pieces.append([ANSWER_PROMPT])
+            pieces.append([])
+        elif m and m["kind"] == "END SOLUTION":
+            inside = False
+        elif m and m["kind"] == "HINT:":
+            continue
+        elif not inside:
+            pieces[-1].append(line)
+    return [p for p in pieces if any(s.strip() for s in p)]
+
+
+def _strip_markers(lines: list[str]) -> list[str]:
+    return [line for line in lines if not _MARKER.match(line)]
+
+
+def _clean_notebook(nb, name: str, variant: str):
+    """Deterministic, output-free notebook with no jupytext pairing metadata."""
+    import nbformat
+
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        meta = {"tags": tags} if tags else {}
+        cell_id = hashlib.sha1(f"{name}/{variant}/{index}".encode()).hexdigest()[:12]
+        if cell.cell_type == "code":
+            new = nbformat.v4.new_code_cell(source, metadata=meta)
+        else:
+            new = nbformat.v4.new_markdown_cell(source, metadata=meta)
+        new["id"] = cell_id
+        cells.append(new)
+    out = nbformat.v4.new_notebook(cells=cells)
+    out.metadata = {
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                       "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    out.nbformat, out.nbformat_minor = 4, 5
+    return out
+
+
+def build_pair(source: Path):
+    """Return ``(student_notebook, solution_notebook)`` (nbformat objects) for one source."""
+    import nbformat
+
+    text = source.read_text(encoding="utf-8")
+    find_regions(text, str(source.relative_to(REPO) if source.is_relative_to(REPO) else source))
+    number = notebook_number(source)
+    nb = _read_percent(text)
+    name = source.stem
+
+    solution = nbformat.v4.new_notebook()
+    student = nbformat.v4.new_notebook()
+    counter = [0]
+    for cell in nb.cells:
+        lines = cell.source.split("\n")
+        sol = nbformat.from_dict(dict(cell))
+        sol.source = "\n".join(_strip_markers(lines))
+        solution.cells.append(sol)
+        if cell.cell_type == "code":
+            stu = nbformat.from_dict(dict(cell))
+            stu.source = "\n".join(_student_code(lines, number, counter))
+            student.cells.append(stu)
+        elif cell.cell_type == "markdown":
+            for piece in _student_markdown(lines, counter):
+                student.cells.append(nbformat.v4.new_markdown_cell("\n".join(piece)))
+        else:  # raw cells pass through
+            student.cells.append(nbformat.from_dict(dict(cell)))
+    note = nbformat.v4.new_markdown_cell(STUDENT_NOTE.format(name=name))
+    insert_at = 1 if student.cells and student.cells[0].cell_type == "markdown" else 0
+    student.cells.insert(insert_at, note)
+    return _clean_notebook(student, name, "student"), _clean_notebook(solution, name, "solution")
+
+
+def _dumps(nb) -> str:
+    import nbformat
+
+    return nbformat.writes(nb) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def sources(source_dir: Path = SOURCES) -> list[Path]:
+    """The notebook sources, in course order."""
+    return sorted(p for p in Path(source_dir).glob("[0-9][0-9]_*.py"))
+
+
+def build(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS,
+          solution_dir: Path | None = SOLUTIONS, write_student: bool = True) -> list[Path]:
+    """Write the student (and solution) notebooks for every source; return written paths.
+
+    Every source is validated before anything is written, so a marker error leaves all
+    notebooks as they were.
+    """
+    pairs = [(src, *build_pair(src)) for src in sources(source_dir)]
+    written = []
+    for src, student, solution in pairs:
+        if write_student:
+            target = Path(student_dir) / f"{src.stem}.ipynb"
+            _atomic_write(target, _dumps(student))
+            written.append(target)
+        if solution_dir is not None:
+            target = Path(solution_dir) / f"{src.stem}.ipynb"
+            _atomic_write(target, _dumps(solution))
+            written.append(target)
+    return written
+
+
+def stale(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS) -> list[str]:
+    """Problems with the committed student notebooks: stale, missing, or orphaned."""
+    problems = []
+    names = set()
+    for src in sources(source_dir):
+        names.add(src.stem)
+        target = Path(student_dir) / f"{src.stem}.ipynb"
+        expected = _dumps(build_pair(src)[0])
+        if not target.exists():
+            problems.append(f"missing: {target} (source {src.name})")
+        elif target.read_text(encoding="utf-8") != expected:
+            problems.append(f"stale: {target} does not match {src.name}")
+    for nb in sorted(Path(student_dir).glob("[0-9][0-9]_*.ipynb")):
+        if nb.stem not in names:
+            problems.append(f"orphaned: {nb} has no source notebooks/source/{nb.stem}.py")
+    return problems
+
+
+def checked_cells(nb) -> list[tuple[int, str]]:
+    """``(index, key)`` of every code cell whose first line is ``# NBVAL_CHECK_OUTPUT``."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK):
+            found.append((index, hashlib.sha1(cell.source.encode()).hexdigest()[:16]))
+    return found
+
+
+def load_expected(path: Path = EXPECTED) -> dict:
+    """The recorded outputs of the checked cells: ``{notebook: {cell key: [outputs]}}``."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _execute(nb, timeout: int) -> str:
+    """Run a notebook in place with a fresh kernel; return "ok" or a one-line failure."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        return "FAILED: " + (str(err).strip().splitlines() or ["error"])[-1][:100]
+    except Exception as err:  # kernel died, timeout...
+        return f"FAILED: {type(err).__name__}: {err}"[:110]
+    return "ok"
+
+
+def _comparable(outputs) -> list[dict]:
+    kept = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            kept.append({"output_type": "stream", "name": "stdout", "text": out["text"]})
+        elif out.get("output_type") == "execute_result" and "text/plain" in out.get("data", {}):
+            kept.append({"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                         "data": {"text/plain": out["data"]["text/plain"]}})
+    return kept
+
+
+def record(only: list[str] | None = None, path: Path = EXPECTED) -> int:
+    """Execute solution notebooks in fast mode and store their checked cells' outputs."""
+    os.environ["PHYS555_FAST"] = "1"
+    expected = load_expected(path)
+    failed = 0
+    for src in sources():
+        if only and not any(src.stem.startswith(o) for o in only):
+            continue
+        nb = build_pair(src)[1]
+        cells = checked_cells(nb)
+        if not cells:
+            expected.pop(src.stem, None)
+            continue
+        status = _execute(nb, timeout=600)
+        print(f"  {src.stem:<40} {len(cells)} checked cell(s)  {status}", flush=True)
+        if status != "ok":
+            failed += 1
+            continue
+        expected[src.stem] = {key: _comparable(nb.cells[i].outputs) for i, key in cells}
+    _atomic_write(Path(path), json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    return failed
+
+
+def missing_records(path: Path = EXPECTED, source_dir: Path = SOURCES) -> list[str]:
+    """Checked cells of the sources that have no recorded output."""
+    expected = load_expected(path)
+    problems = []
+    for src in sources(source_dir):
+        nb = build_pair(src)[1]
+        for index, key in checked_cells(nb):
+            if key not in expected.get(src.stem, {}):
+                problems.append(f"unrecorded: cell {index} of {src.name} is marked "
+                                f"{CHECK_MARK} but its output is not recorded")
+    return problems
+
+
+def nbval_copies(out_dir: Path = NBVAL_OUT) -> list[Path]:
+    """Student and solution notebooks with the recorded outputs in their checked cells."""
+    expected = load_expected()
+    written = []
+    for src in sources():
+        for variant, nb in zip(("student", "solutions"), build_pair(src)):
+            for index, key in checked_cells(nb):
+                outputs = expected.get(src.stem, {}).get(key)
+                if outputs is None:
+                    raise MarkerError(f"{src.name}: cell {index} is marked {CHECK_MARK} but "
+                                      f"has no recorded output; run `make record`.")
+                nb.cells[index].outputs = [nbformat_output(o) for o in outputs]
+                nb.cells[index].execution_count = 1
+            target = Path(out_dir) / variant / f"{src.stem}.ipynb"
+            _atomic_write(target, _dumps(nb))
+            written.append(target)
+    return written
+
+
+def nbformat_output(output: dict):
+    import nbformat
+
+    return nbformat.from_dict(output)
+
+
+def run(out_dir: Path = COURSE_OUT, only: list[str] | None = None,
+        timeout: int | None = None) -> int:
+    """Execute every solution notebook in order, headless; write executed copies and HTML.
+
+    Prints a summary table; returns the number of notebooks that failed.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from . import config
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timeout = timeout or (300 if config.fast_mode() else 1800)
+    pairs = [(src, build_pair(src)[1]) for src in sources()]
+    if only:
+        pairs = [(s, nb) for s, nb in pairs if any(s.stem.startswith(o) for o in only)]
+    mode = "fast" if config.fast_mode() else "normal"
+    print(f"Running {len(pairs)} notebook(s) in {mode} mode; results in {out_dir}/", flush=True)
+    rows = []
+    for src, nb in pairs:
+        started = time.perf_counter()
+        status = _execute(nb, timeout)
+        elapsed = time.perf_counter() - started
+        _atomic_write(out_dir / f"{src.stem}.ipynb", _dumps(nb))
+        html, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(nb))
+        _atomic_write(out_dir / f"{src.stem}.html", html)
+        rows.append((src.stem, elapsed, status))
+        print(f"  {src.stem:<40} {elapsed:7.1f} s  {status}", flush=True)
+    width = max([len(r[0]) for r in rows] + [8])
+    print(f"\n{'notebook':<{width}}  {'time':>8}  status")
+    for name, elapsed, status in rows:
+        print(f"{name:<{width}}  {elapsed:7.1f}s  {status}")
+    failed = sum(1 for r in rows if r[2] != "ok")
+    total = sum(r[1] for r in rows)
+    print(f"{'total':<{width}}  {total:7.1f}s  {len(rows) - failed} ok, {failed} failed")
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phys555_cl.course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="write the student and solution notebooks")
+    b.add_argument("--solutions", type=Path, default=SOLUTIONS,
+                   help=f"where solution notebooks go (default {SOLUTIONS.relative_to(REPO)})")
+    b.add_argument("--no-student", action="store_true",
+                   help="write only the solution notebooks (leave notebooks/ untouched)")
+    sub.add_parser("check", help="fail when a student notebook is stale or missing")
+    r = sub.add_parser("run", help="execute the solution notebooks and render HTML")
+    r.add_argument("--out", type=Path, default=COURSE_OUT)
+    r.add_argument("--only", nargs="*", help="notebook numbers or names to run, e.g. 03 05")
+    rec = sub.add_parser("record", help="record the outputs of the # NBVAL_CHECK_OUTPUT cells")
+    rec.add_argument("--only", nargs="*", help="notebook numbers or names, e.g. 03 05")
+    nbv = sub.add_parser("nbval-copies", help="notebooks with recorded outputs, for nbval")
+    nbv.add_argument("--out", type=Path, default=NBVAL_OUT)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "build":
+            written = build(solution_dir=args.solutions, write_student=not args.no_student)
+            for path in written:
+                shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+                print(f"wrote {shown}")
+            return 0
+        if args.command == "check":
+            problems = stale()
+            unrecorded = missing_records()
+            if problems:
+                print("Student notebooks are out of date with their sources:", file=sys.stderr)
+                for p in problems:
+                    print(f"  {p}", file=sys.stderr)
+                print("Run `make notebooks` (python -m phys555_cl.course build) and commit the "
+                      "result.", file=sys.stderr)
+            if unrecorded:
+                print("Checked cells without a recorded output:", file=sys.stderr)
+                for p in unrecorded:
+                    print(f"  {p}", file=sys.stderr)
+                print("Run `make record` and commit notebooks/source/expected_outputs.json.",
+                      file=sys.stderr)
+            if problems or unrecorded:
+                return 1
+            print(f"All {len(sources())} student notebooks are up to date and every checked "
+                  f"cell has a recorded output.")
+            return 0
+        if args.command == "record":
+            return 1 if record(args.only) else 0
+        if args.command == "nbval-copies":
+            for path in nbval_copies(args.out):
+                print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+            return 0
+        return 1 if run(args.out, args.only) else 0
+    except MarkerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

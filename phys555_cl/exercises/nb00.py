@@ -1,0 +1,37 @@
+"""Checks for notebook 00 (setup): a first, tiny exercise."""
+
+from __future__ import annotations
+
+import torch
+
+from .core import Case, make_check
+
+# Legacy Survey (DECaLS) images are in nanomaggies: an AB magnitude m corresponds to a flux
+# f = 10**((22.5 - m) / 2.5) nanomaggies.
+ZERO_POINT = 22.5
+
+
+def flux_to_magnitude(flux: torch.Tensor) -> torch.Tensor:
+    """AB magnitude of a flux in nanomaggies: ``m = 22.5 - 2.5 log10(flux)``. Same shape."""
+    return ZERO_POINT - 2.5 * torch.log10(flux)
+
+
+def _cases():
+    return [
+        Case("a 1000-nanomaggie star", torch.tensor([1000.0])),
+        Case("one galaxy in g, r, z", torch.tensor([3.2, 5.5, 9.1])),
+        Case("a 2x3 batch of fluxes", torch.tensor([[1.0, 10.0, 100.0], [0.5, 2.0, 40.0]])),
+    ]
+
+
+check_flux_to_magnitude = make_check(
+    "0.1", "flux to AB magnitude", flux_to_magnitude, _cases, atol=1e-4,
+    mistakes=[
+        (lambda f: ZERO_POINT - 2.5 * torch.log(f),
+         "torch.log is the natural logarithm; magnitudes use log10."),
+        (lambda f: ZERO_POINT + 2.5 * torch.log10(f),
+         "the sign: brighter objects have *smaller* magnitudes."),
+        (lambda f: -2.5 * torch.log10(f),
+         "the zero point 22.5 is missing."),
+    ],
+)

@@ -1,0 +1,194 @@
+"""The notebook builder: student and solution versions, marker errors, freshness check."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phys555_cl import course
+
+SOURCE = '''# %% [markdown]
+# # 03 · A tiny notebook
+
+# %%
+import math
+
+# %%
+def area(r):
+    """Area of a disk."""
+    if r < 0:
+        raise ValueError("negative radius")
+    ### HINT: pi r squared
+    ### BEGIN SOLUTION
+    secret_solution_line = math.pi * r ** 2
+    return secret_solution_line
+    ### END SOLUTION
+
+
+def circumference(r):
+    ### BEGIN SOLUTION
+    return 2 * math.pi * r  # another_secret
+    ### END SOLUTION
+
+# %% [markdown]
+# Why is the area quadratic?
+#
+# ### BEGIN SOLUTION
+# Because of scaling: the_markdown_secret.
+# ### END SOLUTION
+#
+# Next section.
+'''
+
+
+@pytest.fixture
+def tree(tmp_path):
+    src = tmp_path / "source"
+    src.mkdir()
+    (src / "03_tiny.py").write_text(SOURCE)
+    return tmp_path, src
+
+
+def _build(tmp_path, src):
+    return course.build(source_dir=src, student_dir=tmp_path / "nb",
+                        solution_dir=tmp_path / "sol")
+
+
+def _code(nb_path):
+    nb = json.loads(Path(nb_path).read_text())
+    return nb, [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_solution_regions_become_numbered_not_implemented_errors(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    nb, code = _code(tmp_path / "nb" / "03_tiny.ipynb")
+    body = "".join(code[1]["source"])
+    assert '    raise NotImplementedError("Exercise 3.1: pi r squared")' in body
+    assert '    raise NotImplementedError("Exercise 3.2: complete this function.")' in body
+    assert 'raise ValueError("negative radius")' in body, "code outside regions is kept"
+    compile(body, "cell", "exec")  # the student cell is valid Python
+
+
+def test_no_solution_text_anywhere_in_the_student_notebook(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    text = (tmp_path / "nb" / "03_tiny.ipynb").read_text()
+    for secret in ["secret_solution_line", "another_secret", "the_markdown_secret",
+                   "BEGIN SOLUTION", "END SOLUTION", "HINT:", "jupytext"]:
+        assert secret not in text
+
+
+def test_student_notebook_has_no_outputs_and_a_visible_answer_cell(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    nb, code = _code(tmp_path / "nb" / "03_tiny.ipynb")
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code)
+    markdown = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    assert course.ANSWER_PROMPT in markdown
+    assert any("Next section." in m for m in markdown)
+
+
+def test_solution_notebook_is_the_source_without_markers(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    text = (tmp_path / "sol" / "03_tiny.ipynb").read_text()
+    assert "secret_solution_line" in text and "the_markdown_secret" in text
+    assert "BEGIN SOLUTION" not in text and "HINT:" not in text
+    assert "NotImplementedError" not in text
+
+
+def test_building_twice_gives_identical_files(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    first = (tmp_path / "nb" / "03_tiny.ipynb").read_bytes()
+    _build(tmp_path, src)
+    assert (tmp_path / "nb" / "03_tiny.ipynb").read_bytes() == first
+
+
+def test_check_detects_stale_missing_and_orphaned_notebooks(tree):
+    tmp_path, src = tree
+    assert any(p.startswith("missing") for p in course.stale(src, tmp_path / "nb"))
+    _build(tmp_path, src)
+    assert course.stale(src, tmp_path / "nb") == []
+    (src / "03_tiny.py").write_text(SOURCE.replace("Area of a disk", "Area of a circle"))
+    problems = course.stale(src, tmp_path / "nb")
+    assert problems == [f"stale: {tmp_path / 'nb' / '03_tiny.ipynb'} does not match 03_tiny.py"]
+    (tmp_path / "nb" / "09_gone.ipynb").write_text("{}")
+    assert any("orphaned" in p and "09_gone" in p for p in course.stale(src, tmp_path / "nb"))
+
+
+@pytest.mark.parametrize("text,line,what", [
+    ("# %%\ndef f():\n    ### BEGIN SOLUTION\n    return 1\n", 3, "never closed"),
+    ("# %%\ndef f():\n    return 1\n    ### END SOLUTION\n", 4, "without"),
+    ("# %%\ndef f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n",
+     4, "nested"),
+    ("# %%\ndef f():\n    ### BEGIN SOLUTION\n\n# %%\nx = 1\n### END SOLUTION\n", 3,
+     "not closed before the next cell"),
+    ("# %%\ndef f():\n    ### HINT: h\n    return 1\n", 3, "directly above"),
+])
+def test_unbalanced_or_nested_markers_name_file_and_line(tmp_path, text, line, what):
+    src = tmp_path / "source"
+    src.mkdir()
+    (src / "05_bad.py").write_text(text)
+    with pytest.raises(course.MarkerError, match=rf"05_bad.py:{line}: .*{what}"):
+        course.build(source_dir=src, student_dir=tmp_path / "nb", solution_dir=None)
+    assert not (tmp_path / "nb").exists(), "nothing is written when a source is broken"
+
+
+def test_cli_check_exits_nonzero_naming_each_problem(tree, monkeypatch, capsys):
+    tmp_path, src = tree
+    monkeypatch.setattr(course, "SOURCES", src)
+    monkeypatch.setattr(course, "NOTEBOOKS", tmp_path / "nb")
+    (src / "04_other.py").write_text("# %%\nx = 1\n")
+    monkeypatch.setattr(course.stale, "__defaults__", (src, tmp_path / "nb"))
+    assert course.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "missing" in err and "03_tiny" in err and "04_other" in err and "make notebooks" in err
+
+
+def test_committed_student_notebooks_are_fresh():
+    result = subprocess.run([sys.executable, "-m", "phys555_cl.course", "check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+CHECKED = '''# %%
+x = 2
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(x * 21)
+'''
+
+
+def test_checked_cells_need_a_recorded_output(tmp_path, monkeypatch):
+    src = tmp_path / "source"
+    src.mkdir()
+    (src / "01_checked.py").write_text(CHECKED)
+    monkeypatch.setattr(course, "SOURCES", src)
+    expected = tmp_path / "expected.json"
+    problems = course.missing_records(expected, src)
+    assert len(problems) == 1 and "01_checked.py" in problems[0]
+
+
+def test_nbval_copies_carry_the_recorded_output_in_both_versions(tmp_path, monkeypatch):
+    src = tmp_path / "source"
+    src.mkdir()
+    (src / "01_checked.py").write_text(CHECKED)
+    monkeypatch.setattr(course, "SOURCES", src)
+    monkeypatch.setattr(course.sources, "__defaults__", (src,))
+    nb = course.build_pair(src / "01_checked.py")[1]
+    [(index, key)] = course.checked_cells(nb)
+    recorded = {"01_checked": {key: [{"output_type": "stream", "name": "stdout",
+                                      "text": "42\n"}]}}
+    monkeypatch.setattr(course, "load_expected", lambda path=None: recorded)
+    written = course.nbval_copies(tmp_path / "out")
+    assert len(written) == 2
+    for path in written:
+        cell = json.loads(path.read_text())["cells"]
+        code = [c for c in cell if c["cell_type"] == "code"]
+        assert "".join(code[-1]["outputs"][0]["text"]) == "42\n"
+        assert code[-1]["execution_count"] == 1, "nbval only compares cells that have run"
