@@ -30,7 +30,7 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
         f"{sorted(in_env - in_project)}, only in pyproject.toml {sorted(in_project - in_env)}"
     )
     assert listed == wanted, "version bounds differ between environment.yml and pyproject.toml"
-    assert any(r.startswith("-e .") for r in pip_section), "environment.yml must install the package"
+    assert any(r.startswith("-e .") for r in pip_section), "environment.yml must install us"
 
 
 def test_pyproject_admits_the_course_torch_build_and_has_the_extras():

@@ -3,15 +3,22 @@
 In a notebook: ``from phys555_cl import exercises as ex`` then, right after an exercise,
 ``my_function = ex.check_<name>(my_function)``. See :mod:`phys555_cl.exercises.core` for how
 a check behaves and how to add one.
+
+The checks of notebook NN live in ``nbNN.py``; every ``check_*`` defined there is available
+here, so adding a check never means editing this file.
 """
 
-from .core import Case, ExerciseCheck, compare_outputs, make_check
-from .nb00 import check_flux_to_magnitude
+import importlib
+import pkgutil
 
-__all__ = [
-    "Case",
-    "ExerciseCheck",
-    "compare_outputs",
-    "make_check",
-    "check_flux_to_magnitude",
-]
+from .core import Case, ExerciseCheck, compare_outputs, make_check
+
+__all__ = ["Case", "ExerciseCheck", "compare_outputs", "make_check"]
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module.startswith("nb"):
+        _checks = importlib.import_module(f"{__name__}.{_module}")
+        for _name in dir(_checks):
+            if _name.startswith("check_"):
+                globals()[_name] = getattr(_checks, _name)
+                __all__.append(_name)
