@@ -175,9 +175,12 @@ def _compare_tensors(got, expected: torch.Tensor, atol, rtol, where) -> str | No
                 f"look for a log of 0, a division by 0 or an overflowing exp")
     err = (g64 - e64).abs().where(finite_expected, torch.zeros_like(g64))
     tol = atol + rtol * e64.abs().where(finite_expected, torch.zeros_like(e64))
+    if (err > tol).any() and e.dim() == 0:
+        return (f"{where} is off by {err.item():.3g} (tolerance atol={atol:g} + "
+                f"rtol={rtol:g}*|expected|)")
     if (err > tol).any():
         worst = int((err - tol).argmax())
-        idx = tuple(int(i) for i in np.unravel_index(worst, tuple(e.shape))) if e.dim() else ()
+        idx = tuple(int(i) for i in np.unravel_index(worst, tuple(e.shape)))
         return (f"{where} is off: max |error| = {err.max().item():.3g} "
                 f"(at index {idx}; tolerance atol={atol:g} + rtol={rtol:g}*|expected|)")
     return None

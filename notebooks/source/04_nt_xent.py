@@ -1,0 +1,302 @@
+# %% [markdown]
+# # 04 · The NT-Xent loss: SimCLR's contrastive objective, term by term
+#
+# In SimCLR (Chen et al. 2020) a minibatch of $N$ galaxies is augmented twice, giving $2N$
+# views. The two views of the same galaxy are a **positive pair**; for one positive pair, the
+# other $2(N-1)$ views are **negatives**. The encoder and projection head map view $i$ to an
+# embedding $z_i$, and the loss asks every view to recognise its partner among all the others.
+#
+# The lecture writes it in three lines. With the cosine similarity scaled by a temperature
+# $\tau$,
+#
+# $$ s_{ij} = \frac{z_i \cdot z_j}{\tau\, |z_i|\, |z_j|}, $$
+#
+# the loss of view $i$ with its positive $j$ is a softmax cross-entropy over all other views,
+#
+# $$ \ell_{ij} = -\log \frac{\exp(s_{ij})}{\sum_{k=1,\,k\neq i}^{2N} \exp(s_{ik})}, $$
+#
+# and the batch loss averages both directions of every pair (views $2k-1$ and $2k$ come from
+# galaxy $k$):
+#
+# $$ L = \frac{1}{2N} \sum_{k=1}^{N} \big[\ell(2k-1, 2k) + \ell(2k, 2k-1)\big]. $$
+#
+# In this notebook you write it twice, first as the slide's loops, then as one matrix product,
+# look at what the temperature does, and time both against the course package (which also has
+# a *chunked* version for batches too big for memory).
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from phys555_cl import config
+from phys555_cl import exercises as ex
+from phys555_cl.losses import nt_xent, nt_xent_reference
+
+# %%
+S = config.sizes("04")
+DEVICE = config.device()
+config.seed_everything(0)
+print(f"fast mode: {S.fast}; batch sizes to time: {S.batch_sizes}; embedding size D = {S.dim}")
+
+# %% [markdown]
+# ## 1. Who is positive, who is negative
+#
+# Number the views as on the slide: galaxy $k$ gives views $2k-1$ and $2k$. For $N = 4$
+# galaxies the $2N \times 2N$ table of pairs $(i, j)$ looks like this: the diagonal is the view
+# itself (left out of the sum, $k \ne i$), each row has exactly one positive, and the
+# remaining $2(N-1) = 6$ views of each row are negatives.
+
+# %%
+N_demo = 4
+role = np.full((2 * N_demo, 2 * N_demo), 2)  # 2 = negative
+for k in range(1, N_demo + 1):
+    a, b = 2 * k - 2, 2 * k - 1  # 0-based indices of views 2k-1 and 2k
+    role[a, b] = role[b, a] = 1  # positive
+np.fill_diagonal(role, 0)  # the view itself
+
+fig, ax = plt.subplots(figsize=(4.6, 4.2))
+cmap = plt.matplotlib.colors.ListedColormap(["#bbbbbb", "#2ca02c", "#d62728"])
+ax.imshow(role, cmap=cmap, vmin=0, vmax=2)
+ticks = range(2 * N_demo)
+ax.set_xticks(ticks, [str(t + 1) for t in ticks])
+ax.set_yticks(ticks, [str(t + 1) for t in ticks])
+ax.set_xlabel("view j")
+ax.set_ylabel("view i")
+ax.set_title("grey: i = j (left out)   green: positive   red: negative", fontsize=9)
+plt.show()
+print(f"each row: 1 positive and {(role[0] == 2).sum()} negatives = 2(N-1) with N = {N_demo}")
+
+# %% [markdown]
+# ## 2. Exercise 4.1: the loss with loops
+#
+# Write the three formulas exactly as they are, with Python loops over views. `z1[k-1]` is view
+# $2k-1$ and `z2[k-1]` is view $2k$ (Python counts from 0, the slide from 1). Work in float64
+# (`.double()`), so your number can be compared with the reference to many digits.
+#
+# *Tip*: write small helper functions `s(i, j)` and `l(i, j)` inside your function, like the
+# slide does.
+
+# %%
+def nt_xent_loops(z1, z2, tau):
+    """NT-Xent with loops. z1, z2: [N, D] tensors (views 2k-1 and 2k); tau > 0 -> float64 scalar."""
+    ### HINT: put the 2N views in a dict z[1..2N], define s(i, j) and l(i, j), then average 2N terms.
+    ### BEGIN SOLUTION
+    N = z1.shape[0]
+    z = {}
+    for k in range(1, N + 1):
+        z[2 * k - 1] = z1[k - 1].double()
+        z[2 * k] = z2[k - 1].double()
+
+    def s(i, j):
+        return torch.dot(z[i], z[j]) / (tau * z[i].norm() * z[j].norm())
+
+    def l(i, j):  # noqa: E743
+        denominator = sum(torch.exp(s(i, k)) for k in range(1, 2 * N + 1) if k != i)
+        return -torch.log(torch.exp(s(i, j)) / denominator)
+
+    return sum(l(2 * k - 1, 2 * k) + l(2 * k, 2 * k - 1) for k in range(1, N + 1)) / (2 * N)
+    ### END SOLUTION
+
+
+nt_xent_loops = ex.check_nt_xent_loops(nt_xent_loops)
+
+# %% [markdown]
+# ## 3. Exercise 4.2: one matrix product
+#
+# The loops compute every $s_{ik}$ one dot product at a time: $4N^2$ tiny operations in
+# Python. The same numbers come out of **one** matrix product once the views are normalised:
+#
+# 1. stack the views, `z = torch.cat([z1, z2])` ($2N \times D$; now the partner of row $i$ is
+#    row $i + N$ modulo $2N$: the order of the views does not change $L$);
+# 2. normalise every row, `F.normalize(z, dim=1)`, and take `s = z @ z.T / tau`;
+# 3. remove $k = i$ from the sums by setting the diagonal to $-\infty$ ($e^{-\infty} = 0$);
+# 4. each row is now a classification problem whose "correct class" is the partner's column:
+#    `F.cross_entropy(s, targets)` with `targets[i] = (i + N) % (2N)` computes exactly
+#    $\ell_{i,\,\mathrm{partner}(i)}$, averaged over the $2N$ rows.
+
+# %%
+def nt_xent_vectorised(z1, z2, tau):
+    """NT-Xent with one matrix product. z1, z2: [N, D]; returns a scalar of z1's dtype."""
+    ### HINT: z = normalize(cat([z1, z2])); s = z @ z.T / tau; diagonal -> -inf; cross_entropy with targets (i + N) % 2N.
+    ### BEGIN SOLUTION
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    s = z @ z.T / tau
+    s = s.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=s.device), float("-inf"))
+    targets = (torch.arange(2 * n, device=s.device) + n) % (2 * n)
+    return F.cross_entropy(s, targets)
+    ### END SOLUTION
+
+
+nt_xent_vectorised = ex.check_nt_xent_vectorised(nt_xent_vectorised)
+
+# %% [markdown]
+# All three give the same number (to float32 precision) on the same embeddings:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+g = torch.Generator().manual_seed(555)
+z1, z2 = torch.randn(6, 16, generator=g), torch.randn(6, 16, generator=g)
+print(f"loops       : {nt_xent_loops(z1, z2, 0.5).item():.5f}")
+print(f"vectorised  : {nt_xent_vectorised(z1, z2, 0.5).item():.5f}")
+print(f"phys555_cl  : {nt_xent(z1, z2, temperature=0.5).item():.5f}")
+
+# %% [markdown]
+# What is a "good" value? If the embeddings carry no information, each view sees its partner
+# as one of $2N-1$ equally likely candidates and $\ell \approx \log(2N-1)$. A perfect encoder
+# drives $L$ towards its floor, which depends on $\tau$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for n in [2, 8, 64]:
+    print(f"N = {n:3d}: log(2N - 1) = {np.log(2 * n - 1):.3f}")
+
+# %% [markdown]
+# ## 4. What the temperature does
+#
+# Take one anchor view and look at the softmax over its $2N - 1$ candidates,
+# $p_{ik} = \exp(s_{ik}) / \sum_{k' \ne i} \exp(s_{ik'})$, for embeddings where the partner is
+# a noisy copy of the anchor and a few negatives happen to be close ("hard negatives").
+# A small $\tau$ sharpens the softmax: the loss concentrates on the hardest negatives. A large
+# $\tau$ spreads the weight over all of them. SimCLR uses $\tau$ between 0.1 and 0.5.
+
+# %%
+g = torch.Generator().manual_seed(1)
+N_t, D_t = 32, 32
+anchor_base = torch.randn(N_t, D_t, generator=g)
+z1_t = anchor_base
+z2_t = anchor_base + 0.6 * torch.randn(N_t, D_t, generator=g)
+z2_t[1:4] = z1_t[0] + 1.0 * torch.randn(3, D_t, generator=g)  # three hard negatives for view 0
+
+taus = [0.05, 0.2, 0.5, 1.0]
+z_all = F.normalize(torch.cat([z1_t, z2_t]), dim=1)
+cos = z_all[0] @ z_all.T
+order = torch.argsort(cos[1:], descending=True) + 1  # candidates sorted by similarity
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for tau in taus:
+    p = torch.softmax(cos[1:] / tau, dim=0)
+    probs = torch.cat([torch.zeros(1), p])  # put back index 0 (the anchor itself)
+    axes[0].plot(probs[order].numpy(), marker=".", label=f"tau = {tau}")
+partner_rank = int((order == N_t).nonzero())  # view 0's partner is row N_t of [z1; z2]
+axes[0].axvline(partner_rank, color="#2ca02c", lw=6, alpha=0.25, label="the positive")
+axes[0].set_xlabel("candidate views, most similar first")
+axes[0].set_ylabel("softmax weight p_ik")
+axes[0].set_title("view 0: its partner and 3 hard negatives are the most similar", fontsize=10)
+axes[0].set_xlim(-0.5, 15)
+axes[0].legend()
+tau_grid = np.geomspace(0.03, 2.0, 30)
+axes[1].plot(tau_grid, [nt_xent(z1_t, z2_t, temperature=t).item() for t in tau_grid],
+             label="these embeddings")
+r1, r2 = torch.randn(N_t, D_t, generator=g), torch.randn(N_t, D_t, generator=g)
+axes[1].plot(tau_grid, [nt_xent(r1, r2, temperature=t).item() for t in tau_grid],
+             label="unrelated views (random)")
+axes[1].axhline(np.log(2 * N_t - 1), color="grey", ls="--", label="log(2N - 1)")
+axes[1].set_xscale("log")
+axes[1].set_xlabel("temperature tau")
+axes[1].set_ylabel("L")
+axes[1].legend()
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# On the right: for embeddings that carry information, the loss has a minimum at a small
+# $\tau$; for unrelated views the loss is never below $\log(2N-1)$ and grows as $\tau \to 0$
+# (the softmax then picks a random negative with full confidence).
+#
+# The gradient of $\ell_{ij}$ with respect to $s_{ik}$ is exactly $p_{ik}$ for each negative
+# (and $p_{ij} - 1$ for the positive), so the left panel *is* how hard each negative pushes
+# on the encoder. At $\tau = 0.05$ almost all of the push comes from the three hard negatives;
+# at $\tau = 1$ every negative pushes about equally.
+
+# %% [markdown]
+# ## 5. Loops vs one matrix product vs the package, on your machine
+#
+# Time forward + backward for growing batches. The loops are only run for small batches (they
+# grow like $N^2$ Python operations). The package's `nt_xent` does the same single matrix
+# product as your vectorised version but removes the diagonal without building a $2N\times2N$
+# mask, and its `chunk_size` option computes the similarity matrix a few rows at a time, so the
+# extra memory is $O(\text{chunk} \cdot 2N)$ instead of $O((2N)^2)$: the way to fit batches of
+# tens of thousands of views on a GPU.
+
+# %%
+def time_loss(fn, n, dim, repeats):
+    z1 = torch.randn(n, dim, device=DEVICE, requires_grad=True)
+    z2 = torch.randn(n, dim, device=DEVICE, requires_grad=True)
+    fn(z1, z2).backward()  # warm-up: the first call pays for memory allocation
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(z1, z2).backward()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+candidates = {
+    "loops (yours)": lambda a, b: nt_xent_loops(a.cpu(), b.cpu(), 0.5),
+    "vectorised (yours)": lambda a, b: nt_xent_vectorised(a, b, 0.5),
+    "phys555_cl.nt_xent": lambda a, b: nt_xent(a, b, temperature=0.5),
+    "phys555_cl.nt_xent, chunk 64": lambda a, b: nt_xent(a, b, temperature=0.5, chunk_size=64),
+}
+results = {name: [] for name in candidates}
+for n in config.progress(S.batch_sizes, desc="batch sizes"):
+    for name, fn in candidates.items():
+        too_slow = name.startswith("loops") and n > 32
+        results[name].append(np.nan if too_slow else time_loss(fn, n, S.dim, S.repeats))
+
+print(f"forward + backward time in ms on {config.device_name(DEVICE)}, D = {S.dim}")
+print(f"{'N':>6} " + " ".join(f"{name:>30}" for name in candidates))
+for row, n in enumerate(S.batch_sizes):
+    cells = ["(skipped)" if np.isnan(results[name][row]) else f"{1e3 * results[name][row]:.2f}"
+             for name in candidates]
+    print(f"{n:>6} " + " ".join(f"{c:>30}" for c in cells))
+
+# %% [markdown]
+# The loops are thousands of times slower already at small $N$; the vectorised versions are
+# dominated by the one $2N \times 2N \times D$ matrix product (and its two partners in the
+# backward pass). On a 2-core laptop CPU the package's loss at $2N = 8192$, $D = 128$ is within
+# about 2x of the time of those three matrix products alone; `benchmarks/bench_ntxent.py`
+# compares it with the lightly and pytorch-metric-learning implementations.
+#
+# The chunked version gives the same value and the same gradients:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+g = torch.Generator().manual_seed(7)
+a = torch.randn(100, 32, generator=g, dtype=torch.float64, requires_grad=True)
+b = torch.randn(100, 32, generator=g, dtype=torch.float64, requires_grad=True)
+full = nt_xent(a, b, temperature=0.2)
+(grad_full,) = torch.autograd.grad(full, a)
+chunked = nt_xent(a, b, temperature=0.2, chunk_size=16)
+(grad_chunked,) = torch.autograd.grad(chunked, a)
+print(f"same value: {torch.allclose(full, chunked)}; same gradient: "
+      f"{torch.allclose(grad_full, grad_chunked)}")
+
+# %% [markdown]
+# ## 6. Questions
+#
+# 1. With $N = 1$ there are no negatives. What is $L$, whatever the embeddings? (Try it.)
+# 2. Why must $s_{ii}$ be left out of the denominator? What would the loss push the encoder to
+#    do if it were included?
+#
+# ### BEGIN SOLUTION
+# 1. With one pair, each view's only candidate is its partner, so the softmax is 1 and
+#    $L = -\log 1 = 0$ exactly: nothing to learn without negatives.
+# 2. $s_{ii} = 1/\tau$ is the largest possible similarity and does not depend on the encoder's
+#    weights in a useful way, so including it adds a large constant term to every denominator;
+#    the positive can never beat it, the loss cannot reach its floor, and the gradient
+#    pushes the positive to be as similar as the view is to itself, wasting capacity. Leaving
+#    it out makes each row an honest choice among the $2N-1$ other views.
+# ### END SOLUTION
+
+# %%
+print("N = 1:", nt_xent(torch.randn(1, 8), torch.randn(1, 8)).item())
+
+# %% [markdown]
+# Next: `05_simclr_galaxies.ipynb` puts this loss on top of an encoder and a projection head
+# and trains on galaxies.

@@ -1,0 +1,69 @@
+"""Checks for notebook 04 (the NT-Xent loss): the slide's loops, then one matrix product."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..losses import nt_xent, nt_xent_reference
+from .core import Case, make_check
+
+
+def _cases(dtype):
+    g = torch.Generator().manual_seed(4)
+    return [
+        Case("N=4 pairs, D=8, tau=0.5", torch.randn(4, 8, generator=g, dtype=dtype),
+             torch.randn(4, 8, generator=g, dtype=dtype), 0.5),
+        Case("N=3 pairs, D=5, tau=0.1, views of different lengths",
+             3.0 * torch.randn(3, 5, generator=g, dtype=dtype),
+             0.2 * torch.randn(3, 5, generator=g, dtype=dtype), 0.1),
+        Case("N=1 pair (the positive is the only other view), tau=0.7",
+             torch.randn(1, 6, generator=g, dtype=dtype),
+             torch.randn(1, 6, generator=g, dtype=dtype), 0.7),
+        Case("N=16 pairs, D=32, tau=0.2", torch.randn(16, 32, generator=g, dtype=dtype),
+             torch.randn(16, 32, generator=g, dtype=dtype), 0.2),
+    ]
+
+
+def _variant(z1, z2, tau, *, mask_self=True, normalize=True, tau_power=1, norm_dim=1,
+             divide_by=None):
+    """NT-Xent with one thing done wrong, to recognise the usual mistakes."""
+    z = torch.cat([z1, z2])
+    if normalize:
+        z = F.normalize(z, dim=norm_dim)
+    s = z @ z.T / tau ** tau_power
+    n2 = z.shape[0]
+    if mask_self:
+        s = s.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
+    targets = torch.arange(n2).roll(n2 // 2)
+    total = F.cross_entropy(s, targets, reduction="sum")
+    return total / (divide_by(n2) if divide_by else n2)
+
+
+MISTAKES = [
+    (lambda z1, z2, t: _variant(z1, z2, t, mask_self=False),
+     "the self-similarity s_ii is still in the denominator; the sum runs over k != i."),
+    (lambda z1, z2, t: _variant(z1, z2, t, normalize=False),
+     "the embeddings are not normalised: s_ij uses z_i . z_j / (|z_i| |z_j|), a cosine."),
+    (lambda z1, z2, t: _variant(z1, z2, t, norm_dim=0),
+     "the normalisation is along the wrong axis: normalise each embedding (each row, dim=1)."),
+    (lambda z1, z2, t: _variant(z1, z2, t, tau_power=2),
+     "the temperature is applied twice (divide the similarities by tau once)."),
+    (lambda z1, z2, t: _variant(z1, z2, t, divide_by=lambda n2: n2 // 2),
+     "the average is over N pairs instead of the 2N terms l(2k-1, 2k) and l(2k, 2k-1)."),
+    (lambda z1, z2, t: _variant(z1, z2, t, divide_by=lambda n2: 1),
+     "the loss is summed, not averaged: divide by 2N."),
+]
+
+
+def _loop_reference(z1, z2, temperature):
+    return nt_xent_reference(z1, z2, temperature)
+
+
+check_nt_xent_loops = make_check(
+    "4.1", "NT-Xent with loops", _loop_reference, lambda: _cases(torch.float64),
+    atol=1e-8, rtol=1e-8, mistakes=MISTAKES)
+
+check_nt_xent_vectorised = make_check(
+    "4.2", "NT-Xent with one matrix product", nt_xent, lambda: _cases(torch.float32),
+    atol=1e-5, rtol=1e-5, mistakes=MISTAKES)
