@@ -1,0 +1,220 @@
+"""Checks for notebook 01 (distances and Siamese networks).
+
+- 1.1 ``pairwise_distances(a, b)``: all Euclidean distances ``[N, M]`` without loops;
+- 1.2 ``choose_threshold(d, same)``: the threshold T of the rule ``d < T => same`` with the best
+  accuracy (any T in the best interval is right, so the check compares accuracies, not T);
+- 1.3 ``contrastive_loss(d, same, margin)``: Hadsell, Chopra & LeCun (2006), the mean over pairs
+  of ``y d^2 + (1 - y) max(0, m - d)^2``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .core import Case, compare_outputs, make_check
+
+# --------------------------------------------------------------------------------------------
+# references (the formulas exactly as the notebook writes them)
+# --------------------------------------------------------------------------------------------
+
+
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``D[i, j] = ||a[i] - b[j]||_2``. a ``[N, D]``, b ``[M, D]`` -> ``[N, M]`` (dtype of a)."""
+    return (a[:, None, :] - b[None, :, :]).pow(2).sum(-1).sqrt()
+
+
+def _accuracy(d: torch.Tensor, same: torch.Tensor, threshold: float) -> float:
+    return float(((d < threshold) == same).double().mean())
+
+
+def choose_threshold(d: torch.Tensor, same: torch.Tensor) -> float:
+    """The T with the best accuracy of ``d < T => same``: a midpoint between sorted distances
+    (or just below / above all of them). d ``[P]`` float, same ``[P]`` bool -> float."""
+    d_sorted, order = torch.sort(d.detach().double())
+    s = same[order].double()
+    zero = s.new_zeros(1)
+    correct = torch.cat([zero, s.cumsum(0)]) + (1 - s).sum() - torch.cat([zero, (1 - s).cumsum(0)])
+    k = int(correct.argmax())
+    if k == 0:
+        return float(d_sorted[0]) - 1.0
+    if k == len(d_sorted):
+        return float(d_sorted[-1]) + 1.0
+    return float(0.5 * (d_sorted[k - 1] + d_sorted[k]))
+
+
+def contrastive_loss(d: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Mean of ``y d^2 + (1 - y) max(0, margin - d)^2`` over pairs. d ``[P]``, same ``[P]``."""
+    y = same.to(d.dtype)
+    return (y * d.pow(2) + (1 - y) * torch.relu(margin - d).pow(2)).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# 1.1 pairwise distances
+# --------------------------------------------------------------------------------------------
+
+
+def _pairwise_cases():
+    g = torch.Generator().manual_seed(11)
+    a = torch.randn(3, 4, generator=g)
+    b = torch.randn(5, 4, generator=g)
+    sq = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
+    x64 = torch.randn(4, 6, generator=g, dtype=torch.float64) * 3
+    return [
+        Case("3 points against 5 points in 4-D", a, b),
+        Case("4 points against 4 other points in 2-D (a square result)", *sq),
+        Case("4 points in 6-D against themselves, float64 (zeros on the diagonal)", x64,
+             x64.clone()),
+        Case("one point against 6 points in 1-D", torch.tensor([[0.5]]),
+             torch.tensor([[0.0], [1.0], [-2.0], [0.5], [3.0], [-0.25]])),
+    ]
+
+
+def _pairwise_compare(got, expected, case):
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.is_floating_point():
+        if torch.isnan(got).any() and not torch.isnan(expected).any():
+            return ("the result contains NaN. With the expansion |a|^2 + |b|^2 - 2 a.b, rounding "
+                    "can make a squared distance slightly negative (for identical points): "
+                    "clamp it at 0 (.clamp_min(0)) before the square root")
+    return compare_outputs(got, expected, atol=1e-5, rtol=1e-4)
+
+
+check_pairwise_distances = make_check(
+    "1.1", "pairwise distances", pairwise_distances, _pairwise_cases,
+    compare=_pairwise_compare,
+    mistakes=[
+        (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).sum(-1),
+         "these are *squared* distances: take the square root at the end."),
+        (lambda a, b: pairwise_distances(a, b).T,
+         "rows and columns are swapped: entry [i, j] compares a[i] with b[j], so the result "
+         "is [N, M] (your result is the transpose)."),
+        (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).sum(1).sqrt(),
+         "the sum runs over the wrong axis: a[:, None, :] - b[None, :, :] has shape [N, M, D]; "
+         "sum over the last axis (the D features)."),
+        (lambda a, b: (a[:, None, :] - b[None, :, :]).abs().sum(-1),
+         "this is the L1 (Manhattan) distance: square the differences, sum them, then take "
+         "the square root."),
+        (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).mean(-1).sqrt(),
+         "a mean over the features instead of a sum: the Euclidean distance sums the squared "
+         "differences."),
+    ],
+)
+
+# --------------------------------------------------------------------------------------------
+# 1.2 choosing the threshold
+# --------------------------------------------------------------------------------------------
+
+
+def _threshold_cases():
+    g = torch.Generator().manual_seed(12)
+    d_sep = torch.tensor([0.3, 0.5, 0.9, 1.1, 1.6, 2.0, 2.4, 3.0])
+    same_sep = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)
+    same_mix = torch.rand(40, generator=g) < 0.5
+    d_mix = torch.where(same_mix, 1.0, 2.0) + 0.7 * torch.randn(40, generator=g)
+    d_ties = torch.tensor([1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0])
+    same_ties = torch.tensor([1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)
+    d_unb = torch.rand(25, generator=g) * 4
+    same_unb = d_unb < 3.3
+    return [
+        Case("8 pairs that a threshold separates perfectly", d_sep, same_sep),
+        Case("40 overlapping pairs (same near 1, different near 2)", d_mix, same_mix),
+        Case("7 pairs with tied distances", d_ties, same_ties),
+        Case("25 pairs, most of them 'same'", d_unb, same_unb),
+    ]
+
+
+def _as_float(t):
+    if isinstance(t, torch.Tensor) and t.numel() == 1:
+        return float(t.item())
+    if isinstance(t, np.ndarray) and t.size == 1:
+        return float(t.item())
+    if isinstance(t, (int, float, np.number)) and not isinstance(t, bool):
+        return float(t)
+    return None
+
+
+def _best_reversed(d, same):
+    """Best accuracy of the reversed rule d > T => same."""
+    return max(float(((d > t) == same).double().mean())
+               for t in torch.cat([d, d.min()[None] - 1, d.max()[None] + 1]).tolist())
+
+
+def _threshold_compare(got, expected, case):
+    threshold = _as_float(got)
+    if threshold is None:
+        kind = f"a tensor of shape {tuple(got.shape)}" if isinstance(got, torch.Tensor) \
+            else f"a {type(got).__name__}"
+        return f"T should be one number (a float), but it is {kind}"
+    if not math.isfinite(threshold):
+        return f"T is {threshold}, not a finite number"
+    (d, same), _ = case.inputs()
+    n = len(d)
+    mine = round(_accuracy(d, same, threshold) * n)
+    best = round(_accuracy(d, same, expected) * n)
+    if mine >= best:
+        return None
+    text = (f"with your T = {threshold:.4g}, the rule d < T classifies {mine} of {n} pairs "
+            f"correctly, and another threshold gets {best - mine} more right")
+    if round(float(((d <= threshold) == same).double().mean()) * n) >= best:
+        text += (". Your T sits exactly on a distance, and d < T calls that pair 'different': "
+                 "put T between two distances (e.g. their midpoint)")
+    elif abs(threshold - float(d.double().mean())) < 1e-6 * (1 + abs(threshold)):
+        text += (". This is the mean distance, which is not the best threshold in general: "
+                 "try a threshold between every two consecutive sorted distances")
+    elif round(float(((d > threshold) == same).double().mean()) * n) == round(
+            _best_reversed(d, same) * n):
+        text += (". It looks chosen for the reversed rule d > T: a *small* distance means "
+                 "'same'")
+    return text
+
+
+check_choose_threshold = make_check(
+    "1.2", "choosing the threshold T", choose_threshold, _threshold_cases,
+    compare=_threshold_compare,
+)
+
+# --------------------------------------------------------------------------------------------
+# 1.3 contrastive loss
+# --------------------------------------------------------------------------------------------
+
+
+def _contrastive_cases():
+    g = torch.Generator().manual_seed(13)
+    d1 = (2 * torch.rand(6, generator=g)).requires_grad_()
+    s1 = torch.tensor([1, 0, 1, 0, 0, 1], dtype=torch.bool)
+    d2 = torch.tensor([0.2, 0.4, 1.5, 2.5, 0.7]).requires_grad_()
+    s2 = torch.tensor([1, 0, 0, 0, 1], dtype=torch.bool)
+    d3 = (4 * torch.rand(9, generator=g)).requires_grad_()
+    s3 = torch.rand(9, generator=g) < 0.5
+    return [
+        Case("6 pairs, margin 1", d1, s1, 1.0),
+        Case("5 pairs, two different pairs beyond the margin 1", d2, s2, 1.0),
+        Case("9 pairs, margin 2.5", d3, s3, 2.5),
+    ]
+
+
+def _y(same, d):
+    return same.to(d.dtype)
+
+
+check_contrastive_loss = make_check(
+    "1.3", "contrastive loss", contrastive_loss, _contrastive_cases,
+    mistakes=[
+        (lambda d, s, m=1.0: ((1 - _y(s, d)) * d ** 2 + _y(s, d) * torch.relu(m - d) ** 2).mean(),
+         "same and different are swapped: same pairs (y = 1) pay d^2, different pairs pay "
+         "max(0, m - d)^2."),
+        (lambda d, s, m=1.0: (_y(s, d) * d ** 2 + (1 - _y(s, d)) * (m - d) ** 2).mean(),
+         "the clamp is missing: a different pair beyond the margin must cost 0, so use "
+         "torch.relu(margin - d) (or .clamp_min(0)) before squaring."),
+        (lambda d, s, m=1.0: (_y(s, d) * d + (1 - _y(s, d)) * torch.relu(m - d)).mean(),
+         "the two terms must be squared: d^2 and max(0, m - d)^2."),
+        (lambda d, s, m=1.0: (_y(s, d) * d ** 2 + (1 - _y(s, d)) * torch.relu(m - d ** 2)).mean(),
+         "the margin is compared with d, not d^2: use max(0, m - d)^2."),
+        (lambda d, s, m=1.0: (_y(s, d) * d ** 2 + (1 - _y(s, d)) * torch.relu(m - d) ** 2).sum(),
+         "a sum over pairs: the loss is the *mean* over the P pairs."),
+        (lambda d, s, m=1.0: 0.5 * contrastive_loss(d, s, m),
+         "a factor 1/2 (as in Hadsell et al.'s paper): this notebook's loss has no 1/2."),
+    ],
+)
