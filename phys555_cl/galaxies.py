@@ -107,7 +107,7 @@ _MAG_LIMIT = 17.77  # SDSS / Galaxy Zoo main-sample limit, r band
 _PSF_FWHM = (0.6, 1.2)  # r-band seeing range, arcsec
 _BAND_PSF = (1.08, 1.0, 0.92)  # seeing scales roughly as wavelength^-0.2: g wider, z sharper
 _BAND_NOISE = (0.8, 1.0, 1.6)  # relative sky noise in g, r, z
-_SKY_SIGMA = (0.01, 0.04)  # r-band sky noise per pixel, nanomaggies / arcsec^2
+_SKY_SIGMA = (0.015, 0.06)  # r-band sky noise per pixel, nanomaggies / arcsec^2
 _SIZE_RANGE = (2.0, 7.0)  # the apparent half-light radii the selection keeps, arcsec
 
 # (g - r, r - z) colours at z = 0 and their reddening per unit redshift
@@ -233,7 +233,7 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     inc = torch.where(k == EDGE_ON, inc_edge, torch.arccos(cos_face))
     inc = torch.where(k == RING, torch.arccos(d.u(math.cos(math.radians(50.0)), 1.0)), inc)
     p["inclination"] = inc
-    p["thickness"] = d.u(0.07, 0.14)
+    p["thickness"] = d.u(0.12, 0.22)
     p["smooth_q"] = d.u(0.35, 1.0) ** 0.7  # a few cigars, mostly round
     p["sersic_n"] = torch.where(smooth_like, d.u(2.5, 5.5), d.u(1.0, 3.0))
 
@@ -266,12 +266,12 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p["ring_width"] = d.u(0.08, 0.16)
     p["ring_fraction"] = d.u(0.35, 0.6)
     # clumps (irregulars, rings, arms): positions in units of R_e, sizes, flux shares
-    p["clump_xy"] = 0.9 * d.n(8, 2)
+    p["clump_xy"] = 0.6 * d.n(8, 2)
     p["clump_size"] = d.u(0.08, 0.25, 8)
     p["clump_flux"] = d.u(0.2, 1.0, 8)
     p["irr_offset"] = 0.3 * d.n(2)
     # dust lanes of edge-on disks
-    p["dust_tau"] = d.u(0.6, 1.5)
+    p["dust_tau"] = d.u(1.5, 3.0)
     # mergers: a companion and tidal tails
     p["comp_sep"] = d.u(0.9, 1.8)  # / R_e
     p["comp_angle"] = d.u(0.0, 2 * math.pi)
@@ -280,8 +280,9 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p["tail_fraction"] = d.u(0.25, 0.45)
     p["primary_smooth"] = d.u() < 0.4
     # lenses: Einstein radius, source offset and size, shear, flux
-    p["einstein_radius"] = torch.where(k == LENS, d.u(2.5, 4.5), -torch.ones(BLOCK, device=device))
-    p["source_offset"] = d.u(0.0, 0.45, 2)  # / Einstein radius
+    theta_e = (d.u(1.1, 1.7) * r_ang).clamp(2.2, 5.0)
+    p["einstein_radius"] = torch.where(k == LENS, theta_e, -torch.ones(BLOCK, device=device))
+    p["source_offset"] = d.u(-0.5, 0.5, 2)  # / Einstein radius
     p["source_size"] = d.u(0.08, 0.2)  # / Einstein radius
     p["shear"] = d.u(-0.08, 0.08, 2)
     p["source_fraction"] = d.u(0.2, 0.4)
@@ -316,12 +317,23 @@ def _b_n(n: torch.Tensor) -> torch.Tensor:
 
 
 def _sersic(x, y, re, n, q, soft):
-    """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes."""
+    """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes.
+
+    ``I(r) = I_e exp(-b_n ((r / R_e)^(1/n) - 1))`` with ``r`` the elliptical radius (axis ratio
+    ``q``) softened by ``soft`` (about the pixel size, so cusps are not aliased).
+    """
     re, n, q = re[:, None, None], n[:, None, None], q[:, None, None]
-    r = torch.sqrt(x**2 + (y / q) ** 2 + soft**2)
     b = _b_n(n)
-    log_norm = torch.log(2 * math.pi * q * re**2 * n) + b + torch.lgamma(2 * n) - 2 * n * torch.log(b)
-    return torch.exp(-b * ((r / re) ** (1 / n) - 1) - log_norm)
+    log_norm = (torch.log(2 * math.pi * q * re**2 * n) + b + torch.lgamma(2 * n)
+                - 2 * n * torch.log(b))
+    r2 = (x * x + (y / q) ** 2 + soft**2) / re**2
+    # (r / re)^(1/n) as exp(log(r^2 / re^2) / 2n): cheaper than a pow with a tensor exponent
+    return torch.exp((b - log_norm) - b * torch.exp(torch.log(r2) * (0.5 / n)))
+
+
+def _gaussian_1d(coords, centre, sigma):
+    """Unit-flux 1D Gaussians: ``coords`` [P], ``centre``, ``sigma`` [..., 1] -> [..., P]."""
+    return torch.exp(-0.5 * ((coords - centre) / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
 
 
 def _rotate(x, y, angle):
@@ -378,51 +390,59 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     add(idx, maps * fb[idx, None, None], _colour("bulge", z, jit[:, 0]))
 
     # --- exponential disks, in the disk plane -----------------------------------------------
-    has_disk = (k == FACE_ON) | (k == EDGE_ON) | (k == RING) | ((k == MERGER) & ~p["primary_smooth"])
+    disk_merger = (k == MERGER) & ~p["primary_smooth"]
+    has_disk = (k == FACE_ON) | (k == EDGE_ON) | (k == RING) | disk_merger
     idx = torch.nonzero(has_disk).squeeze(1)
-    h = re[idx] / 1.678  # exponential scale length
-    qd = q_disk[idx]
-    xd, yd = u[idx], v[idx] / qd[:, None, None]
-    rd = torch.sqrt(xd**2 + yd**2 + soft**2)
-    theta = torch.atan2(yd, xd)
-    disk = torch.exp(-rd / h[:, None, None]) / (2 * math.pi * h[:, None, None] ** 2 * qd[:, None, None])
+    h = (re[idx] / 1.678)[:, None, None]  # exponential scale length
+    qd = q_disk[idx][:, None, None]
+    xd, yd = u[idx], v[idx] / qd  # disk-plane coordinates
+    rd = torch.sqrt(xd * xd + yd * yd + soft**2)
+    disk = torch.exp(-rd / h) / (2 * math.pi * h * h * qd)  # unit flux on the sky
     fd = flux[idx] * (1 - p["bulge_fraction"][idx])
     fd = torch.where(k[idx] == MERGER, flux[idx] * 0.6 * 0.7, fd)
-    # spiral arms: a logarithmic spiral density wave carrying a share of the disk light
-    m = p["n_arms"][idx].float()[:, None, None]
-    tan_pitch = torch.tan(p["pitch_angle"][idx])[:, None, None]
-    chir = p["chirality"][idx][:, None, None]
-    phase = m * (theta - chir * torch.log(rd / h[:, None, None] + 1e-3) / tan_pitch) - p["arm_phase"][idx, None, None]
-    arm = ((1 + torch.cos(phase)) / 2) ** 3 / (5 / 16)  # mean over phase is 1
-    inner = 1 - torch.exp(-((rd / (0.8 * h[:, None, None])) ** 2))  # no arms inside the bulge
-    a = (p["arm_strength"][idx] * (m[:, 0, 0] > 0))[:, None, None] * inner
+    fd = fd * (1 - p["bar"][idx] * p["bar_fraction"][idx])
+    # ring galaxies keep a faint inner disk: most of their disk light goes into the ring
     ring_k = k[idx] == RING
-    a = torch.where(ring_k[:, None, None], torch.zeros_like(a), a)
-    # ring galaxies: a faint inner disk, most disk light in a clumpy ring
     fr = torch.where(ring_k, p["ring_fraction"][idx], torch.zeros_like(fd))
+    # spiral arms: a logarithmic spiral density wave carrying a share ``a`` of the disk light,
+    # ``I = I_disk [(1 - a) + a arm(phase)]`` with ``arm`` of mean 1 over the phase
+    sub = torch.nonzero(p["n_arms"][idx] > 0).squeeze(1)
+    a = torch.zeros_like(rd[:, :1, :1]).expand_as(rd).clone()
+    if len(sub):
+        j = idx[sub]
+        hs, rs = h[sub], rd[sub]
+        theta = torch.atan2(yd[sub], xd[sub])
+        m = p["n_arms"][j].float()[:, None, None]
+        wind = (p["chirality"][j] / torch.tan(p["pitch_angle"][j]))[:, None, None]
+        phase = m * (theta - wind * torch.log(rs / hs)) - p["arm_phase"][j, None, None]
+        c = (1 + torch.cos(phase)) * 0.5
+        arm = c * c * c * (16 / 5)
+        inner = 1 - torch.exp(-((rs / (0.8 * hs)) ** 2))  # no arms inside the bulge
+        a_sub = p["arm_strength"][j, None, None] * inner
+        a[sub] = a_sub
+        add(j, disk[sub] * a_sub * arm * fd[sub, None, None], _colour("young", z, jit[:, 2]))
     add(idx, disk * (1 - a) * (fd * (1 - fr))[:, None, None], _colour("disk", z, jit[:, 1]))
-    add(idx, disk * a * arm * fd[:, None, None], _colour("young", z, jit[:, 2]))
 
     # --- bars (in the disk plane, projected) --------------------------------------------------
-    idx2 = torch.nonzero(p["bar"][idx] > 0).squeeze(1)
-    if len(idx2):
-        j = idx[idx2]
-        bx, by = _rotate(xd[idx2], yd[idx2], p["bar_angle"][j])
+    sub = torch.nonzero(p["bar"][idx] > 0).squeeze(1)
+    if len(sub):
+        j = idx[sub]
+        bx, by = _rotate(xd[sub], yd[sub], p["bar_angle"][j])
         bar = _sersic(bx, by, re[j] * p["bar_length"][j], torch.full_like(re[j], 0.5),
                       p["bar_q"][j], soft) / q_disk[j, None, None]
         add(j, bar * (flux[j] * p["bar_fraction"][j])[:, None, None], _colour("bar", z, jit[:, 3]))
 
-    # --- rings ----------------------------------------------------------------------------
-    idx2 = torch.nonzero(ring_k).squeeze(1)
-    if len(idx2):
-        j = idx[idx2]
+    # --- rings: a Gaussian annulus in the disk plane, knotty with star formation -------------
+    sub = torch.nonzero(ring_k).squeeze(1)
+    if len(sub):
+        j = idx[sub]
+        theta = torch.atan2(yd[sub], xd[sub])
         rr = (re[j] * p["ring_radius"][j])[:, None, None]
         w = torch.sqrt((re[j] * p["ring_width"][j])[:, None, None] ** 2 + soft**2)
-        knots = 1 + 0.5 * torch.cos(7 * theta[idx2] + p["arm_phase"][j, None, None])
-        ring = torch.exp(-0.5 * ((rd[idx2] - rr) / w) ** 2) * knots
+        knots = 1 + 0.5 * torch.cos(7 * theta + p["arm_phase"][j, None, None])
+        ring = torch.exp(-0.5 * ((rd[sub] - rr) / w) ** 2) * knots
         ring = ring / (2 * math.pi * rr * w * math.sqrt(2 * math.pi) * q_disk[j, None, None])
-        fring = fd[idx2] * fr[idx2]
-        add(j, ring * fring[:, None, None], _colour("young", z, jit[:, 2]))
+        add(j, ring * (fd[sub] * fr[sub])[:, None, None], _colour("young", z, jit[:, 2]))
 
     # --- irregulars: a lopsided diffuse body plus bright star-forming clumps ---------------
     idx = torch.nonzero(k == IRREGULAR).squeeze(1)
@@ -432,15 +452,18 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         body = _sersic(u[idx] - off[:, 0, None, None], v[idx] - off[:, 1, None, None], r_i,
                        torch.ones_like(r_i), p["smooth_q"][idx].clamp(min=0.5), soft)
         add(idx, body * (0.55 * flux[idx])[:, None, None], _colour("disk", z, jit[:, 1]))
-        cxy = p["clump_xy"][idx] * r_i[:, None, None]  # [b, 8, 2]
+        # round clumps are separable in x and y: one batched matrix product renders all 8
+        cu = p["clump_xy"][idx, :, 0] * r_i[:, None]  # [b, 8], along the major axis
+        cv = p["clump_xy"][idx, :, 1] * r_i[:, None]
+        pa = p["position_angle"][idx, None]
+        c, s_ = torch.cos(pa), torch.sin(pa)
+        cx = cu * c - cv * s_ + p["center"][idx, 0, None]  # [b, 8] offsets from the stamp centre
+        cy = cu * s_ + cv * c + p["center"][idx, 1, None]
         cs = torch.sqrt((p["clump_size"][idx] * r_i[:, None]) ** 2 + soft**2)  # [b, 8]
         cf = p["clump_flux"][idx] / p["clump_flux"][idx].sum(1, keepdim=True)
-        clumps = _gaussian(
-            u[idx, None] - cxy[:, :, 0, None, None],
-            v[idx, None] - cxy[:, :, 1, None, None],
-            cs[:, :, None, None],
-        )
-        clumps = (clumps * cf[:, :, None, None]).sum(1)
+        gx_ = _gaussian_1d(coords, cx[..., None], cs[..., None]) * cf[..., None]  # [b, 8, W]
+        gy_ = _gaussian_1d(-coords, cy[..., None], cs[..., None])  # [b, 8, H]
+        clumps = torch.bmm(gy_.transpose(1, 2), gx_)
         add(idx, clumps * (0.45 * flux[idx])[:, None, None], _colour("young", z, jit[:, 2]))
 
     # --- mergers: a companion and tidal tails ------------------------------------------------
@@ -464,10 +487,11 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         for xs, ys, sgn in ((x[idx], y[idx], 1.0), (xc, yc, -1.0)):
             rt = torch.sqrt(xs**2 + ys**2 + soft**2)
             th = torch.atan2(ys, xs)
-            ph = th - sgn * p["chirality"][idx, None, None] * torch.log(rt / r_m[:, None, None]) / 0.45
+            rel = rt / r_m[:, None, None]
+            ph = th - sgn * p["chirality"][idx, None, None] * torch.log(rel) / 0.45
             ph = ph - ang[:, None, None] - (1 - sgn) * math.pi / 2
             band = ((1 + torch.cos(ph)) / 2) ** 10
-            env = torch.exp(-rt / (1.4 * r_m[:, None, None])) * (1 - torch.exp(-(rt / r_m[:, None, None]) ** 2))
+            env = torch.exp(-rel / 1.4) * (1 - torch.exp(-rel * rel))
             tails = tails + band * env
         tails = tails / tails.sum((1, 2), keepdim=True).clamp(min=1e-12) / pix**2
         add(idx, tails * ft[:, None, None], _colour("tail", z, jit[:, 5]))
@@ -491,10 +515,11 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     idx = torch.nonzero(k == EDGE_ON).squeeze(1)
     if len(idx):
         h = re[idx, None, None] / 1.678
-        w = 0.35 * p["thickness"][idx, None, None] * h + soft
-        v0 = torch.cos(inc[idx])[:, None, None] * 1.2 * h  # the near side hides the far side
+        w = 0.4 * q_disk[idx, None, None] * h + 0.5 * soft
+        v0 = torch.cos(inc[idx])[:, None, None] * 0.6 * h  # the near side hides the far side
         lane = torch.exp(-0.5 * ((v[idx] - v0) / w) ** 2) * torch.exp(-(u[idx] / (2.5 * h)) ** 2)
-        tau = p["dust_tau"][idx, None, None, None] * torch.tensor([1.3, 1.0, 0.6], device=device)[:, None, None]
+        reddening = torch.tensor([1.2, 1.0, 0.7], device=device)[:, None, None]  # g, r, z
+        tau = p["dust_tau"][idx, None, None, None] * reddening
         images[idx] = images[idx] * torch.exp(-tau * lane[:, None])
 
     # --- a neighbouring galaxy, a star ---------------------------------------------------------
@@ -506,7 +531,8 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         xn = x[idx] - (rad * torch.cos(ang))[:, None, None]
         yn = y[idx] - (rad * torch.sin(ang))[:, None, None]
         un, vn = _rotate(xn, yn, ang * 3)
-        nb = _sersic(un, vn, p["neighbour_re"][idx], p["sersic_n"][idx], 0.4 + 0.6 * p["neighbour_xy"][idx, 0], soft)
+        qn = 0.4 + 0.6 * p["neighbour_xy"][idx, 0]
+        nb = _sersic(un, vn, p["neighbour_re"][idx], p["sersic_n"][idx], qn, soft)
         fn = 10 ** (-0.4 * (p["mag_r"][idx] + p["neighbour_dmag"][idx] - 22.5))
         gr = p["neighbour_colour"]
         col = torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * 0.5 * gr)], 1)
@@ -515,23 +541,24 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     if len(idx):
         rad = half * (0.35 + 0.6 * p["star_xy"][idx, 0])
         ang = 2 * math.pi * p["star_xy"][idx, 1]
-        star = _gaussian(x[idx] - (rad * torch.cos(ang))[:, None, None],
-                         y[idx] - (rad * torch.sin(ang))[:, None, None], soft)
+        sx = (rad * torch.cos(ang) + p["center"][idx, 0])[:, None]
+        sy = (rad * torch.sin(ang) + p["center"][idx, 1])[:, None]
+        star = _gaussian_1d(-coords, sy, soft)[:, :, None] * _gaussian_1d(coords, sx, soft)[:, None]
         fs = 10 ** (-0.4 * (p["star_mag"][idx] - 22.5))
         gr = p["star_colour"]
         col = torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * 0.4 * gr)], 1)
         add(idx, star * fs[:, None, None], col)
 
-    # --- PSF: per band and per galaxy, a core plus a wing Gaussian, applied in Fourier space ---
-    fy = torch.fft.fftfreq(size, device=device)
-    fx = torch.fft.rfftfreq(size, device=device)
-    k2 = (fy[:, None] ** 2 + fx[None, :] ** 2)[None, None]
-    sigma = (p["psf_fwhm"][:, None] * torch.tensor(_BAND_PSF, device=device) / 2.3548 / pix)
-    sigma = sigma[:, :, None, None]
-    otf = 0.85 * torch.exp(-2 * math.pi**2 * sigma**2 * k2) + 0.15 * torch.exp(
-        -2 * math.pi**2 * (2.2 * sigma) ** 2 * k2
-    )
-    images = torch.fft.irfft2(torch.fft.rfft2(images) * otf, s=(size, size))
+    # --- PSF: per band and per galaxy, a pixel-integrated Gaussian; separable, so two batched
+    # matrix products: K @ image @ K^T, with K[i, j] the PSF flux that falls from pixel j to i
+    sigma = p["psf_fwhm"][:, None] * torch.tensor(_BAND_PSF, device=device) / 2.3548 / pix
+    offs = torch.arange(size, device=device)
+    d = torch.arange(-size + 1, size, device=device, dtype=torch.float32)  # pixel separations
+    s2 = sigma.reshape(-1, 1) * math.sqrt(2)
+    k1 = 0.5 * (torch.erf((d + 0.5) / s2) - torch.erf((d - 0.5) / s2))  # [B*3, 2H-1]
+    kern = k1[:, offs[:, None] - offs[None, :] + size - 1]  # [B*3, H, H], Toeplitz
+    flat = images.reshape(-1, size, size)
+    images = torch.bmm(torch.bmm(kern, flat), kern.transpose(1, 2)).reshape(BLOCK, 3, size, size)
 
     # --- sky noise ---------------------------------------------------------------------------
     noise = torch.randn((BLOCK, 3, size, size), generator=gen, device=device)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["lupton_rgb", "show_galaxies", "caption"]
+__all__ = ["lupton_rgb", "show_galaxies", "caption", "LEGACY_WEIGHTS"]
 
 
 def _to_numpy(images) -> np.ndarray:
@@ -22,8 +22,13 @@ def _to_numpy(images) -> np.ndarray:
     return np.asarray(images, dtype=np.float32)
 
 
+#: Band weights (g, r, z) of the Legacy Surveys viewer colour scheme (g 6.0, r 3.4, z 2.2),
+#: relative to z: they make a typical galaxy look white-yellow and star formation blue.
+LEGACY_WEIGHTS = (2.73, 1.55, 1.0)
+
+
 def lupton_rgb(images, *, stretch: float | None = None, Q: float = 8.0,
-               per_image: bool = True) -> np.ndarray:
+               per_image: bool = True, band_weights=LEGACY_WEIGHTS) -> np.ndarray:
     """Asinh colour composites of 3-band images (Lupton et al. 2004).
 
     Args:
@@ -34,6 +39,9 @@ def lupton_rgb(images, *, stretch: float | None = None, Q: float = 8.0,
             intensity, so faint and bright galaxies are both visible.
         Q: asinh softening; larger shows fainter structure.
         per_image: scale every image separately (default) or all with one scale.
+        band_weights: multipliers of the (g, r, z) bands before the stretch. The default
+            suits fluxes (the simulator); use ``(1, 1, 1)`` for images that are already
+            colour-balanced RGB, such as Galaxy10 or the Hubble cutouts.
 
     Returns:
         float array ``[N, H, W, 3]`` (or ``[H, W, 3]``) in [0, 1], RGB = (z, r, g).
@@ -48,6 +56,9 @@ def lupton_rgb(images, *, stretch: float | None = None, Q: float = 8.0,
         )
     if Q <= 0:
         raise ValueError(f"Q must be positive, got {Q!r}")
+    if len(band_weights) != 3:
+        raise ValueError(f"band_weights needs 3 numbers (g, r, z), got {band_weights!r}")
+    x = x * np.asarray(band_weights, dtype=np.float32)[None, :, None, None]
     rgb = x[:, ::-1]  # g, r, z -> z, r, g = red, green, blue
     intensity = rgb.mean(1, keepdims=True)
     if stretch is None:
@@ -97,7 +108,8 @@ def caption(labels: dict, i: int) -> str:
 
 def show_galaxies(images, labels: dict | None = None, *, ncols: int = 8, titles=None,
                   panel_size: float = 1.6, stretch: float | None = None, Q: float = 8.0,
-                  per_image: bool = True, fontsize: float = 6.5, suptitle: str | None = None):
+                  per_image: bool = True, band_weights=LEGACY_WEIGHTS, fontsize: float = 6.5,
+                  suptitle: str | None = None):
     """Show a grid of galaxies as asinh RGB composites, with optional captions.
 
     Works for simulator fluxes and for Galaxy10 / Hubble cutouts alike.
@@ -108,7 +120,8 @@ def show_galaxies(images, labels: dict | None = None, *, ncols: int = 8, titles=
         ncols: panels per row.
         titles: optional list of N strings, overrides the captions from ``labels``.
         panel_size: inches per panel.
-        stretch, Q, per_image: passed to :func:`lupton_rgb`.
+        stretch, Q, per_image, band_weights: passed to :func:`lupton_rgb` (use
+            ``band_weights=(1, 1, 1)`` for Galaxy10 and Hubble images, already RGB).
         fontsize: caption font size.
         suptitle: optional figure title.
 
@@ -117,7 +130,8 @@ def show_galaxies(images, labels: dict | None = None, *, ncols: int = 8, titles=
     """
     import matplotlib.pyplot as plt
 
-    rgb = lupton_rgb(images, stretch=stretch, Q=Q, per_image=per_image)
+    rgb = lupton_rgb(images, stretch=stretch, Q=Q, per_image=per_image,
+                     band_weights=band_weights)
     if rgb.ndim == 3:
         rgb = rgb[None]
     n = len(rgb)
