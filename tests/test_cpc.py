@@ -1,0 +1,201 @@
+"""Contrastive Predictive Coding: shapes, causality, the InfoNCE prediction step, training, and
+the notebook-07 exercise checks."""
+
+import math
+import re
+
+import pytest
+import torch
+
+from phys555_cl import cpc
+from phys555_cl.exercises import nb07
+from phys555_cl.lightcurves import LightCurves
+
+
+def small_model(**kwargs):
+    torch.manual_seed(0)
+    options = {"in_channels": 3, "z_dim": 8, "c_dim": 6, "n_steps": 3, "strides": (2, 2)}
+    return cpc.CPC(**{**options, **kwargs})
+
+
+def loop_prediction_loss(z, c, W, k, temperature=1.0):
+    """The definition, one prediction at a time: -log of the softmax over all B*L latents."""
+    B, L, _ = z.shape
+    keys = z.reshape(B * L, -1)
+    losses = []
+    for b in range(B):
+        for t in range(L - k):
+            scores = keys @ (W @ c[b, t]) / temperature
+            losses.append(-(scores[b * L + t + k] - torch.logsumexp(scores, dim=0)))
+    return torch.stack(losses).mean()
+
+
+def test_encoder_gives_one_latent_per_window():
+    model = small_model()
+    z, c = model(torch.randn(5, 3, 32))
+    assert z.shape == (5, 8, 8) and c.shape == (5, 8, 6)  # 32 samples / window 4
+
+
+def test_latents_do_not_see_far_future_samples():
+    model = small_model()
+    x = torch.randn(2, 3, 64)
+    later = x.clone()
+    later[:, :, 40:] += 5.0
+    z, c = model(x)
+    z2, c2 = model(later)
+    # Windows 0..8 cover samples < 36 (+ half a stride of overlap): unchanged.
+    assert torch.allclose(z[:, :9], z2[:, :9]) and torch.allclose(c[:, :9], c2[:, :9])
+    assert not torch.allclose(z[:, 12:], z2[:, 12:])
+
+
+def test_a_sequence_is_encoded_independently_of_the_rest_of_the_batch():
+    model = small_model()
+    x = torch.randn(4, 3, 32)
+    assert torch.allclose(model(x)[1][2], model(x[2:3])[1][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("k, temperature", [(1, 1.0), (2, 0.5), (3, 2.0)])
+def test_prediction_loss_matches_the_loop_definition(k, temperature):
+    g = torch.Generator().manual_seed(k)
+    z, c = torch.randn(3, 6, 4, generator=g), torch.randn(3, 6, 5, generator=g)
+    W = torch.randn(4, 5, generator=g)
+    got = cpc.cpc_prediction_loss(z, c, W, k, temperature=temperature)
+    assert torch.allclose(got, loop_prediction_loss(z, c, W, k, temperature), atol=1e-5)
+
+
+def test_prediction_loss_gradients_pass_gradcheck():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 4, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda z, c, W: cpc.cpc_prediction_loss(z, c, W, 2), (z, c, W))
+
+
+def test_model_loss_is_the_mean_of_the_per_step_losses():
+    model = small_model()
+    x = torch.randn(4, 3, 32)
+    loss, per_step = model.loss(x)
+    z, c = model(x)
+    expected = [cpc.cpc_prediction_loss(z, c, w.weight, k)
+                for k, w in enumerate(model.predictors, start=1)]
+    assert per_step.shape == (3,)
+    assert torch.allclose(per_step, torch.stack(expected).detach(), atol=1e-6)
+    assert torch.allclose(loss, per_step.mean(), atol=1e-6)
+
+
+def test_untrained_model_scores_near_chance():
+    model = small_model()
+    _, per_step = model.loss(torch.randn(8, 3, 32))
+    assert (per_step - math.log(8 * 8)).abs().max() < 1.0
+
+
+def test_a_few_training_steps_lower_the_loss():
+    data = LightCurves(64, seed=0, n_samples=128)
+    model = small_model(z_dim=16, c_dim=16, strides=(4, 2))
+    history = cpc.train_cpc(model, data, epochs=12, batch_size=32, lr=3e-3, device="cpu",
+                            progress=False)
+    assert len(history["loss"]) == 24 and len(history["step_losses"][0]) == 3
+    assert history["epoch_loss"][-1] < history["epoch_loss"][0] - 0.2
+
+
+def test_training_accepts_the_students_prediction_step():
+    calls = []
+
+    def step(z, c, W, k, temperature=1.0):
+        calls.append(k)
+        return cpc.cpc_prediction_loss(z, c, W, k, temperature=temperature)
+
+    cpc.train_cpc(small_model(), torch.randn(8, 3, 32), epochs=1, batch_size=4, device="cpu",
+                  prediction_loss=step, progress=False)
+    assert calls == [1, 2, 3, 1, 2, 3]
+
+
+def test_prediction_accuracy_and_scores_have_the_documented_shapes():
+    model = small_model()
+    x = torch.randn(4, 3, 32)
+    assert cpc.prediction_scores(model, x, 2).shape == (4, 8, 4, 8)
+    accuracy = cpc.prediction_accuracy(model, x)
+    assert accuracy.shape == (3,) and ((accuracy >= 0) & (accuracy <= 1)).all()
+
+
+def test_embed_returns_one_vector_per_sequence_for_both_poolings():
+    model = small_model()
+    x = torch.randn(10, 3, 32)
+    last, mean = cpc.embed(model, x, batch_size=4), cpc.embed(model, x, pool="mean")
+    assert last.shape == mean.shape == (10, 6)
+    assert torch.allclose(last, model(x)[1][:, -1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m: m(torch.randn(2, 3, 30)), "multiple of the window"),
+        (lambda m: cpc.cpc_prediction_loss(torch.randn(2, 5, 8), torch.randn(2, 5, 6),
+                                           torch.randn(6, 8), 1), "W must have shape"),
+        (lambda m: cpc.cpc_prediction_loss(torch.randn(2, 5, 8), torch.randn(2, 5, 6),
+                                           torch.randn(8, 6), 5), "k must be"),
+        (lambda m: m.loss(torch.randn(2, 3, 8)), "too few"),
+        (lambda m: m.represent(torch.randn(2, 3, 32), pool="max"), "pool"),
+        (lambda m: cpc.train_cpc(m, torch.randn(4, 3, 32), batch_size=1), "batch_size"),
+    ],
+)
+def test_bad_inputs_raise_value_errors_that_say_what_to_do(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(small_model())
+
+
+# ---- notebook 07 exercise checks ---------------------------------------------------------
+
+
+def quiet(check):
+    check.printer = lambda *args: None
+    return check
+
+
+def test_info_nce_check_accepts_a_cross_entropy_solution():
+    def solution(query, keys, targets, temperature=1.0):
+        return torch.nn.functional.cross_entropy(query @ keys.T / temperature, targets)
+
+    assert quiet(nb07.check_info_nce)(solution) is solution
+
+
+@pytest.mark.parametrize(
+    "mistake, words",
+    [
+        (nb07._wrong_axis, "wrong axis"),
+        (nb07._temperature_twice, "twice"),
+        (nb07._diagonal_positive, "diagonal"),
+        (nb07._positive_excluded, "positive is left out"),
+        (nb07._self_excluded, "excludes nothing"),
+    ],
+)
+def test_info_nce_check_names_the_typical_mistake(mistake, words):
+    with pytest.raises(AssertionError, match=words):
+        quiet(nb07.check_info_nce)(mistake)
+
+
+def test_info_nce_check_hands_back_the_reference_when_not_done():
+    def not_done(query, keys, targets, temperature=1.0):
+        raise NotImplementedError
+
+    assert quiet(nb07.check_info_nce)(not_done) is nb07.info_nce_loss
+
+
+def test_prediction_check_accepts_the_package_step():
+    assert quiet(nb07.check_prediction_loss)(cpc.cpc_prediction_loss) is cpc.cpc_prediction_loss
+
+
+@pytest.mark.parametrize(
+    "mistake, words",
+    [
+        (nb07._target_shift(lambda k: k - 1), "z_{t+k-1}"),
+        (nb07._target_shift(lambda k: 0), "z_t itself"),
+        (nb07._predict_the_past, "swapped in time"),
+        (nb07._no_batch_offset, "forgets the sequence"),
+        (nb07._same_time_negatives_only, "same time"),
+        (nb07._same_sequence_negatives_only, "same sequence"),
+    ],
+)
+def test_prediction_check_names_the_typical_mistake(mistake, words):
+    with pytest.raises(AssertionError, match=re.escape(words)):
+        quiet(nb07.check_prediction_loss)(mistake)
