@@ -99,89 +99,120 @@ def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
 
 
 # --------------------------------------------------------------------------------------------
-# chunked InfoNCE: row tiles, log-sum-exp per row, recomputation in backward
+# the shared core: a fused, row-tiled softmax cross-entropy
 # --------------------------------------------------------------------------------------------
 
+# Rows per tile when chunk_size is None: tiles of about 2**21 logits (8 MB in float32) keep the
+# elementwise work (max, exp, sum) in cache on a CPU; on a GPU one tile of 2**26 logits is fine.
+_TILE_ELEMENTS = {"cpu": 2**21}
+_TILE_ELEMENTS_DEFAULT = 2**26
 
-def _tile_logits(q_rows, keys, scale, start, self_offset):
-    """Logits of a tile of rows [c, K], with each row's own key set to -inf if requested."""
-    logits = torch.mm(q_rows, keys.t()).mul_(scale)
+
+def _default_tile_rows(query: torch.Tensor, K: int) -> int:
+    elements = _TILE_ELEMENTS.get(query.device.type, _TILE_ELEMENTS_DEFAULT)
+    return max(1, elements // max(K, 1))
+
+
+def _tile_logits(q_rows, keys, scale, start, self_offset, out=None):
+    """Logits [c, K] of the rows start .. start+c-1; each row's own key -> -inf if requested."""
+    logits = torch.mm(q_rows * scale, keys.t(), out=out)  # scaling [c, D] is cheaper than [c, K]
     if self_offset is not None:
+        # leave k = i out of the softmax: index the c self-entries, no [c, K] mask is built
         rows = torch.arange(q_rows.shape[0], device=q_rows.device)
         logits[rows, rows + (self_offset + start)] = float("-inf")
     return logits
 
 
-class _ChunkedInfoNCE(torch.autograd.Function):
-    """Mean cross-entropy of `query @ keys.T * scale`, computed `chunk_size` rows at a time.
+class _InfoNCE(torch.autograd.Function):
+    """sum_i loss_scale * -log softmax(scale * query @ keys.T)[i, targets[i]], fused.
 
-    Forward keeps only the per-row log-sum-exp [M]; backward recomputes each tile's logits, so the
-    largest temporary is one [chunk_size, K] tile (plus a [chunk_size, K] softmax of it).
+    Rows are processed in tiles of `tile_rows`. For each tile: one matrix product, the self-entries
+    set to -inf, the row max, exp, row sum (a numerically safe log-sum-exp per row).
+
+    - recompute=False (full): the softmax of every row is kept for backward ([M, K], the only
+      large buffer); backward needs no exp and no matrix product beyond the two for the gradients.
+    - recompute=True (chunked): only the log-sum-exp of each row [M] is kept; backward recomputes
+      each tile's logits, so the largest temporaries are [tile_rows, K] tiles.
+
+    Backward, per tile: G = loss_scale * (softmax - onehot(targets)), grad_query = scale * G @ keys,
+    grad_keys += scale * G.T @ query. `keys=None` means keys = query (SimCLR): one gradient buffer.
     """
 
     @staticmethod
-    def forward(ctx, query, keys, targets, scale, self_offset, chunk_size, loss_scale):
-        M = query.shape[0]
+    def forward(ctx, query, keys, targets, scale, self_offset, tile_rows, recompute, loss_scale):
+        shared = keys is None
+        keys = query if shared else keys
+        M, K = query.shape[0], keys.shape[0]
         lse = query.new_empty(M)
         positive = query.new_empty(M)
-        for start in range(0, M, chunk_size):
-            stop = min(start + chunk_size, M)
-            logits = _tile_logits(query[start:stop], keys, scale, start, self_offset)
-            lse[start:stop] = torch.logsumexp(logits, dim=1)
+        probs = None if recompute else query.new_empty(M, K)
+        for start in range(0, M, tile_rows):
+            stop = min(start + tile_rows, M)
+            out = None if recompute else probs[start:stop]
+            logits = _tile_logits(query[start:stop], keys, scale, start, self_offset, out=out)
             rows = torch.arange(stop - start, device=query.device)
             positive[start:stop] = logits[rows, targets[start:stop]]
-            del logits
-        ctx.save_for_backward(query, keys, targets, lse)
-        ctx.scale, ctx.self_offset, ctx.chunk_size = scale, self_offset, chunk_size
-        ctx.loss_scale = loss_scale
+            row_max = logits.amax(dim=1, keepdim=True)
+            exp = logits.sub_(row_max).exp_()  # in place: the tile now holds exp(logit - max)
+            row_sum = exp.sum(dim=1, keepdim=True)
+            lse[start:stop] = (row_max + row_sum.log()).squeeze(1)
+            if not recompute:
+                exp.div_(row_sum)  # softmax, kept for backward
+            del logits, exp
+        ctx.save_for_backward(query, None if shared else keys, targets,
+                              lse if recompute else probs)
+        ctx.scale, ctx.self_offset, ctx.tile_rows = scale, self_offset, tile_rows
+        ctx.recompute, ctx.loss_scale, ctx.shared = recompute, loss_scale, shared
         return (lse - positive).sum() * loss_scale
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
-        query, keys, targets, lse = ctx.saved_tensors
-        scale, self_offset, chunk_size = ctx.scale, ctx.self_offset, ctx.chunk_size
+        query, keys, targets, saved = ctx.saved_tensors
+        shared = ctx.shared
+        keys = query if shared else keys
         need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_q = torch.empty_like(query) if need_q else None
-        grad_k = torch.zeros_like(keys) if need_k else None
-        # d loss / d logit_ij = loss_scale * (softmax_ij - [j == target_i]); d logit / d q = scale k
-        g = grad_output * (ctx.loss_scale * scale)
-        M = query.shape[0]
-        for start in range(0, M, chunk_size):
-            stop = min(start + chunk_size, M)
+        if shared:
+            grad_q = grad_k = torch.zeros_like(query)
+        else:
+            grad_q = torch.zeros_like(query) if need_q else None
+            grad_k = torch.zeros_like(keys) if need_k else None
+        g = grad_output * (ctx.loss_scale * ctx.scale)
+        M, tile_rows = query.shape[0], ctx.tile_rows
+        for start in range(0, M, tile_rows):
+            stop = min(start + tile_rows, M)
             q_rows = query[start:stop]
-            probs = _tile_logits(q_rows, keys, scale, start, self_offset)
-            probs.sub_(lse[start:stop, None]).exp_()  # softmax, in place
+            if ctx.recompute:
+                G = _tile_logits(q_rows, keys, ctx.scale, start, ctx.self_offset)
+                G.sub_(saved[start:stop, None]).exp_()  # softmax from the saved log-sum-exp
+            else:
+                G = saved[start:stop].clone()  # the saved softmax stays intact (retain_graph)
             rows = torch.arange(stop - start, device=query.device)
-            probs[rows, targets[start:stop]] -= 1.0
-            probs.mul_(g)
-            if need_q:
-                torch.mm(probs, keys, out=grad_q[start:stop])
-            if need_k:
-                grad_k.addmm_(probs.t(), q_rows)
-            del probs
-        return grad_q, grad_k, None, None, None, None, None
-
-
-# --------------------------------------------------------------------------------------------
-# the shared core
-# --------------------------------------------------------------------------------------------
+            G[rows, targets[start:stop]] -= 1.0
+            G.mul_(g)
+            if grad_q is not None:
+                grad_q[start:stop].addmm_(G, keys)
+            if grad_k is not None:
+                grad_k.addmm_(G.t(), q_rows)
+            del G
+        if shared:
+            return grad_q, None, None, None, None, None, None, None
+        return grad_q, grad_k, None, None, None, None, None, None
 
 
 def _info_nce_core(query, keys, targets, scale, self_offset, chunk_size, loss_scale):
     """sum_i loss_scale * -log softmax(query @ keys.T * scale)[i, targets[i]].
 
-    `self_offset`: None, or key `self_offset + i` is left out of row i's softmax.
-    Inputs must already be in the compute dtype (float32 or float64).
+    `keys=None`: the keys are the queries. `self_offset`: None, or key `self_offset + i` is left
+    out of row i's softmax. Inputs must already be in the compute dtype (float32 or float64).
     """
-    if chunk_size is not None and chunk_size < query.shape[0]:
-        return _ChunkedInfoNCE.apply(
-            query, keys, targets, scale, self_offset, chunk_size, loss_scale
-        )
-    logits = torch.mm(query, keys.t()) * scale
-    if self_offset is not None:
-        # leave out k = i: -inf in place on the diagonal, no [M, K] mask is built
-        logits.diagonal(offset=self_offset).fill_(float("-inf"))
-    return F.cross_entropy(logits, targets, reduction="sum") * loss_scale
+    if chunk_size is None:
+        K = query.shape[0] if keys is None else keys.shape[0]
+        tile_rows, recompute = _default_tile_rows(query, K), False
+    else:
+        tile_rows, recompute = chunk_size, True
+    return _InfoNCE.apply(query, keys, targets, scale, self_offset, tile_rows, recompute,
+                          loss_scale)
 
 
 def info_nce(
@@ -469,7 +500,7 @@ def nt_xent(
             # turns this into exactly the gradient of the global mean over all 2N_global views
             loss_scale = dist.get_world_size() / keys.shape[0]
             return _info_nce_core(z, keys, targets + offset, scale, offset, chunk_size, loss_scale)
-        return _info_nce_core(z, z, targets, scale, 0, chunk_size, 1.0 / (2 * n))
+        return _info_nce_core(z, None, targets, scale, 0, chunk_size, 1.0 / (2 * n))
 
 
 
