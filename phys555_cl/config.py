@@ -53,18 +53,20 @@ SIZES: dict[str, dict[str, dict]] = {
         "normal": {"n_galaxies": 64, "image_size": 64},
     },
     "01": {
-        "fast": {"n_galaxies": 600, "image_size": 32, "n_pairs": 400, "epochs": 2,
-                 "batch_size": 64},
-        "normal": {"n_galaxies": 4000, "image_size": 64, "n_pairs": 4000, "epochs": 10,
-                   "batch_size": 128},
+        "fast": {"n_galaxies": 512, "image_size": 32, "n_pairs": 512, "epochs": 3,
+                 "batch_size": 64, "width": 16, "margin": 1.0, "lr": 2e-3},
+        "normal": {"n_galaxies": 3000, "image_size": 64, "n_pairs": 6000, "epochs": 5,
+                   "batch_size": 128, "width": 16, "margin": 1.0, "lr": 1e-3},
     },
     "02": {
-        "fast": {"n_galaxies": 600, "image_size": 32, "epochs": 2, "batch_size": 64},
-        "normal": {"n_galaxies": 4000, "image_size": 64, "epochs": 10, "batch_size": 128},
+        "fast": {"n_galaxies": 512, "image_size": 32, "epochs": 2, "steps_per_epoch": 10,
+                 "per_class": 8, "width": 16, "margin": 0.2, "lr": 2e-3},
+        "normal": {"n_galaxies": 4000, "image_size": 64, "epochs": 10, "steps_per_epoch": 50,
+                   "per_class": 16, "width": 16, "margin": 0.2, "lr": 1e-3},
     },
     "03": {
-        "fast": {"n_galaxies": 64, "image_size": 64},
-        "normal": {"n_galaxies": 512, "image_size": 64},
+        "fast": {"n_galaxies": 64, "image_size": 64, "n_colour": 384},
+        "normal": {"n_galaxies": 512, "image_size": 64, "n_colour": 4000},
     },
     "04": {
         "fast": {"batch_sizes": [8, 32, 128], "dim": 32, "repeats": 2},
@@ -81,8 +83,12 @@ SIZES: dict[str, dict[str, dict]] = {
                    "batch_size": 256},
     },
     "07": {
-        "fast": {"n_sequences": 256, "n_test": 256, "epochs": 2, "batch_size": 64},
-        "normal": {"n_sequences": 4000, "n_test": 2000, "epochs": 20, "batch_size": 128},
+        "fast": {"n_sequences": 384, "n_test": 256, "n_samples": 504, "epochs": 3,
+                 "batch_size": 64, "lr": 3e-3, "z_dim": 64, "c_dim": 64, "n_steps": 4,
+                 "pool": "mean"},
+        "normal": {"n_sequences": 4000, "n_test": 2000, "n_samples": 504, "epochs": 30,
+                   "batch_size": 64, "lr": 3e-3, "z_dim": 64, "c_dim": 64, "n_steps": 4,
+                   "pool": "mean"},
     },
 }
 

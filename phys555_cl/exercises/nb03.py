@@ -1,0 +1,194 @@
+"""Checks for notebook 03 (augmentations): a random rotation + flip, and reddening."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..augment import DECAM_EXTINCTION, RandomAffine, RandomFlip
+from .core import Case, make_check
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3.1: rotation by any angle and a flip, drawn independently for every image
+# --------------------------------------------------------------------------------------------
+
+_ROTATE = RandomAffine(degrees=(0.0, 360.0), max_shift=0.0, scale=(1.0, 1.0))
+_FLIP = RandomFlip(0.5)
+
+
+def rotate_flip_reference(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image flipped with probability 1/2 and rotated by U(0, 360) deg about its centre."""
+    return _ROTATE(_FLIP(x, generator=generator), generator=generator)
+
+
+def _test_galaxy(size: int = 32) -> torch.Tensor:
+    """An asymmetric, centred, smooth test image [3, size, size]: a bar with a blob at one end,
+    so every rotation and mirror image looks different."""
+    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    bar = torch.exp(-0.5 * ((x / 6.0) ** 2 + (y / 1.8) ** 2))
+    blob = 0.8 * torch.exp(-0.5 * (((x - 5.0) ** 2 + (y - 4.0) ** 2) / 2.0 ** 2))
+    core = torch.exp(-0.5 * (x ** 2 + y ** 2) / 1.5 ** 2)
+    image = bar + blob + core
+    return torch.stack([0.6 * image, image, 1.3 * image])
+
+
+def _rotate_cases():
+    batch = _test_galaxy()[None].repeat(16, 1, 1, 1)
+    return [Case("16 copies of one galaxy", batch, torch.Generator().manual_seed(3))]
+
+
+def _radial_profile(x: torch.Tensor) -> torch.Tensor:
+    size = x.shape[-1]
+    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    y, xx = torch.meshgrid(r, r, indexing="ij")
+    ring = (torch.sqrt(xx ** 2 + y ** 2)).round().long().clamp(max=size // 2 - 1).flatten()
+    flat = x.sum(-3).flatten(-2)  # [..., pixels]
+    sums = torch.zeros(*flat.shape[:-1], size // 2).index_add_(-1, ring, flat)
+    counts = torch.zeros(size // 2).index_add_(0, ring, torch.ones_like(ring, dtype=torch.float32))
+    return sums / counts
+
+
+def _dihedral(image: torch.Tensor) -> list[torch.Tensor]:
+    out = []
+    for flipped in (image, image.flip(-1)):
+        for k in range(4):
+            out.append(torch.rot90(flipped, k, dims=(-2, -1)))
+    return out
+
+
+def _compare_rotate_flip(got, expected, case) -> str | None:
+    x, generator = case.args
+    if not isinstance(got, torch.Tensor):
+        return f"the result should be a torch.Tensor, but it is a {type(got).__name__}"
+    if got.shape != x.shape:
+        return f"the result has shape {tuple(got.shape)}, expected shape {tuple(x.shape)}"
+    if got.dtype != x.dtype:
+        return f"the result has dtype {got.dtype}, expected {x.dtype}"
+    if not torch.isfinite(got).all():
+        return "the result contains NaN or inf values"
+    flux_in, flux_out = x.sum(dim=(1, 2, 3)), got.sum(dim=(1, 2, 3))
+    worst = ((flux_out - flux_in).abs() / flux_in).max().item()
+    if worst > 0.03:
+        return (f"the total flux of an image changed by {100 * worst:.0f}%: a rotation or a flip "
+                f"must move light around, not create or remove it (check the interpolation "
+                f"and that the rotation is about the image centre)")
+    profiles = _radial_profile(got)
+    reference_profile = _radial_profile(x[:1])
+    err = ((profiles - reference_profile).abs().amax(dim=1) / reference_profile.max()).max()
+    if err.item() > 0.08:
+        return ("the light moved away from the centre: rotate about the image centre (with "
+                "F.affine_grid the centre is coordinate (0, 0)), and do not shift the image")
+    distance = torch.cdist(got.flatten(1), got.flatten(1))
+    identical = distance < 1e-4 * got.flatten(1).norm(dim=1).max()
+    if identical.all():
+        return ("all the images came out identical: draw a separate random angle and flip "
+                "for *every* image (e.g. torch.rand(B, generator=generator)), not one for the "
+                "whole batch")
+    off_grid = sum(
+        min((image - d).abs().max().item() for d in _dihedral(x[0])) > 1e-3 * image.abs().max()
+        for image in got
+    )
+    if off_grid < len(got) // 2:
+        return ("the angles look like multiples of 90 degrees only: galaxies have no preferred "
+                "orientation, so draw the angle uniformly in [0, 360) degrees")
+    if identical.sum().item() - len(got) > len(got):
+        return ("many images came out identical: every image needs its own random angle")
+    upright, mirror = _rotations_of(x[0]), _rotations_of(x[0].flip(-1))
+    mirrored = sum(
+        min((image - d).abs().max().item() for d in mirror)
+        < min((image - d).abs().max().item() for d in upright)
+        for image in got
+    )
+    if mirrored in (0, len(got)):
+        return ("either every image or no image was mirrored: flip each image with probability "
+                "1/2, independently")
+    return None
+
+
+def _rotations_of(image: torch.Tensor, steps: int = 72) -> list[torch.Tensor]:
+    angles = torch.arange(steps, dtype=torch.float32) * (2 * math.pi / steps)
+    batch = image[None].repeat(steps, 1, 1, 1)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    zero = torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, sin, zero], -1), torch.stack([-sin, cos, zero], -1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(batch.shape), align_corners=False)
+    return list(torch.nn.functional.grid_sample(batch, grid, align_corners=False))
+
+
+def _rotate_flip_repeatable(student_fn):
+    """Same generator state -> same output (reproducible augmentations)."""
+    x = _test_galaxy()[None].repeat(4, 1, 1, 1)
+    a = student_fn(x.clone(), torch.Generator().manual_seed(11))
+    b = student_fn(x.clone(), torch.Generator().manual_seed(11))
+    return torch.equal(a, b)
+
+
+class _RotateFlipCheck:
+    """The generic check, after one more: the same generator state must give the same views."""
+
+    def __init__(self):
+        self.inner = make_check("3.1", "random rotation and flip per image", rotate_flip_reference,
+                                _rotate_cases, compare=_compare_rotate_flip)
+
+    def __call__(self, student_fn):
+        try:
+            repeatable = _rotate_flip_repeatable(student_fn)
+        except Exception:  # not done yet, or broken: the generic check says which
+            repeatable = True
+        if not repeatable:
+            raise AssertionError(
+                "Exercise 3.1 (random rotation and flip per image) is not right yet: two calls "
+                "with generators in the same state gave different views. Draw every random "
+                "number from the `generator` argument (torch.rand(..., generator=generator)), "
+                "so an experiment can be repeated."
+            )
+        return self.inner(student_fn)
+
+
+check_rotate_flip = _RotateFlipCheck()
+
+
+# --------------------------------------------------------------------------------------------
+# Exercise 3.2: Milky-Way reddening with the DECam g r z extinction coefficients
+# --------------------------------------------------------------------------------------------
+
+
+def redden_reference(x: torch.Tensor, ebv: torch.Tensor) -> torch.Tensor:
+    """Dim every band: ``flux_b * 10**(-0.4 * R_b * E(B-V))``. x [B, 3, H, W], ebv [B]."""
+    r = torch.tensor(DECAM_EXTINCTION, dtype=x.dtype, device=x.device)
+    return x * 10 ** (-0.4 * ebv[:, None, None, None] * r[None, :, None, None])
+
+
+def _redden_cases():
+    g = torch.Generator().manual_seed(32)
+    return [
+        Case("4 galaxies, E(B-V) from 0 to 0.3", torch.rand(4, 3, 8, 8, generator=g),
+             torch.tensor([0.0, 0.05, 0.1, 0.3])),
+        Case("one galaxy, E(B-V) = 1", torch.rand(1, 3, 5, 5, generator=g), torch.tensor([1.0])),
+        Case("3 galaxies, non-square images", torch.rand(3, 3, 4, 6, generator=g),
+             torch.tensor([0.2, 0.02, 0.5])),
+    ]
+
+
+def _r():
+    return torch.tensor(DECAM_EXTINCTION)
+
+
+check_redden = make_check(
+    "3.2", "Milky-Way reddening", redden_reference, _redden_cases, atol=1e-6, rtol=1e-5,
+    mistakes=[
+        (lambda x, e: x * 10 ** (0.4 * e[:, None, None, None] * _r()[None, :, None, None]),
+         "dust makes galaxies fainter: the exponent is -0.4 * R_b * E(B-V)."),
+        (lambda x, e: x * torch.exp(-0.4 * e[:, None, None, None] * _r()[None, :, None, None]),
+         "magnitudes are base-10 logarithms: use 10 ** (...), not exp(...)."),
+        (lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None] * _r()[0]),
+         "every band got the g-band coefficient: use R_g, R_r, R_z for the three bands."),
+        (lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None]),
+         "the extinction coefficients R_b are missing: A_b = R_b * E(B-V)."),
+        (lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None] * _r()[None, None, None, :3]),
+         "the coefficients are broadcast along the image width instead of the bands "
+         "(shape them [1, 3, 1, 1])."),
+    ],
+)
