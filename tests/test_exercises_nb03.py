@@ -84,8 +84,8 @@ def test_ignoring_the_generator_is_caught_before_success_is_printed(capsys):
 def test_reddening_reference_passes_and_mistakes_are_named():
     assert ex.check_redden(redden_reference) is redden_reference
     with pytest.raises(AssertionError, match="fainter"):
-        ex.check_redden(lambda x, e: x * 10 ** (0.4 * e[:, None, None, None]
-                                                * torch.tensor([3.214, 2.165, 1.211])[:, None, None]))
+        r = torch.tensor([3.214, 2.165, 1.211])[:, None, None]
+        ex.check_redden(lambda x, e: x * 10 ** (0.4 * e[:, None, None, None] * r))
     with pytest.raises(AssertionError, match="R_b are missing"):
         ex.check_redden(lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None]))
 
