@@ -39,9 +39,9 @@ class WindowEncoder(nn.Module):
     """g_enc: strided 1-D convolutions giving one latent vector per window of the sequence.
 
     Each layer is Conv1d(kernel 2s, stride s) + ReLU, so a window is prod(strides) samples and
-    neighbouring windows overlap by half a stride. No batch or group normalisation: statistics
-    shared across the batch or the whole sequence would let z_t peek at other sequences or at
-    the future, which the contrastive task would happily exploit.
+    neighbouring windows overlap a little (the kernels are twice the strides). No batch or
+    group normalisation: statistics shared across the batch or the whole sequence would let
+    z_t peek at other sequences or at the future, which the contrastive task would exploit.
 
     Args:
         in_channels: C, input channels. dim: D, size of z_t. hidden: conv width.
@@ -57,7 +57,9 @@ class WindowEncoder(nn.Module):
             raise ValueError(f"strides must be a non-empty list of integers >= 1, got {strides}.")
         layers, channels = [], in_channels
         for s in strides:
-            layers += [nn.Conv1d(channels, hidden, kernel_size=2 * s, stride=s, padding=s // 2),
+            # padding ceil(s/2) makes the output exactly T / s long for any stride
+            layers += [nn.Conv1d(channels, hidden, kernel_size=2 * s, stride=s,
+                                 padding=(s + 1) // 2),
                        nn.ReLU()]
             channels = hidden
         layers.append(nn.Conv1d(hidden, dim, kernel_size=1))

@@ -36,6 +36,12 @@ def test_encoder_gives_one_latent_per_window():
     assert z.shape == (5, 8, 8) and c.shape == (5, 8, 6)  # 32 samples / window 4
 
 
+@pytest.mark.parametrize("strides", [(4, 3, 2), (3, 3), (5, 2), (2, 2, 2)])
+def test_any_strides_give_exactly_T_over_the_window_latents(strides):
+    encoder = cpc.WindowEncoder(3, dim=4, hidden=4, strides=strides)
+    assert encoder(torch.randn(1, 3, 7 * encoder.window)).shape == (1, 7, 4)
+
+
 def test_latents_do_not_see_far_future_samples():
     model = small_model()
     x = torch.randn(2, 3, 64)
