@@ -59,10 +59,11 @@ SIZES: dict[str, dict[str, dict]] = {
                    "batch_size": 128, "width": 16, "margin": 1.0, "lr": 1e-3},
     },
     "02": {
-        "fast": {"n_galaxies": 512, "image_size": 32, "epochs": 2, "steps_per_epoch": 10,
-                 "per_class": 8, "width": 16, "margin": 0.2, "lr": 2e-3},
-        "normal": {"n_galaxies": 4000, "image_size": 64, "epochs": 10, "steps_per_epoch": 50,
-                   "per_class": 16, "width": 16, "margin": 0.2, "lr": 1e-3},
+        "fast": {"n_galaxies": 512, "image_size": 32, "epochs": 2, "steps_per_epoch": 12,
+                 "hard_steps": 16, "per_class": 8, "width": 16, "margin": 0.2, "lr": 2e-3},
+        "normal": {"n_galaxies": 3000, "image_size": 64, "epochs": 8, "steps_per_epoch": 50,
+                   "hard_steps": 100, "per_class": 16, "width": 16, "margin": 0.2,
+                   "lr": 1e-3},
     },
     "03": {
         "fast": {"n_galaxies": 64, "image_size": 64, "n_colour": 384},
@@ -73,8 +74,10 @@ SIZES: dict[str, dict[str, dict]] = {
         "normal": {"batch_sizes": [8, 64, 512, 2048], "dim": 128, "repeats": 5},
     },
     "05": {
-        "fast": {"n_galaxies": 512, "image_size": 32, "epochs": 1, "batch_size": 64},
-        "normal": {"n_galaxies": 8000, "image_size": 64, "epochs": 15, "batch_size": 256},
+        "fast": {"n_galaxies": 512, "n_test": 512, "image_size": 32, "epochs": 1,
+                 "batch_size": 64},
+        "normal": {"n_galaxies": 4096, "n_test": 4000, "image_size": 32, "epochs": 5,
+                   "batch_size": 256},
     },
     "06": {
         "fast": {"n_galaxies": 600, "n_test": 300, "image_size": 32, "epochs": 1,

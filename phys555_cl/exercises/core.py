@@ -109,8 +109,8 @@ def compare_outputs(got, expected, *, atol: float = 1e-5, rtol: float = 1e-4,
         if missing:
             return f"{where} is missing the key(s) {missing}"
         for k in expected:
-            msg = compare_outputs(got[k], expected[k], atol=atol, rtol=rtol,
-                                  where=f"{where}[{k!r}]")
+            label = f"{where} ({k})" if isinstance(k, str) else f"{where}[{k!r}]"
+            msg = compare_outputs(got[k], expected[k], atol=atol, rtol=rtol, where=label)
             if msg:
                 return msg
         return None

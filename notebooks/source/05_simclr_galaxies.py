@@ -1,0 +1,242 @@
+# %% [markdown]
+# # 05 · SimCLR on galaxies
+#
+# SimCLR (Chen et al. 2020) learns a representation from unlabelled images in three steps,
+# exactly as on the lecture's slide:
+#
+# 1. take a minibatch of $N$ galaxies and apply two random augmentations to each: $2N$ views;
+# 2. a base **encoder** $f$ (a ResNet-like convolutional network) turns every view into a
+#    **representation** $h = f(x)$; a small two-layer MLP, the **projection head** $g$, turns
+#    $h$ into an **embedding** $z = g(h) = W_2\,\mathrm{ReLU}(W_1 h)$;
+# 3. the NT-Xent loss on the $z$'s pulls the two views of a galaxy together and pushes the
+#    other $2(N-1)$ views away. After training, $g$ is thrown away and $h$ is used for
+#    everything downstream: probes, UMAPs, similarity search (notebook 06).
+#
+# ```
+#   galaxy x --augment--> view 1 --f--> h1 --g--> z1 \
+#            \                                         NT-Xent(z1, z2)
+#             -augment--> view 2 --f--> h2 --g--> z2 /
+# ```
+#
+# In this notebook you write the training step, train a small model on simulated galaxies
+# with a progress bar and a loss curve, load the model the course ships (trained for longer),
+# and see why the loss goes on $z$ but the representation we keep is $h$.
+
+# %%
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from phys555_cl import config
+from phys555_cl import exercises as ex
+from phys555_cl.augment import GalaxyAugment
+from phys555_cl.encoders import build_simclr
+from phys555_cl.evaluate import EVAL_SEED, TASKS, embed, linear_probe
+from phys555_cl.galaxies import KIND_NAMES, simulate
+from phys555_cl.losses import nt_xent
+from phys555_cl.plotting import show_galaxies
+from phys555_cl.train import load_checkpoint, train_simclr
+
+# %%
+S = config.sizes("05")
+DEVICE = config.device()
+config.seed_everything(5)
+print(f"fast mode: {S.fast}; device: {config.device_name(DEVICE)}")
+print(f"{S.n_galaxies} training galaxies of {S.image_size} px, {S.epochs} epoch(s), "
+      f"batch size {S.batch_size}")
+
+# %% [markdown]
+# ## 1. The data: simulated galaxies, no labels used
+#
+# `phys555_cl.galaxies.simulate` draws galaxies of seven kinds (smooth ellipticals, face-on
+# spirals with and without bars, edge-on disks with dust lanes, rings, clumpy irregulars,
+# gravitational lenses and mergers) at redshifts around 0.06, with realistic sizes, colours,
+# seeing, sky noise, neighbours and stars. It also returns labels (the Galaxy Zoo questions of
+# the lecture's slide), but **SimCLR never sees them**: we use them only afterwards, to judge
+# the representation.
+
+# %%
+train_images, train_labels = simulate(S.n_galaxies, size=S.image_size, seed=0)
+kinds = train_labels["kind"]
+examples = torch.cat([torch.nonzero(kinds == k).flatten()[:2] for k in range(len(KIND_NAMES))])
+show_galaxies(train_images[examples], ncols=7,
+              titles=[KIND_NAMES[int(kinds[i])].replace("_", " ") for i in examples])
+plt.show()
+
+# %% [markdown]
+# ## 2. The model: encoder f, projection head g
+#
+# The course's `compact` encoder is a small residual CNN that trains in minutes on a laptop
+# CPU (for a GPU, `build_simclr("resnet18")` uses torchvision's ResNet-18 with a stem adapted to
+# small cutouts). The model also holds the input normalisation (an asinh stretch in units of
+# each image's sky noise), so the raw fluxes from `simulate()` go in as they are.
+
+# %%
+model = build_simclr("compact", width=16, hidden_dim=512, proj_dim=128).to(DEVICE)
+x = train_images[:4].to(DEVICE)
+h, z = model(x)
+n_encoder = sum(p.numel() for p in model.encoder.parameters())
+n_head = sum(p.numel() for p in model.head.parameters())
+print(f"encoder f: {n_encoder:,} parameters; projection head g: {n_head:,} parameters")
+print(model.head)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"images x: {tuple(x.shape)} -> representation h: {tuple(h.shape)} -> "
+      f"embedding z: {tuple(z.shape)}")
+
+# %% [markdown]
+# ## 3. Exercise 5.1: one training step
+#
+# Write the step that the whole of SimCLR repeats: given a batch of positive pairs
+# (`v1[k]`, `v2[k]` are two views of galaxy `k`),
+#
+# 1. clear the old gradients (`optimizer.zero_grad()`);
+# 2. run the model on the views; `model(x)` returns `(h, z)`. (You may pass both views at once,
+#    `model(torch.cat([v1, v2]))`, and split `z` with `.chunk(2)`, or call the model twice);
+# 3. the loss is `nt_xent(z1, z2, temperature)` (the package's version of what you wrote in
+#    notebook 04);
+# 4. `loss.backward()`, `optimizer.step()`, and return the loss as a Python float
+#    (`loss.item()`), for the progress bar.
+
+# %%
+def training_step(model, optimizer, v1, v2, temperature):
+    """One SimCLR optimisation step on positive pairs (v1[k], v2[k]); returns the loss (float)."""
+    ### HINT: zero_grad; (h, z) = model(cat([v1, v2])); loss = nt_xent(z1, z2, temperature); backward; step.
+    ### BEGIN SOLUTION
+    optimizer.zero_grad()
+    _, z = model(torch.cat([v1, v2]))
+    z1, z2 = z.chunk(2)
+    loss = nt_xent(z1, z2, temperature)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    ### END SOLUTION
+
+
+training_step = ex.check_training_step(training_step)
+
+# %% [markdown]
+# ## 4. Train
+#
+# The loop is short: shuffle, cut into batches, make two views of each batch, take a step. The
+# progress bar shows the loss and the throughput. We draw the augmentations on the training
+# device from one seeded generator, so the run can be repeated.
+#
+# A useful yardstick: with $N$ galaxies per batch, a representation that knows nothing gives
+# $L \approx \log(2N - 1)$ (every view picks its partner among $2N-1$ candidates at random).
+
+# %%
+augment = GalaxyAugment().to(DEVICE)
+optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+temperature = 0.2
+generator = torch.Generator(device=DEVICE).manual_seed(0)
+history = []
+model.train()
+steps_per_epoch = len(train_images) // S.batch_size
+bar = config.progress(total=S.epochs * steps_per_epoch, desc="SimCLR")
+for epoch in range(S.epochs):
+    order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(epoch))
+    for step in range(steps_per_epoch):
+        start = time.perf_counter()
+        batch = train_images[order[step * S.batch_size:(step + 1) * S.batch_size]].to(DEVICE)
+        v1, v2 = augment.two_views(batch, generator=generator)
+        loss = training_step(model, optimizer, v1, v2, temperature)
+        history.append(loss)
+        bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{len(batch) / (time.perf_counter() - start):.0f}")
+        bar.update()
+bar.close()
+model.eval()
+
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(history, label="training loss")
+ax.axhline(np.log(2 * S.batch_size - 1), color="grey", ls="--", label="log(2N - 1): no information")
+ax.set_xlabel("step")
+ax.set_ylabel("NT-Xent")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# In fast mode this is only a handful of steps, so the loss has barely started to fall. The
+# full recipe (8192 galaxies, 10 epochs) takes about ten minutes on a laptop CPU. The same loop,
+# with checkpoints every epoch, resume after Ctrl-C, mixed precision on a GPU and multi-GPU
+# training, is one command:
+#
+# ```bash
+# python -m phys555_cl.train --config default --out runs/default      # laptop CPU, ~10 min
+# python -m phys555_cl.train --config default --out runs/default --resume   # after Ctrl-C
+# torchrun --nproc_per_node=4 -m phys555_cl.train --config gpu --out runs/gpu   # 4 GPUs
+# ```
+#
+# and from Python, `model, history = train_simclr("fast", images=train_images)`.
+
+# %% [markdown]
+# ## 5. Or load the model the course ships
+#
+# `data/pretrained/simclr_compact.pt` was made with exactly that command (see
+# `data/pretrained/README.md` for the command, its time and its scores). If it is missing (for
+# example in a copy of the notebook without the repository), we train a quick one instead.
+
+# %%
+PRETRAINED = Path(config.data_dir()) / "pretrained" / "simclr_compact.pt"
+if PRETRAINED.exists():
+    pretrained, pretrained_config = load_checkpoint(PRETRAINED)
+    print(f"loaded {PRETRAINED.name}: {pretrained_config['encoder']} encoder, trained for "
+          f"{pretrained_config['epochs']} epochs on {pretrained_config['n_train']} galaxies of "
+          f"{pretrained_config['image_size']} px")
+else:
+    print(f"{PRETRAINED} not found: training a quick model instead (fast config).")
+    pretrained, _ = train_simclr("fast", images=train_images, epochs=1)
+    pretrained_config = {"image_size": S.image_size}
+pretrained = pretrained.to(DEVICE).eval()
+
+# %% [markdown]
+# ## 6. Why the loss is on z but we keep h
+#
+# Chen et al. found that a linear classifier works much better on $h$ than on $z$. The
+# projection head is trained to make $z$ *invariant* to the augmentations, and it achieves
+# that partly by throwing information away: anything that helps tell two views apart, and
+# with it some of what distinguishes galaxies. $h$, one layer before, keeps more.
+#
+# We test both on galaxies the model has never seen (a different simulator seed): a linear
+# probe (logistic regression) for each question of the lecture's slide, trained on half of them
+# and scored on the other half.
+
+# %%
+test_images, test_labels = simulate(S.n_test, size=pretrained_config["image_size"],
+                                    seed=EVAL_SEED)
+h_test = embed(pretrained, test_images, device=DEVICE)
+with torch.no_grad():
+    z_test = pretrained.head(h_test.to(DEVICE)).cpu()
+half = len(test_images) // 2
+rows = []
+for task in TASKS:
+    y = test_labels[task]
+    scores = [linear_probe(f[:half], y[:half], f[half:], y[half:]) for f in (h_test, z_test)]
+    rows.append((task, *scores))
+print(f"{'question':<20} {'probe on h':>11} {'probe on z':>11}   (accuracy on held-out galaxies)")
+for task, on_h, on_z in rows:
+    print(f"{task:<20} {on_h:>11.3f} {on_z:>11.3f}")
+
+# %% [markdown]
+# On most questions $h$ is as good or better. The largest gap is usually redshift: colour and
+# size, which carry the redshift, are precisely what the augmentations jitter a little, so the
+# head learns to ignore them. Notebook 06 looks at $h$ in much more detail.
+#
+# ### Question
+#
+# The augmentations include a random rotation. What does that imply for $z$ of a galaxy and
+# of the same galaxy rotated by 90 degrees, and why is that what we want for a morphology
+# classifier but would be a problem for a model that should measure the position angle?
+#
+# ### BEGIN SOLUTION
+# Training pulls the embeddings of differently rotated views together, so $z$ (and to a
+# lesser extent $h$) becomes nearly invariant to rotation: a galaxy and its rotated copy get
+# almost the same embedding. For morphology that is exactly right: a spiral is a spiral at
+# any orientation. But the position angle is then exactly the information the representation
+# was trained to discard, so a probe could not recover it: the augmentations decide what the
+# representation forgets, and they must be chosen for the downstream task.
+# ### END SOLUTION

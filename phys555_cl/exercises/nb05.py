@@ -1,0 +1,132 @@
+"""Checks for notebook 05 (SimCLR on galaxies): one training step."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..encoders import SimCLR
+from ..losses import nt_xent
+from .core import Case, make_check
+
+
+def training_step_reference(model, optimizer, v1, v2, temperature):
+    """One SimCLR step on positive pairs ``(v1[k], v2[k])``; returns the loss as a float.
+
+    ``model(x)`` returns ``(h, z)``; the loss is NT-Xent on the embeddings ``z`` (never on h).
+    """
+    optimizer.zero_grad()
+    _, z = model(torch.cat([v1, v2]))
+    z1, z2 = z.chunk(2)
+    loss = nt_xent(z1, z2, temperature)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+class _Flat(nn.Module):
+    out_dim = 12
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 12), nn.ReLU())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _scenario(step, seed: int, temperature: float, n: int):
+    """Two steps of ``step`` on a tiny model without BatchNorm (so one forward pass on both
+    views and two separate passes give the same numbers); returns what the check compares."""
+    torch.manual_seed(seed)
+    model = SimCLR(_Flat(), nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8)),
+                   normalize=nn.Identity())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    g = torch.Generator().manual_seed(seed + 1)
+    losses = []
+    for _ in range(2):
+        v1 = torch.randn(n, 3, 4, 4, generator=g)
+        v2 = v1 + 0.3 * torch.randn(n, 3, 4, 4, generator=g)
+        loss = step(model, optimizer, v1, v2, temperature)
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach()
+        losses.append(float(loss))
+    params = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return {"losses returned by two steps": torch.tensor(losses),
+            "model parameters after two steps": params}
+
+
+def _cases():
+    return [Case("8 pairs, tau = 0.2", 0, 0.2, 8), Case("3 pairs, tau = 0.5", 1, 0.5, 3)]
+
+
+def _no_zero_grad(model, optimizer, v1, v2, temperature):
+    _, z1 = model(v1)
+    _, z2 = model(v2)
+    loss = nt_xent(z1, z2, temperature)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _no_step(model, optimizer, v1, v2, temperature):
+    optimizer.zero_grad()
+    _, z1 = model(v1)
+    _, z2 = model(v2)
+    loss = nt_xent(z1, z2, temperature)
+    loss.backward()
+    return loss.item()
+
+
+def _on_h(model, optimizer, v1, v2, temperature):
+    optimizer.zero_grad()
+    h1, _ = model(v1)
+    h2, _ = model(v2)
+    loss = nt_xent(h1, h2, temperature)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _default_temperature(model, optimizer, v1, v2, temperature):
+    return training_step_reference(model, optimizer, v1, v2, 0.5 if temperature != 0.5 else 0.1)
+
+
+def _same_view(model, optimizer, v1, v2, temperature):
+    return training_step_reference(model, optimizer, v1, v1, temperature)
+
+
+def _scenario_of(step):
+    return lambda seed, temperature, n: _scenario(step, seed, temperature, n)
+
+
+_MISTAKES = [
+    (_scenario_of(_no_zero_grad),
+     "optimizer.zero_grad() is missing: without it the gradients of earlier steps pile up."),
+    (_scenario_of(_no_step),
+     "the parameters never change: call loss.backward() and then optimizer.step()."),
+    (_scenario_of(_on_h),
+     "the loss is computed on h; SimCLR puts the loss on the projection z = g(h)."),
+    (_scenario_of(_default_temperature),
+     "the `temperature` argument is not used."),
+    (_scenario_of(_same_view),
+     "both embeddings come from the same view: use v1 for z1 and v2 for z2."),
+]
+
+
+class _TrainingStepCheck:
+    """Runs the student's step inside a fixed two-step scenario and compares the outcome."""
+
+    def __init__(self):
+        self.inner = make_check("5.1", "SimCLR training step",
+                                _scenario_of(training_step_reference), _cases, atol=1e-5,
+                                rtol=1e-4, mistakes=_MISTAKES)
+
+    def __call__(self, student_fn):
+        if not callable(student_fn):
+            return self.inner(student_fn)  # the generic "pass the function itself" message
+        result = self.inner(_scenario_of(student_fn))
+        return training_step_reference if result is self.inner.reference else student_fn
+
+
+check_training_step = _TrainingStepCheck()
