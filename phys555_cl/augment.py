@@ -19,16 +19,18 @@ RandomAffine           angle U(0, 360) deg         the sky has no "up": orientat
                                                    total flux is conserved
 RandomPSFBlur          sigma U(0, 1.0) px,         seeing changes from night to night; the PSF
                        per band x (lambda/r)^-0.2  is a little wider in g than in z
-RandomReddening        E(B-V) U(0, 0.05)           Milky-Way dust in front of the galaxy, with
+RandomReddening        E(B-V) U(0, 0.02)           Milky-Way dust in front of the galaxy, with
                                                    DECam g r z coefficients 3.214 2.165 1.211
-RandomBrightness       dm U(-0.3, 0.3) mag         exposure depth / calibration zero points
+RandomBrightness       dm U(-0.2, 0.2) mag         exposure depth / calibration zero points
 RandomGaussianNoise    sigma U(0, 1.0) x sky MAD   a shallower exposure adds sky noise
 =====================  ==========================  ===============================================
 
 The ranges follow Hayat et al. 2021 ("Self-supervised representation learning from
 Sloan/DESI images", ApJL 911 L33) and Stein et al. 2021 ("Self-supervised similarity search
 for large scientific datasets"); reddening and brightness are kept narrower than theirs by
-default because colour and flux carry redshift information we want the representation to keep.
+default because colour and flux carry redshift information we want the representation to keep
+(in the simulator g - r reddens by about 3 mag per unit redshift, so E(B-V) = 0.05, which
+reddens g - r by 0.05 mag, already blurs redshifts by about 0.02).
 
 Example::
 
@@ -99,9 +101,11 @@ class RandomAffine(nn.Module):
 
     Rotation angle ``U(*degrees)``, shift ``U(-max_shift, max_shift)`` pixels in x and y, scale
     ``U(*scale)`` (> 1 makes the galaxy look bigger). The map is applied about the image centre
-    with bilinear interpolation; pixels that come from outside the input are zero (empty sky).
+    with bilinear interpolation.
     The output is multiplied by ``1 / scale**2`` so the total flux of a galaxy is kept (a
-    rotation or shift keeps it by itself, up to interpolation and the corners).
+    rotation or shift keeps it by itself, up to interpolation). Pixels that come from outside
+    the input are filled by reflection, so the corners of a rotated image keep sky noise
+    (zero-filled corners would be noiseless and betray the rotation angle).
 
     ``out_size`` crops the centre of the transformed image (the "jitter crop" of Hayat et al.
     2021 when combined with a shift); by default the output has the input's size.
@@ -149,7 +153,9 @@ class RandomAffine(nn.Module):
             dim=1,
         ).to(x.dtype)
         grid = F.affine_grid(theta, [b, c, out_h, out_w], align_corners=False)
-        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out = F.grid_sample(
+            x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+        )
         return out / (s * s).to(x.dtype)[:, None, None, None]
 
 
@@ -252,19 +258,34 @@ class RandomBrightness(nn.Module):
         return x * (10 ** (-0.4 * dm)).to(x.dtype)[:, None, None, None]
 
 
-def robust_sigma(x: torch.Tensor) -> torch.Tensor:
-    """Sky noise per image and band from the median absolute deviation: ``1.4826 * MAD``.
+def border_pixels(x: torch.Tensor, width: int = 4) -> torch.Tensor:
+    """The pixels of a frame ``width`` pixels wide around each image: mostly empty sky.
 
-    Most pixels of a galaxy cutout are sky, so the MAD measures the noise and ignores the galaxy.
-    Shapes: ``[B, C, H, W] -> [B, C]``.
+    Shapes: ``[B, C, H, W] -> [B, C, 2 * width * (H + W - 2 * width)]`` (the whole image when
+    it is smaller than the frame).
     """
-    flat = x.flatten(2).float()
+    h, w = x.shape[-2:]
+    if 2 * width >= min(h, w):
+        return x.flatten(2)
+    top_bottom = torch.cat([x[..., :width, :], x[..., -width:, :]], dim=-2).flatten(2)
+    sides = torch.cat([x[..., width:-width, :width], x[..., width:-width, -width:]], -1)
+    return torch.cat([top_bottom, sides.flatten(2)], dim=-1)
+
+
+def robust_sigma(x: torch.Tensor, width: int = 4) -> torch.Tensor:
+    """Sky noise per image and band: ``1.4826 * MAD`` of the :func:`border_pixels`.
+
+    The border of a galaxy cutout is mostly sky, and the median absolute deviation ignores the
+    few galaxy pixels there, so this measures the noise. Shapes: ``[B, C, H, W] -> [B, C]``.
+    """
+    flat = border_pixels(x, width).float()
     med = flat.median(dim=-1, keepdim=True).values
     return 1.4826 * (flat - med).abs().median(dim=-1).values
 
 
 class RandomGaussianNoise(nn.Module):
-    """Add Gaussian noise of ``U(*level)`` times each band's own sky noise (:func:`robust_sigma`).
+    """Add Gaussian noise of ``U(*level)`` times each band's own sky noise (:func:`robust_sigma`,
+    measured on the image border).
 
     Measuring the level in units of the image's own noise makes the same module right for
     simulated fluxes and for Galaxy10 8-bit images. Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
@@ -309,8 +330,8 @@ class GalaxyAugment(nn.Module):
         max_shift: float = 4.0,
         scale: tuple[float, float] = (0.9, 1.1),
         blur_sigma: tuple[float, float] = (0.0, 1.0),
-        ebv: tuple[float, float] = (0.0, 0.05),
-        delta_mag: tuple[float, float] = (-0.3, 0.3),
+        ebv: tuple[float, float] = (0.0, 0.02),
+        delta_mag: tuple[float, float] = (-0.2, 0.2),
         noise_level: tuple[float, float] = (0.0, 1.0),
     ):
         super().__init__()

@@ -31,18 +31,23 @@ ENCODERS = ("compact", "resnet18", "resnet50")
 class AsinhStretch(nn.Module):
     """Per-image robust asinh stretch: ``asinh((x - sky) / (softening * noise)) / asinh_scale``.
 
-    ``sky`` is the median and ``noise`` is ``1.4826 * MAD`` of all pixels of the image (all bands
-    together, so colours are kept). Astronomers display galaxies with an asinh stretch (Lupton et
-    al. 1999): linear near the noise, logarithmic for the bright core, so faint outskirts and the
-    nucleus both stay visible. Measuring flux in units of each image's own noise makes raw
-    simulated fluxes and 8-bit Galaxy10 images comparable without any dataset statistics; the
-    floor ``min_noise_fraction * max|x|`` keeps noiseless images (a MAD of 0) finite.
+    ``sky`` is the median and ``noise`` is ``1.4826 * MAD`` of the pixels in a frame
+    ``border`` pixels wide around the image (mostly sky; all bands together, so colours are
+    kept). Astronomers display galaxies with an asinh stretch (Lupton et al. 1999): linear
+    near the noise, logarithmic for the bright core, so faint outskirts and the nucleus both
+    stay visible. Measuring flux in units of each image's own noise makes raw simulated fluxes
+    and 8-bit Galaxy10 images comparable without any dataset statistics; the floor
+    ``min_noise_fraction * max|x|`` keeps noiseless images (a MAD of 0) finite.
 
     Shapes: ``[B, C, H, W] -> [B, C, H, W]`` (float32).
     """
 
     def __init__(
-        self, softening: float = 3.0, asinh_scale: float = 3.0, min_noise_fraction: float = 1e-3
+        self,
+        softening: float = 3.0,
+        asinh_scale: float = 3.0,
+        min_noise_fraction: float = 1e-3,
+        border: int = 4,
     ):
         super().__init__()
         if softening <= 0 or asinh_scale <= 0:
@@ -50,19 +55,20 @@ class AsinhStretch(nn.Module):
                 f"softening and asinh_scale must be positive, got {softening}, {asinh_scale}"
             )
         self.softening, self.asinh_scale = softening, asinh_scale
-        self.min_noise_fraction = min_noise_fraction
+        self.min_noise_fraction, self.border = min_noise_fraction, border
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from phys555_cl.augment import border_pixels
+
         if x.ndim != 4:
             raise ValueError(f"expected images of shape [B, C, H, W], got {tuple(x.shape)}")
         x = x.float()
-        flat = x.flatten(1)
-        sky = flat.median(dim=1, keepdim=True).values
-        noise = 1.4826 * (flat - sky).abs().median(dim=1, keepdim=True).values
-        floor = self.min_noise_fraction * flat.abs().amax(dim=1, keepdim=True) + 1e-12
-        noise = torch.maximum(noise, floor)
-        y = torch.asinh((flat - sky) / (self.softening * noise)) / self.asinh_scale
-        return y.view_as(x)
+        frame = border_pixels(x, self.border).flatten(1)
+        sky = frame.median(dim=1).values[:, None, None, None]
+        noise = 1.4826 * (frame - sky.flatten(1)).abs().median(dim=1).values
+        floor = self.min_noise_fraction * x.flatten(1).abs().amax(dim=1) + 1e-12
+        noise = torch.maximum(noise, floor)[:, None, None, None]
+        return torch.asinh((x - sky) / (self.softening * noise)) / self.asinh_scale
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
