@@ -80,10 +80,8 @@ SIZES: dict[str, dict[str, dict]] = {
                    "batch_size": 256},
     },
     "06": {
-        "fast": {"n_galaxies": 600, "n_test": 300, "image_size": 32, "epochs": 1,
-                 "batch_size": 64},
-        "normal": {"n_galaxies": 8000, "n_test": 4000, "image_size": 64, "epochs": 5,
-                   "batch_size": 256},
+        "fast": {"n_galaxies": 512, "supervised_steps": 15, "fractions": [0.1, 1.0]},
+        "normal": {"n_galaxies": 6000, "supervised_steps": 300, "fractions": [0.01, 0.1, 1.0]},
     },
     "07": {
         "fast": {"n_sequences": 384, "n_test": 256, "n_samples": 504, "epochs": 3,

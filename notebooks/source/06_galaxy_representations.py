@@ -1,0 +1,332 @@
+# %% [markdown]
+# # 06 · What the representation knows: UMAPs, probes, few labels, similarity search
+#
+# The lecture's galaxy example (Hayat et al. 2021) trains SimCLR on millions of unlabelled
+# galaxy images and then asks what the representation $h$ has learned, by colouring a UMAP
+# of $h$ by the Galaxy Zoo answers: smooth or featured? edge-on or face-on? anything odd, and
+# what: ring, irregular, other, merger? and the redshift. It also makes the point that matters
+# most in astronomy: **most galaxies have no labels at all, some have a spectroscopic
+# redshift, few have both a redshift and a morphology**. A representation learned without
+# labels lets the few labels go a long way.
+#
+# Here we take the SimCLR model the course ships (notebook 05) and galaxies it has never seen,
+# and look at $h$ from every side: UMAP, linear probes on $h$ and $z$, the label tiers, the
+# label-efficiency curve against a network trained with labels from scratch, similarity
+# search, real galaxies from the Hubble eXtreme Deep Field, and (if you have it) Galaxy10
+# DECaLS.
+
+# %%
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from phys555_cl import config
+from phys555_cl import exercises as ex
+from phys555_cl.data import Galaxy10DECaLS, hubble_deep_field_cutouts
+from phys555_cl.evaluate import (
+    EVAL_SEED,
+    TASKS,
+    embed,
+    knn_probe,
+    label_efficiency,
+    linear_probe,
+    nearest_neighbours,
+    plot_neighbours,
+    plot_umap,
+    umap_embedding,
+)
+from phys555_cl.galaxies import KIND_NAMES, simulate
+from phys555_cl.plotting import show_galaxies
+from phys555_cl.train import load_checkpoint, train_simclr
+
+# %%
+S = config.sizes("06")
+DEVICE = config.device()
+config.seed_everything(6)
+print(f"fast mode: {S.fast}; {S.n_galaxies} held-out galaxies; device {DEVICE}")
+
+# %% [markdown]
+# ## 1. The model and the galaxies
+#
+# The galaxies come from a simulator seed never used in training (`EVAL_SEED`). Their labels
+# follow the lecture's slide; `label_tier` says which labels an astronomer would actually
+# have: 0 none, 1 a spectroscopic redshift, 2 a redshift and a visual morphology.
+
+# %%
+PRETRAINED = Path(config.data_dir()) / "pretrained" / "simclr_compact.pt"
+if PRETRAINED.exists():
+    model, model_config = load_checkpoint(PRETRAINED)
+    print(f"loaded the shipped model {PRETRAINED.name} ({model_config['encoder']} encoder, "
+          f"{model_config['image_size']} px)")
+else:  # a copy of the notebook without the repository's data folder
+    print(f"{PRETRAINED} not found: training a quick model instead (fast config)")
+    model, _ = train_simclr("fast", epochs=1)
+    model_config = None
+model = model.to(DEVICE).eval()
+image_size = model_config["image_size"] if model_config else 32
+images, labels = simulate(S.n_galaxies, size=image_size, seed=EVAL_SEED)
+h = embed(model, images, device=DEVICE)
+with torch.no_grad():
+    z = model.head(h.to(DEVICE)).cpu()
+print(f"h: {tuple(h.shape)}, z: {tuple(z.shape)}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tiers = np.bincount(labels["label_tier"].numpy(), minlength=3)
+print(f"label tiers: {tiers[0]} galaxies with no label, {tiers[1]} with a spec-z only, "
+      f"{tiers[2]} with spec-z and morphology")
+
+# %% [markdown]
+# ## 2. A UMAP of h, coloured by each question of the slide
+#
+# UMAP (McInnes et al. 2018) squeezes the 128-dimensional $h$ into two dimensions while
+# keeping near neighbours near. Nothing about the labels went into $h$ or into the UMAP:
+# if a colour still forms regions, the representation separates that property on its own.
+# (UMAP's coordinates change from run to run; the structure is what to look at.)
+
+# %%
+emb = umap_embedding(h)
+keys = ["smooth_or_featured", "edge_on", "odd", "odd_feature", "redshift"]
+fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4))
+for ax, key in zip(axes, keys):
+    plot_umap(emb, labels, key, ax=ax, s=5, title=key)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Smooth and featured galaxies occupy different regions, edge-on disks form their own island,
+# and the redshift changes smoothly across the map. The odd classes are rarer and mix more:
+# rings and lenses look alike at 32 pixels, and that is also what makes them hard for people.
+
+# %% [markdown]
+# ## 3. Exercise 6.1: a k-nearest-neighbour classifier on h
+#
+# The simplest way to use a representation: label a new galaxy by a **majority vote of its
+# $k$ most similar labelled galaxies**, with the cosine similarity of $h$ (the similarity that
+# NT-Xent trained). Write it in a few tensor operations:
+#
+# 1. normalise `train_h` and `test_h` (rows) and take `similarity = test @ train.T`, `[M, N]`;
+# 2. `similarity.topk(k, dim=1).indices` are the neighbours, `[M, k]`;
+# 3. their labels, `train_y[neighbours]`, vote: `F.one_hot(..., num_classes=C).sum(dim=1)`
+#    counts the votes for each class, and `argmax(dim=1)` picks the winner (ties go to the
+#    smaller class index).
+
+# %%
+def knn_predict(train_h, train_y, test_h, k):
+    """Predict classes of test_h [M, D] from labelled train_h [N, D], train_y [N] -> [M] int64."""
+    ### HINT: cosine similarity (F.normalize, then @), topk(k, dim=1), one_hot votes, argmax.
+    ### BEGIN SOLUTION
+    similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T
+    neighbours = similarity.topk(k, dim=1).indices
+    votes = F.one_hot(train_y[neighbours], num_classes=int(train_y.max()) + 1).sum(dim=1)
+    return votes.argmax(dim=1)
+    ### END SOLUTION
+
+
+knn_predict = ex.check_knn_predict(knn_predict)
+
+# %% [markdown]
+# With your classifier: how often is a held-out galaxy's smooth/featured class the one its
+# neighbours vote for? The package's `knn_probe` (scikit-learn) should agree closely.
+
+# %%
+half = len(images) // 2
+y = labels["smooth_or_featured"]
+mine = (knn_predict(h[:half], y[:half], h[half:], 11) == y[half:]).float().mean().item()
+sklearn_score = knn_probe(h[:half], y[:half], h[half:], y[half:], k=11)
+print(f"smooth vs featured, 11 neighbours: your kNN {mine:.3f}, scikit-learn kNN {sklearn_score:.3f}")
+
+# %% [markdown]
+# ## 4. Linear probes on h and on z
+#
+# A linear probe is a logistic regression on the frozen features: it measures what is
+# *linearly readable* from them. As in SimCLR's paper, $h$ (before the projection head) keeps
+# more than $z$.
+
+# %%
+print(f"{'question':<20} {'linear on h':>11} {'linear on z':>11} {'kNN on h':>9}")
+for task in TASKS:
+    y = labels[task]
+    scores = [linear_probe(h[:half], y[:half], h[half:], y[half:]),
+              linear_probe(z[:half], y[:half], z[half:], y[half:]),
+              knn_probe(h[:half], y[:half], h[half:], y[half:])]
+    print(f"{task:<20} " + " ".join(f"{s:>11.3f}" for s in scores))
+
+# %% [markdown]
+# ## 5. The label tiers: learn from the labels you actually have
+#
+# Astronomy's labels come in tiers: spectroscopic redshifts for a minority, visual
+# morphologies for fewer still. With a representation, each question uses exactly the galaxies
+# that have its label:
+#
+# - **redshift** is fitted on the galaxies with a spec-z (tiers 1 and 2), a ridge regression on
+#   $h$, and predicted for the galaxies without one (tier 0);
+# - **morphology** is fitted on the small tier-2 subset and predicted for everyone else.
+
+# %%
+tier = labels["label_tier"]
+has_z, has_morph = tier >= 1, tier == 2
+no_z, no_morph = ~has_z, ~has_morph
+r2 = linear_probe(h[has_z], labels["redshift"][has_z], h[no_z], labels["redshift"][no_z])
+print(f"redshift from {int(has_z.sum())} spec-z galaxies -> R^2 = {r2:.2f} on the "
+      f"{int(no_z.sum())} galaxies without one")
+for task in ["smooth_or_featured", "edge_on", "odd"]:
+    y = labels[task]
+    acc = linear_probe(h[has_morph], y[has_morph], h[no_morph], y[no_morph])
+    print(f"{task:<20} from {int(has_morph.sum())} morphology labels -> accuracy {acc:.3f} "
+          f"on the others")
+
+# %%
+ridge = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(h[has_z], labels["redshift"][has_z])
+predicted_z = ridge.predict(h[no_z])
+fig, ax = plt.subplots(figsize=(4.2, 4))
+ax.scatter(labels["redshift"][no_z], predicted_z, s=4, alpha=0.6)
+lim = [0, float(labels["redshift"].max())]
+ax.plot(lim, lim, color="grey", ls="--")
+ax.set_xlabel("true redshift")
+ax.set_ylabel("predicted from h")
+ax.set_title("photometric redshifts from h\n(galaxies without a spec-z)")
+plt.show()
+
+# %% [markdown]
+# ## 6. How far do few labels go? The label-efficiency curve
+#
+# The real test of self-supervised learning: with only a small fraction of the galaxies
+# labelled, compare
+#
+# - **SimCLR + linear**: the frozen $h$ and a logistic regression;
+# - **supervised**: the same encoder architecture trained from scratch on the labelled
+#   galaxies only;
+# - **random init + linear** and **raw pixels + linear**: what you get with no learning.
+#
+# Scores are accuracies on held-out galaxies, averaged over the four questions (smooth or
+# featured, edge-on among featured, odd feature among odd, redshift high or low).
+# `data/pretrained/README.md` has this table for 1%, 10% and 100% of 8000 labels.
+
+# %%
+table = label_efficiency(model, images, labels, model_config, fractions=S.fractions,
+                         supervised_steps=S.supervised_steps, device=DEVICE)
+print(table)
+
+# %%
+fig, ax = plt.subplots(figsize=(5.5, 3.8))
+for method in ["simclr + linear", "supervised", "random init + linear"]:
+    rows = [r for r in table if r["method"] == method]
+    ax.plot([r["labels"] for r in rows], [100 * r["mean"] for r in rows], marker="o",
+            label=method)
+raw = [r for r in table if r["method"] == "raw pixels + linear"]
+if raw:
+    ax.axhline(100 * raw[0]["mean"], color="grey", ls=":", label="raw pixels + linear (all labels)")
+ax.set_xscale("log")
+ax.set_xlabel("number of labelled galaxies")
+ax.set_ylabel("mean accuracy (%)")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# With few labels, SimCLR + a linear probe beats training the same network from scratch: the
+# encoder already learned what galaxies look like from the unlabelled data, and the labels only
+# have to pick a direction in $h$. With all labels the supervised network catches up (and
+# with millions of labels would overtake). (In fast mode the numbers are noisy: few galaxies,
+# few training steps.)
+
+# %% [markdown]
+# ## 7. Similarity search
+#
+# Pick a galaxy, find the galaxies whose $h$ is most similar (cosine similarity): a search
+# engine for galaxies that needs no labels at all (Stein et al. 2021 built one for 42 million
+# DESI galaxies). Each row: a query, then its nearest neighbours with their similarity and true
+# labels.
+
+# %%
+kinds = labels["kind"]
+queries = torch.stack([torch.nonzero(kinds == k).flatten()[0] for k in [0, 1, 2, 3, 6]])
+idx, sim = nearest_neighbours(h[queries], h, k=7, exclude_self=False)
+idx, sim = idx[:, 1:], sim[:, 1:]  # the first neighbour of a gallery galaxy is itself
+plot_neighbours(images[queries], images, idx, sim, labels=labels, fontsize=6, panel_size=2.3)
+plt.show()
+print("query kinds:", [KIND_NAMES[int(kinds[q])] for q in queries])
+
+# %% [markdown]
+# ## 8. Real galaxies: the Hubble eXtreme Deep Field
+#
+# scikit-image ships a picture of the Hubble eXtreme Deep Field, the deepest image of the sky.
+# `hubble_deep_field_cutouts` finds the larger galaxies in it and cuts stamps around them.
+# Caveat: these are the colour channels of a press image, not calibrated g, r, z fluxes, and
+# the galaxies are at redshifts 0.5 to 3, far beyond our simulations. So this is a qualitative
+# test: do galaxies that look alike to us end up close in $h$?
+
+# %%
+hdf, positions = hubble_deep_field_cutouts(size=image_size)
+h_hdf = embed(model, hdf, device=DEVICE)
+print(f"{len(hdf)} galaxies cut out of the Hubble XDF image")
+some = torch.arange(0, min(len(hdf), 40), 8)
+idx, sim = nearest_neighbours(h_hdf[some], h_hdf, k=6)
+plot_neighbours(hdf[some], hdf, idx[:, 1:], sim[:, 1:], band_weights=(1, 1, 1))
+plt.show()
+
+# %% [markdown]
+# And which *simulated* galaxies are the nearest to each real one? A fun test of how far the
+# simulator is from the real sky (expect the answer "not close": the representation has never
+# seen a press image of a z = 2 galaxy).
+
+# %%
+idx, sim = nearest_neighbours(h_hdf[some], h, k=5)
+fig = show_galaxies(torch.cat([hdf[some], images[idx.flatten()]]), ncols=len(some),
+                    titles=["Hubble XDF"] * len(some)
+                    + [f"{s:.2f}" for s in sim.T.flatten().tolist()])
+plt.show()
+
+# %% [markdown]
+# ## 9. Galaxy10 DECaLS (real DECaLS galaxies, if you have the file)
+#
+# Galaxy10 DECaLS (Leung & Bovy) holds 17,736 DECaLS galaxies with Galaxy Zoo classes, as one
+# 2.5 GB HDF5 file. The course does not download it for you in class. To use it, either run
+# `Galaxy10DECaLS(download=True)` once (it checks the file's SHA256), or put
+# `Galaxy10_DECals.h5` in the `data/` folder (or point `PHYS555_GALAXY10` at it). This cell
+# then embeds it with the same model and probes the same questions.
+
+# %%
+galaxy10_path = os.environ.get("PHYS555_GALAXY10",
+                               str(Path(config.data_dir()) / "Galaxy10_DECals.h5"))
+if Path(galaxy10_path).exists():
+    g10 = Galaxy10DECaLS(galaxy10_path, size=image_size)
+    n = min(len(g10.images), 4000 if not S.fast else 500)
+    order = torch.randperm(len(g10.images), generator=torch.Generator().manual_seed(0))[:n]
+    h10 = embed(model, g10.images[order], device=DEVICE)
+    lab10 = {k: v[order] for k, v in g10.labels.items()}
+    half10 = n // 2
+    for task in ["smooth_or_featured", "edge_on", "odd_feature"]:
+        y = lab10[task]
+        print(f"Galaxy10 {task:<20} linear probe on h: "
+              f"{linear_probe(h10[:half10], y[:half10], h10[half10:], y[half10:]):.3f}")
+    show_galaxies(g10.images[order[:8]], lab10, band_weights=(1, 1, 1))
+    plt.show()
+else:
+    print(f"Galaxy10 DECaLS is not here ({galaxy10_path}).\n"
+          f"To try this section: run Galaxy10DECaLS(download=True) once (2.5 GB), or download "
+          f"Galaxy10_DECals.h5 from https://zenodo.org/records/10845026 into the data/ folder, "
+          f"then run this cell again.")
+
+# %% [markdown]
+# ### Question
+#
+# The representation was trained on simulated galaxies only. What would you expect a linear
+# probe on $h$ to do on Galaxy10, compared with on held-out simulated galaxies, and what would
+# you change to make SimCLR useful for real DECaLS data?
+#
+# ### BEGIN SOLUTION
+# Worse: real galaxies differ from the simulations in ways the encoder never saw (the 8-bit RGB
+# rendering instead of fluxes, real PSFs and noise, artefacts, the full variety of real
+# morphologies), a *domain shift*. The augmentations only cover the variations we simulated.
+# The fix is to train SimCLR on the real images themselves: `python -m phys555_cl.train
+# --data galaxy10 --galaxy10-path Galaxy10_DECals.h5` uses the same recipe without any labels,
+# exactly as Hayat et al. did on SDSS, and the probes then need only the few labels.
+# ### END SOLUTION

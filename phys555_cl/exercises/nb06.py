@@ -1,0 +1,75 @@
+"""Checks for notebook 06 (galaxy representations): a k-nearest-neighbour classifier."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .core import Case, make_check
+
+
+def knn_predict_reference(train_h, train_y, test_h, k):
+    """Majority vote of the ``k`` most cosine-similar training galaxies.
+
+    Shapes: ``train_h [N, D]``, ``train_y [N]`` int64 classes 0..C-1, ``test_h [M, D]`` ->
+    ``[M]`` int64 predicted classes. Ties go to the smaller class index.
+    """
+    similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T  # [M, N]
+    neighbours = similarity.topk(k, dim=1).indices  # [M, k]
+    votes = F.one_hot(train_y[neighbours], num_classes=int(train_y.max()) + 1).sum(dim=1)
+    return votes.argmax(dim=1)
+
+
+def _clusters(g, n, d, n_classes, scale):
+    """Labelled points: classes differ in direction, and each point has a random length, so
+    the cosine and the Euclidean neighbours differ."""
+    centres = torch.randn(n_classes, d, generator=g)
+    y = torch.randint(0, n_classes, (n,), generator=g)
+    direction = centres[y] + 0.9 * torch.randn(n, d, generator=g)
+    length = torch.exp(scale * torch.randn(n, 1, generator=g))
+    return direction * length, y
+
+
+def _cases():
+    g = torch.Generator().manual_seed(6)
+    h2, y2 = _clusters(g, 60, 5, 2, 1.5)
+    q2, _ = _clusters(g, 15, 5, 2, 1.5)
+    h4, y4 = _clusters(g, 80, 8, 4, 1.0)
+    q4, _ = _clusters(g, 10, 8, 4, 1.0)
+    return [
+        Case("2 classes, k = 7", h2, y2, q2, 7),
+        Case("2 classes, k = 1", h2, y2, q2, 1),
+        Case("4 classes, k = 1", h4, y4, q4, 1),
+    ]
+
+
+def _euclidean(train_h, train_y, test_h, k):
+    neighbours = torch.cdist(test_h, train_h).topk(k, dim=1, largest=False).indices
+    votes = F.one_hot(train_y[neighbours], num_classes=int(train_y.max()) + 1).sum(dim=1)
+    return votes.argmax(dim=1)
+
+
+def _dot(train_h, train_y, test_h, k):
+    neighbours = (test_h @ train_h.T).topk(k, dim=1).indices
+    votes = F.one_hot(train_y[neighbours], num_classes=int(train_y.max()) + 1).sum(dim=1)
+    return votes.argmax(dim=1)
+
+
+def _farthest(train_h, train_y, test_h, k):
+    similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T
+    neighbours = similarity.topk(k, dim=1, largest=False).indices
+    votes = F.one_hot(train_y[neighbours], num_classes=int(train_y.max()) + 1).sum(dim=1)
+    return votes.argmax(dim=1)
+
+
+check_knn_predict = make_check(
+    "6.1", "k-nearest-neighbour classifier", knn_predict_reference, _cases,
+    mistakes=[
+        (_euclidean, "these are Euclidean neighbours: normalise h first (cosine similarity), "
+                     "so that a galaxy's brightness, which scales h, does not decide."),
+        (_dot, "the dot product is not normalised: divide by the lengths (F.normalize) to get "
+               "the cosine similarity."),
+        (_farthest, "these are the *least* similar galaxies: topk(..., largest=True) on the "
+                    "similarity."),
+    ],
+)
