@@ -26,9 +26,10 @@ What is in a stamp (read :func:`simulate` top to bottom, then the ``_render_*`` 
   intrinsically brighter and larger (Malmquist bias) but still smaller on the sky.
 - **Colours.** Bulges, ellipticals and bars are red; disks bluer; arms, rings, clumps and
   lensed sources blue.
-- **Observation.** A per-band, per-galaxy PSF (core plus wing Gaussians, FWHM 0.6-1.2 arcsec),
-  sky noise with a per-galaxy depth, a position jitter of about 1.5 arcsec, random orientation,
-  and sometimes a neighbouring galaxy or a star in the field.
+- **Observation.** A per-band, per-galaxy Gaussian PSF (FWHM 0.6-1.2 arcsec in r, wider in g,
+  sharper in z), Gaussian sky noise with a per-galaxy depth (for speed, read at random offsets
+  from a fixed bank of 4 million normal numbers, with a random sign), a position jitter of
+  about 1.5 arcsec, random orientation, and sometimes a neighbouring galaxy or a star.
 
 Units: the field of view is :data:`FIELD_ARCSEC` arcsec whatever ``size`` is (``size`` only
 sets the sampling); pixel values are surface brightness in nanomaggies per arcsec^2
@@ -151,6 +152,20 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
     return fp[i - 1] + w * (fp[i] - fp[i - 1])
 
 
+_NOISE_BANK: dict = {}
+_NOISE_BANK_SIZE = 1 << 22
+
+
+def _noise_bank(device: torch.device) -> torch.Tensor:
+    """4M standard normal numbers, the same on every call for a device (fixed seed)."""
+    key = str(device)
+    if key not in _NOISE_BANK:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(555)
+        _NOISE_BANK[key] = torch.randn(_NOISE_BANK_SIZE, generator=gen, device=device)
+    return _NOISE_BANK[key]
+
+
 # --------------------------------------------------------------------------------------------
 # Random parameters of one block
 # --------------------------------------------------------------------------------------------
@@ -165,17 +180,36 @@ def _block_generator(seed: int, block: int, device: torch.device) -> torch.Gener
 
 
 class _Draw:
-    """Uniform draws of shape ``[BLOCK, *shape]`` from one generator, in a fixed order."""
+    """Random numbers of shape ``[BLOCK, *shape]``, handed out in a fixed order.
+
+    All uniforms and normals of a block come from two big draws (one call each, which is much
+    faster than a hundred small ones); each request takes the next columns.
+    """
+
+    N_UNIFORM, N_NORMAL = 128, 48
 
     def __init__(self, gen: torch.Generator, device: torch.device):
-        self.gen, self.device = gen, device
+        self.uniform = torch.rand((BLOCK, self.N_UNIFORM), generator=gen, device=device)
+        self.normal = torch.randn((BLOCK, self.N_NORMAL), generator=gen, device=device)
+        self.iu = self.in_ = 0
+
+    def _take(self, which: str, shape):
+        k = math.prod(shape)
+        pool = self.uniform if which == "u" else self.normal
+        start = self.iu if which == "u" else self.in_
+        if start + k > pool.shape[1]:
+            raise RuntimeError("galaxies._Draw ran out of random numbers: raise N_UNIFORM/N_NORMAL")
+        if which == "u":
+            self.iu += k
+        else:
+            self.in_ += k
+        return pool[:, start:start + k].reshape(BLOCK, *shape)
 
     def u(self, lo=0.0, hi=1.0, *shape):
-        r = torch.rand((BLOCK, *shape), generator=self.gen, device=self.device)
-        return lo + (hi - lo) * r
+        return lo + (hi - lo) * self._take("u", shape)
 
     def n(self, *shape):
-        return torch.randn((BLOCK, *shape), generator=self.gen, device=self.device)
+        return self._take("n", shape)
 
     def logu(self, lo, hi, *shape):
         return torch.exp(self.u(math.log(lo), math.log(hi), *shape))
@@ -320,20 +354,34 @@ def _sersic(x, y, re, n, q, soft):
     """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes.
 
     ``I(r) = I_e exp(-b_n ((r / R_e)^(1/n) - 1))`` with ``r`` the elliptical radius (axis ratio
-    ``q``) softened by ``soft`` (about the pixel size, so cusps are not aliased).
+    ``q``) softened by ``soft`` (about the pixel size, so cusps are not aliased):
+    ``r^2 -> r^2 + soft^2``. Softening moves the light inside ``soft`` out of the image: with
+    ``rho^2 = r^2 + soft^2`` the softened profile holds exactly the light of the true one
+    outside ``soft``, ``1 - P(2n, b_n (soft / R_e)^(1/n))``, which we divide out, so the total
+    flux stays exact at any sampling.
     """
     re, n, q = re[:, None, None], n[:, None, None], q[:, None, None]
     b = _b_n(n)
+    inside = torch.special.gammainc(2 * n, b * (soft / re) ** (1 / n))
     log_norm = (torch.log(2 * math.pi * q * re**2 * n) + b + torch.lgamma(2 * n)
-                - 2 * n * torch.log(b))
-    r2 = (x * x + (y / q) ** 2 + soft**2) / re**2
-    # (r / re)^(1/n) as exp(log(r^2 / re^2) / 2n): cheaper than a pow with a tensor exponent
-    return torch.exp((b - log_norm) - b * torch.exp(torch.log(r2) * (0.5 / n)))
+                - 2 * n * torch.log(b) + torch.log1p(-inside))
+    # (r / re)^(1/n) as exp(log(r^2 / re^2) / 2n), cheaper than a pow with a tensor exponent;
+    # in-place steps keep the working set small
+    r2 = torch.addcmul((x * x).mul_(1 / re**2), y * y, 1 / (q * re) ** 2).add_(soft**2 / re**2)
+    t = r2.log_().mul_(0.5 / n).exp_()
+    return t.mul_(-b).add_(b - log_norm).exp_()
 
 
-def _gaussian_1d(coords, centre, sigma):
-    """Unit-flux 1D Gaussians: ``coords`` [P], ``centre``, ``sigma`` [..., 1] -> [..., P]."""
-    return torch.exp(-0.5 * ((coords - centre) / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
+def _gaussian_1d(coords, centre, sigma, pix):
+    """Pixel-integrated unit-flux 1D Gaussians, as a density per arcsec.
+
+    ``coords`` [P] pixel centres, ``centre`` and ``sigma`` [..., 1] -> [..., P]. Integrating
+    over each pixel (rather than sampling its centre) conserves flux even when ``sigma`` is
+    smaller than a pixel, e.g. for stars.
+    """
+    a = (coords + 0.5 * pix - centre) / (math.sqrt(2) * sigma)
+    b = (coords - 0.5 * pix - centre) / (math.sqrt(2) * sigma)
+    return (torch.erf(a) - torch.erf(b)) * (0.5 / pix)
 
 
 def _rotate(x, y, angle):
@@ -352,52 +400,72 @@ def _gaussian(x, y, sigma):
 # --------------------------------------------------------------------------------------------
 
 
+#: Light components rendered into separate maps, each with its own colour (see _COLOURS).
+_CHANNELS = ("bulge", "disk", "young", "bar", "companion", "tail", "source", "neighbour", "star")
+
+
 def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Render ``BLOCK`` galaxies of parameters ``p`` into ``[BLOCK, 3, size, size]`` fluxes."""
+    """Render ``BLOCK`` galaxies of parameters ``p`` into ``[BLOCK, 3, size, size]`` fluxes.
+
+    Each light component is drawn (unit flux times its flux) into its own single-band map
+    ``maps[:, c]``; one batched matrix product then gives every map its (g, r, z) colour.
+    Dust, the PSF and the sky noise come last, as in a real observation.
+    """
     pix = FIELD_ARCSEC / size
     soft = 0.4 * pix  # stands in for the pixel window (avoid aliasing of cusps / thin disks)
     k, z = p["kind"], p["redshift"]
     coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5 - size / 2) * pix
-    gy, gx = torch.meshgrid(coords, coords, indexing="ij")
-    # astronomical images have north up and east left; keep x to the right, y up
-    x = gx[None] - p["center"][:, 0, None, None]
-    y = -gy[None] - p["center"][:, 1, None, None]
+    # offsets from the galaxy centre in arcsec, x to the right and y up (north up), kept
+    # separable ([B, 1, W] and [B, H, 1]); they broadcast to [B, H, W] when combined
+    x = coords[None, None, :] - p["center"][:, 0, None, None]
+    y = -coords[None, :, None] - p["center"][:, 1, None, None]
     flux = 10 ** (-0.4 * (p["mag_r"] - 22.5))  # nanomaggies, r band
     re = p["half_light_radius"]
     jit = p["colour_jitter"]
-    images = torch.zeros(BLOCK, 3, size, size, device=device)
+    maps = torch.zeros(BLOCK, len(_CHANNELS), size, size, device=device)
+    colours = torch.zeros(BLOCK, 3, len(_CHANNELS), device=device)
+    channel = {name: c for c, name in enumerate(_CHANNELS)}
+    for name, j in (("bulge", 0), ("disk", 1), ("young", 2), ("bar", 3), ("tail", 5),
+                    ("source", 5)):
+        colours[:, :, channel[name]] = _colour(name, z, jit[:, j])
+    colours[:, :, channel["companion"]] = _colour("bulge", z, jit[:, 4])
 
-    def add(idx, maps, colour):
-        """images[idx] += maps[:, None] * colour[:, :, None, None]."""
-        images.index_add_(0, idx, maps[:, None] * colour[idx][:, :, None, None])
+    def add(name, idx, light):
+        """maps[idx, channel] += light (``idx`` None: every galaxy)."""
+        if idx is None:
+            maps[:, channel[name]] += light
+        else:
+            maps[:, channel[name]].index_add_(0, idx, light)
 
     # major/minor axis frame of the main galaxy
     u, v = _rotate(x, y, p["position_angle"])
     inc = p["inclination"]
     q_disk = torch.sqrt(torch.cos(inc) ** 2 + (p["thickness"] * torch.sin(inc)) ** 2)
 
-    # --- bulges and ellipticals (everything but irregulars) -------------------------------
-    idx = torch.nonzero(k != IRREGULAR).squeeze(1)
+    # --- bulges and ellipticals (irregulars have a bulge fraction of 0) ----------------------
     is_smooth = (k == SMOOTH) | (k == LENS)
-    q_bulge = torch.where(is_smooth, p["smooth_q"], torch.maximum(q_disk, 0.6 + 0.4 * q_disk))
+    prim_smooth = (k == MERGER) & p["primary_smooth"]
+    q_bulge = torch.where(is_smooth | prim_smooth, p["smooth_q"],
+                          torch.maximum(q_disk, 0.6 + 0.4 * q_disk))
     re_bulge = torch.where(is_smooth, re, re * p["bulge_size"])
+    re_bulge = torch.where(prim_smooth, re * 0.7, re_bulge)
     fb = flux * p["bulge_fraction"]
     fb = torch.where(k == MERGER, flux * 0.6 * torch.where(p["primary_smooth"], 1.0, 0.3), fb)
-    prim_smooth = (k == MERGER) & p["primary_smooth"]
-    re_bulge = torch.where(prim_smooth, re * 0.7, re_bulge)
-    q_bulge = torch.where(prim_smooth, p["smooth_q"], q_bulge)
-    maps = _sersic(u[idx], v[idx], re_bulge[idx], p["sersic_n"][idx], q_bulge[idx], soft)
-    add(idx, maps * fb[idx, None, None], _colour("bulge", z, jit[:, 0]))
+    light = _sersic(u, v, re_bulge, p["sersic_n"], q_bulge, soft)
+    add("bulge", None, light.mul_(fb[:, None, None]))
 
     # --- exponential disks, in the disk plane -----------------------------------------------
     disk_merger = (k == MERGER) & ~p["primary_smooth"]
     has_disk = (k == FACE_ON) | (k == EDGE_ON) | (k == RING) | disk_merger
     idx = torch.nonzero(has_disk).squeeze(1)
     h = (re[idx] / 1.678)[:, None, None]  # exponential scale length
-    qd = q_disk[idx][:, None, None]
+    # a disk thinner than a pixel is drawn one pixel thick (the pixel window), flux unchanged
+    qd = torch.sqrt(q_disk[idx] ** 2 + (soft / re[idx]) ** 2)[:, None, None]
     xd, yd = u[idx], v[idx] / qd  # disk-plane coordinates
-    rd = torch.sqrt(xd * xd + yd * yd + soft**2)
-    disk = torch.exp(-rd / h) / (2 * math.pi * h * h * qd)  # unit flux on the sky
+    rd = torch.addcmul(xd * xd, yd, yd).add_(soft**2).sqrt_()
+    # unit flux on the sky; e^-x (1 + x) is the light outside the softening radius x = soft / h
+    x_s = soft / h
+    disk = torch.exp(-rd / h).mul_(1 / (2 * math.pi * h * h * qd * torch.exp(-x_s) * (1 + x_s)))
     fd = flux[idx] * (1 - p["bulge_fraction"][idx])
     fd = torch.where(k[idx] == MERGER, flux[idx] * 0.6 * 0.7, fd)
     fd = fd * (1 - p["bar"][idx] * p["bar_fraction"][idx])
@@ -406,22 +474,23 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     fr = torch.where(ring_k, p["ring_fraction"][idx], torch.zeros_like(fd))
     # spiral arms: a logarithmic spiral density wave carrying a share ``a`` of the disk light,
     # ``I = I_disk [(1 - a) + a arm(phase)]`` with ``arm`` of mean 1 over the phase
+    smooth_part = disk * (fd * (1 - fr))[:, None, None]
     sub = torch.nonzero(p["n_arms"][idx] > 0).squeeze(1)
-    a = torch.zeros_like(rd[:, :1, :1]).expand_as(rd).clone()
     if len(sub):
         j = idx[sub]
         hs, rs = h[sub], rd[sub]
         theta = torch.atan2(yd[sub], xd[sub])
         m = p["n_arms"][j].float()[:, None, None]
         wind = (p["chirality"][j] / torch.tan(p["pitch_angle"][j]))[:, None, None]
-        phase = m * (theta - wind * torch.log(rs / hs)) - p["arm_phase"][j, None, None]
-        c = (1 + torch.cos(phase)) * 0.5
+        phase = (rs / hs).log_().mul_(-wind).add_(theta).mul_(m).sub_(p["arm_phase"][j, None, None])
+        c = phase.cos_().add_(1).mul_(0.5)
         arm = c * c * c * (16 / 5)
         inner = 1 - torch.exp(-((rs / (0.8 * hs)) ** 2))  # no arms inside the bulge
-        a_sub = p["arm_strength"][j, None, None] * inner
-        a[sub] = a_sub
-        add(j, disk[sub] * a_sub * arm * fd[sub, None, None], _colour("young", z, jit[:, 2]))
-    add(idx, disk * (1 - a) * (fd * (1 - fr))[:, None, None], _colour("disk", z, jit[:, 1]))
+        a = inner.mul_(p["arm_strength"][j, None, None])
+        arm_light = smooth_part[sub] * a
+        smooth_part[sub] -= arm_light
+        add("young", j, arm_light.mul_(arm))
+    add("disk", idx, smooth_part)
 
     # --- bars (in the disk plane, projected) --------------------------------------------------
     sub = torch.nonzero(p["bar"][idx] > 0).squeeze(1)
@@ -429,8 +498,8 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         j = idx[sub]
         bx, by = _rotate(xd[sub], yd[sub], p["bar_angle"][j])
         bar = _sersic(bx, by, re[j] * p["bar_length"][j], torch.full_like(re[j], 0.5),
-                      p["bar_q"][j], soft) / q_disk[j, None, None]
-        add(j, bar * (flux[j] * p["bar_fraction"][j])[:, None, None], _colour("bar", z, jit[:, 3]))
+                      p["bar_q"][j], soft)
+        add("bar", j, bar.mul_((flux[j] * p["bar_fraction"][j] / q_disk[j])[:, None, None]))
 
     # --- rings: a Gaussian annulus in the disk plane, knotty with star formation -------------
     sub = torch.nonzero(ring_k).squeeze(1)
@@ -441,8 +510,9 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         w = torch.sqrt((re[j] * p["ring_width"][j])[:, None, None] ** 2 + soft**2)
         knots = 1 + 0.5 * torch.cos(7 * theta + p["arm_phase"][j, None, None])
         ring = torch.exp(-0.5 * ((rd[sub] - rr) / w) ** 2) * knots
-        ring = ring / (2 * math.pi * rr * w * math.sqrt(2 * math.pi) * q_disk[j, None, None])
-        add(j, ring * (fd[sub] * fr[sub])[:, None, None], _colour("young", z, jit[:, 2]))
+        norm = (fd[sub] * fr[sub])[:, None, None] / (
+            2 * math.pi * rr * w * math.sqrt(2 * math.pi) * q_disk[j, None, None])
+        add("young", j, ring.mul_(norm))
 
     # --- irregulars: a lopsided diffuse body plus bright star-forming clumps ---------------
     idx = torch.nonzero(k == IRREGULAR).squeeze(1)
@@ -451,7 +521,7 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         off = p["irr_offset"][idx] * r_i[:, None]
         body = _sersic(u[idx] - off[:, 0, None, None], v[idx] - off[:, 1, None, None], r_i,
                        torch.ones_like(r_i), p["smooth_q"][idx].clamp(min=0.5), soft)
-        add(idx, body * (0.55 * flux[idx])[:, None, None], _colour("disk", z, jit[:, 1]))
+        add("disk", idx, body.mul_((0.55 * flux[idx])[:, None, None]))
         # round clumps are separable in x and y: one batched matrix product renders all 8
         cu = p["clump_xy"][idx, :, 0] * r_i[:, None]  # [b, 8], along the major axis
         cv = p["clump_xy"][idx, :, 1] * r_i[:, None]
@@ -459,12 +529,11 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         c, s_ = torch.cos(pa), torch.sin(pa)
         cx = cu * c - cv * s_ + p["center"][idx, 0, None]  # [b, 8] offsets from the stamp centre
         cy = cu * s_ + cv * c + p["center"][idx, 1, None]
-        cs = torch.sqrt((p["clump_size"][idx] * r_i[:, None]) ** 2 + soft**2)  # [b, 8]
-        cf = p["clump_flux"][idx] / p["clump_flux"][idx].sum(1, keepdim=True)
-        gx_ = _gaussian_1d(coords, cx[..., None], cs[..., None]) * cf[..., None]  # [b, 8, W]
-        gy_ = _gaussian_1d(-coords, cy[..., None], cs[..., None])  # [b, 8, H]
-        clumps = torch.bmm(gy_.transpose(1, 2), gx_)
-        add(idx, clumps * (0.45 * flux[idx])[:, None, None], _colour("young", z, jit[:, 2]))
+        cs = p["clump_size"][idx] * r_i[:, None]  # [b, 8]
+        cf = 0.45 * flux[idx, None] * p["clump_flux"][idx] / p["clump_flux"][idx].sum(1, True)
+        gx_ = _gaussian_1d(coords, cx[..., None], cs[..., None], pix) * cf[..., None]  # [b, 8, W]
+        gy_ = _gaussian_1d(-coords, cy[..., None], cs[..., None], pix)  # [b, 8, H]
+        add("young", idx, torch.bmm(gy_.transpose(1, 2), gx_))
 
     # --- mergers: a companion and tidal tails ------------------------------------------------
     idx = torch.nonzero(k == MERGER).squeeze(1)
@@ -478,23 +547,21 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         uc, vc = _rotate(xc, yc, ang + 0.7)
         comp = _sersic(uc, vc, r_m * p["comp_size"][idx], p["sersic_n"][idx],
                        p["smooth_q"][idx].clamp(min=0.5), soft)
-        fc = 0.6 * flux[idx] * p["comp_ratio"][idx]
-        add(idx, comp * fc[:, None, None], _colour("bulge", z, jit[:, 4]))
+        add("companion", idx, comp.mul_((0.6 * flux[idx] * p["comp_ratio"][idx])[:, None, None]))
         # two tails: tightly wound one-armed spirals of low surface brightness, one launched
         # from each nucleus in opposite senses (Toomre & Toomre 1972 in cartoon form)
-        ft = flux[idx] * p["tail_fraction"][idx]
         tails = 0
         for xs, ys, sgn in ((x[idx], y[idx], 1.0), (xc, yc, -1.0)):
-            rt = torch.sqrt(xs**2 + ys**2 + soft**2)
+            rel = torch.sqrt(xs**2 + ys**2 + soft**2) / r_m[:, None, None]
             th = torch.atan2(ys, xs)
-            rel = rt / r_m[:, None, None]
             ph = th - sgn * p["chirality"][idx, None, None] * torch.log(rel) / 0.45
             ph = ph - ang[:, None, None] - (1 - sgn) * math.pi / 2
             band = ((1 + torch.cos(ph)) / 2) ** 10
             env = torch.exp(-rel / 1.4) * (1 - torch.exp(-rel * rel))
             tails = tails + band * env
+        ft = flux[idx] * p["tail_fraction"][idx]
         tails = tails / tails.sum((1, 2), keepdim=True).clamp(min=1e-12) / pix**2
-        add(idx, tails * ft[:, None, None], _colour("tail", z, jit[:, 5]))
+        add("tail", idx, tails * ft[:, None, None])
 
     # --- lenses: an isothermal sphere with shear bends a blue background galaxy ---------------
     idx = torch.nonzero(k == LENS).squeeze(1)
@@ -503,24 +570,13 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         xs, ys = x[idx], y[idx]
         r = torch.sqrt(xs**2 + ys**2 + soft**2)
         g1, g2 = p["shear"][idx, 0, None, None], p["shear"][idx, 1, None, None]
-        bx = xs - te * xs / r - (g1 * xs + g2 * ys)
+        bx = xs - te * xs / r - (g1 * xs + g2 * ys)  # the lens equation: source-plane position
         by = ys - te * ys / r - (g2 * xs - g1 * ys)
         off = p["source_offset"][idx] * te[:, :, 0]
         ss = torch.sqrt((p["source_size"][idx, None, None] * te) ** 2 + soft**2)
         src = _gaussian(bx - off[:, 0, None, None], by - off[:, 1, None, None], ss)
         fs = flux[idx] * p["source_fraction"][idx] / 4  # intrinsic flux; lensing magnifies it
-        add(idx, src * fs[:, None, None], _colour("source", z, jit[:, 5]))
-
-    # --- dust lanes of edge-on disks: attenuation, strongest in g ----------------------------
-    idx = torch.nonzero(k == EDGE_ON).squeeze(1)
-    if len(idx):
-        h = re[idx, None, None] / 1.678
-        w = 0.4 * q_disk[idx, None, None] * h + 0.5 * soft
-        v0 = torch.cos(inc[idx])[:, None, None] * 0.6 * h  # the near side hides the far side
-        lane = torch.exp(-0.5 * ((v[idx] - v0) / w) ** 2) * torch.exp(-(u[idx] / (2.5 * h)) ** 2)
-        reddening = torch.tensor([1.2, 1.0, 0.7], device=device)[:, None, None]  # g, r, z
-        tau = p["dust_tau"][idx, None, None, None] * reddening
-        images[idx] = images[idx] * torch.exp(-tau * lane[:, None])
+        add("source", idx, src * fs[:, None, None])
 
     # --- a neighbouring galaxy, a star ---------------------------------------------------------
     half = FIELD_ARCSEC / 2
@@ -534,20 +590,40 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
         qn = 0.4 + 0.6 * p["neighbour_xy"][idx, 0]
         nb = _sersic(un, vn, p["neighbour_re"][idx], p["sersic_n"][idx], qn, soft)
         fn = 10 ** (-0.4 * (p["mag_r"][idx] + p["neighbour_dmag"][idx] - 22.5))
-        gr = p["neighbour_colour"]
-        col = torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * 0.5 * gr)], 1)
-        add(idx, nb * fn[:, None, None], col)
+        add("neighbour", idx, nb.mul_(fn[:, None, None]))
+    gr = p["neighbour_colour"]
+    colours[:, :, channel["neighbour"]] = torch.stack(
+        [10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.2 * gr)], 1)
     idx = torch.nonzero(p["star"] > 0).squeeze(1)
     if len(idx):
         rad = half * (0.35 + 0.6 * p["star_xy"][idx, 0])
         ang = 2 * math.pi * p["star_xy"][idx, 1]
         sx = (rad * torch.cos(ang) + p["center"][idx, 0])[:, None]
         sy = (rad * torch.sin(ang) + p["center"][idx, 1])[:, None]
-        star = _gaussian_1d(-coords, sy, soft)[:, :, None] * _gaussian_1d(coords, sx, soft)[:, None]
         fs = 10 ** (-0.4 * (p["star_mag"][idx] - 22.5))
-        gr = p["star_colour"]
-        col = torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * 0.4 * gr)], 1)
-        add(idx, star * fs[:, None, None], col)
+        gx_ = _gaussian_1d(coords, sx, 0.05, pix) * fs[:, None]  # a point source
+        add("star", idx, _gaussian_1d(-coords, sy, 0.05, pix)[:, :, None] * gx_[:, None])
+    gr = p["star_colour"]
+    colours[:, :, channel["star"]] = torch.stack(
+        [10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.16 * gr)], 1)
+
+    # --- colours: images[b, band] = sum over components of colours[b, band, c] * maps[b, c] ----
+    images = torch.bmm(colours, maps.reshape(BLOCK, len(_CHANNELS), -1))
+    images = images.reshape(BLOCK, 3, size, size)
+
+    # --- dust lanes of edge-on disks: attenuation, strongest in g ----------------------------
+    idx = torch.nonzero(k == EDGE_ON).squeeze(1)
+    if len(idx):
+        h = re[idx, None, None] / 1.678
+        # the lane is a fixed fraction of the disk's drawn thickness (at least a pixel, see
+        # the disks above), so it hides the same share of light at any sampling
+        q_drawn = torch.sqrt(q_disk[idx] ** 2 + (soft / re[idx]) ** 2)[:, None, None]
+        w = 0.4 * q_drawn * h
+        v0 = torch.cos(inc[idx])[:, None, None] * 0.6 * h  # the near side hides the far side
+        lane = torch.exp(-0.5 * ((v[idx] - v0) / w) ** 2) * torch.exp(-(u[idx] / (2.5 * h)) ** 2)
+        reddening = torch.tensor([1.2, 1.0, 0.7], device=device)[:, None, None]  # g, r, z
+        tau = p["dust_tau"][idx, None, None, None] * reddening
+        images[idx] = images[idx] * torch.exp(-tau * lane[:, None])
 
     # --- PSF: per band and per galaxy, a pixel-integrated Gaussian; separable, so two batched
     # matrix products: K @ image @ K^T, with K[i, j] the PSF flux that falls from pixel j to i
@@ -560,10 +636,16 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     flat = images.reshape(-1, size, size)
     images = torch.bmm(torch.bmm(kern, flat), kern.transpose(1, 2)).reshape(BLOCK, 3, size, size)
 
-    # --- sky noise ---------------------------------------------------------------------------
-    noise = torch.randn((BLOCK, 3, size, size), generator=gen, device=device)
-    sky = p["sky_sigma"][:, None] * torch.tensor(_BAND_NOISE, device=device)
-    return images + noise * sky[:, :, None, None]
+    # --- sky noise: windows at random offsets in a bank of Gaussian numbers, with a random sign
+    # (a fresh torch.randn per pixel costs more than all the galaxy light together on a CPU)
+    hw = size * size
+    bank = _noise_bank(device)
+    start = torch.randint(0, len(bank) - hw + 1, (BLOCK * 3,), generator=gen, device=device)
+    sign = torch.randint(0, 2, (BLOCK, 3), generator=gen, device=device) * 2.0 - 1.0
+    windows = bank.as_strided((len(bank) - hw + 1, hw), (1, 1))
+    noise = torch.index_select(windows, 0, start).reshape(BLOCK, 3, size, size)
+    sky = p["sky_sigma"][:, None] * torch.tensor(_BAND_NOISE, device=device) * sign
+    return noise.mul_(sky[:, :, None, None]).add_(images)
 
 
 # --------------------------------------------------------------------------------------------
