@@ -4,7 +4,9 @@
 - 1.2 ``choose_threshold(d, same)``: the threshold T of the rule ``d < T => same`` with the best
   accuracy (any T in the best interval is right, so the check compares accuracies, not T);
 - 1.3 ``contrastive_loss(d, same, margin)``: Hadsell, Chopra & LeCun (2006), the mean over pairs
-  of ``y d^2 + (1 - y) max(0, m - d)^2``.
+  of ``y d^2 / 2 + (1 - y) max(0, m - d)^2 / 2``.
+
+The references are those of :mod:`phys555_cl.distances`.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ import math
 import numpy as np
 import torch
 
+from .. import distances
 from .core import Case, compare_outputs, make_check
 
 # --------------------------------------------------------------------------------------------
-# references (the formulas exactly as the notebook writes them)
+# references: the package's implementations, with the exercises' signatures
 # --------------------------------------------------------------------------------------------
 
 
 def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``D[i, j] = ||a[i] - b[j]||_2``. a ``[N, D]``, b ``[M, D]`` -> ``[N, M]`` (dtype of a)."""
-    return (a[:, None, :] - b[None, :, :]).pow(2).sum(-1).sqrt()
+    return distances.pairwise_distances(a, b)
 
 
 def _accuracy(d: torch.Tensor, same: torch.Tensor, threshold: float) -> float:
@@ -31,24 +34,14 @@ def _accuracy(d: torch.Tensor, same: torch.Tensor, threshold: float) -> float:
 
 
 def choose_threshold(d: torch.Tensor, same: torch.Tensor) -> float:
-    """The T with the best accuracy of ``d < T => same``: a midpoint between sorted distances
-    (or just below / above all of them). d ``[P]`` float, same ``[P]`` bool -> float."""
-    d_sorted, order = torch.sort(d.detach().double())
-    s = same[order].double()
-    zero = s.new_zeros(1)
-    correct = torch.cat([zero, s.cumsum(0)]) + (1 - s).sum() - torch.cat([zero, (1 - s).cumsum(0)])
-    k = int(correct.argmax())
-    if k == 0:
-        return float(d_sorted[0]) - 1.0
-    if k == len(d_sorted):
-        return float(d_sorted[-1]) + 1.0
-    return float(0.5 * (d_sorted[k - 1] + d_sorted[k]))
+    """The T with the best accuracy of ``d < T => same`` (a midpoint between sorted distances,
+    or just below / above all of them). d ``[P]`` float, same ``[P]`` bool -> float."""
+    return distances.choose_threshold(d, same)
 
 
 def contrastive_loss(d: torch.Tensor, same: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """Mean of ``y d^2 + (1 - y) max(0, margin - d)^2`` over pairs. d ``[P]``, same ``[P]``."""
-    y = same.to(d.dtype)
-    return (y * d.pow(2) + (1 - y) * torch.relu(margin - d).pow(2)).mean()
+    """Mean over pairs of ``y d^2 / 2 + (1 - y) max(0, margin - d)^2 / 2``. d, same ``[P]``."""
+    return distances.contrastive_loss(d, same, margin)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,22 +192,29 @@ def _y(same, d):
     return same.to(d.dtype)
 
 
+def _half_mean(terms):
+    return 0.5 * terms.mean()
+
+
 check_contrastive_loss = make_check(
     "1.3", "contrastive loss", contrastive_loss, _contrastive_cases,
     mistakes=[
-        (lambda d, s, m=1.0: ((1 - _y(s, d)) * d ** 2 + _y(s, d) * torch.relu(m - d) ** 2).mean(),
-         "same and different are swapped: same pairs (y = 1) pay d^2, different pairs pay "
-         "max(0, m - d)^2."),
-        (lambda d, s, m=1.0: (_y(s, d) * d ** 2 + (1 - _y(s, d)) * (m - d) ** 2).mean(),
+        (lambda d, s, m=1.0: _half_mean((1 - _y(s, d)) * d ** 2
+                                        + _y(s, d) * torch.relu(m - d) ** 2),
+         "same and different are swapped: same pairs (y = 1) pay d^2 / 2, different pairs pay "
+         "max(0, m - d)^2 / 2."),
+        (lambda d, s, m=1.0: _half_mean(_y(s, d) * d ** 2 + (1 - _y(s, d)) * (m - d) ** 2),
          "the clamp is missing: a different pair beyond the margin must cost 0, so use "
          "torch.relu(margin - d) (or .clamp_min(0)) before squaring."),
-        (lambda d, s, m=1.0: (_y(s, d) * d + (1 - _y(s, d)) * torch.relu(m - d)).mean(),
+        (lambda d, s, m=1.0: _half_mean(_y(s, d) * d + (1 - _y(s, d)) * torch.relu(m - d)),
          "the two terms must be squared: d^2 and max(0, m - d)^2."),
-        (lambda d, s, m=1.0: (_y(s, d) * d ** 2 + (1 - _y(s, d)) * torch.relu(m - d ** 2)).mean(),
+        (lambda d, s, m=1.0: _half_mean(_y(s, d) * d ** 2
+                                        + (1 - _y(s, d)) * torch.relu(m - d ** 2)),
          "the margin is compared with d, not d^2: use max(0, m - d)^2."),
-        (lambda d, s, m=1.0: (_y(s, d) * d ** 2 + (1 - _y(s, d)) * torch.relu(m - d) ** 2).sum(),
+        (lambda d, s, m=1.0: 0.5 * (_y(s, d) * d ** 2 + (1 - _y(s, d)) * torch.relu(m - d) ** 2)
+         .sum(),
          "a sum over pairs: the loss is the *mean* over the P pairs."),
-        (lambda d, s, m=1.0: 0.5 * contrastive_loss(d, s, m),
-         "a factor 1/2 (as in Hadsell et al.'s paper): this notebook's loss has no 1/2."),
+        (lambda d, s, m=1.0: 2 * contrastive_loss(d, s, m),
+         "the factor 1/2 is missing (each term is halved, as in Hadsell et al.'s paper)."),
     ],
 )

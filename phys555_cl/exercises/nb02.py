@@ -6,6 +6,8 @@
   farthest positive (not itself) and closest negative, averaged over the anchors that have both
   (Hermans, Beyer & Leibe 2017, "In Defense of the Triplet Loss", arXiv:1703.07737).
 
+The references are those of :mod:`phys555_cl.distances`; the typical mistakes are variants of it.
+
 Both checks also make sure the student's loss has a finite gradient (a square root at a zero
 distance gives NaN gradients, which would silently ruin the training cell of the notebook).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import distances
 from .core import Case, compare_outputs, make_check
 
 # --------------------------------------------------------------------------------------------
@@ -28,7 +31,7 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
                  margin: float = 0.2) -> torch.Tensor:
     """Mean of ``max(0, ||a - p|| - ||a - n|| + margin)``. Inputs ``[B, D]`` -> scalar."""
-    return torch.relu(_norm(anchor - positive) - _norm(anchor - negative) + margin).mean()
+    return distances.triplet_loss(anchor, positive, negative, margin)
 
 
 def _safe_pairwise(x: torch.Tensor, squared: bool = False) -> torch.Tensor:
@@ -53,12 +56,7 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor,
     Mean over the anchors with at least one positive and one negative of
     ``max(0, max_{p != a, y_p = y_a} d(a, p) - min_{y_n != y_a} d(a, n) + margin)``.
     """
-    d = _safe_pairwise(embeddings)
-    pos, neg = _masks(labels)
-    hardest_pos = d.masked_fill(~pos, float("-inf")).amax(1)
-    hardest_neg = d.masked_fill(~neg, float("inf")).amin(1)
-    valid = pos.any(1) & neg.any(1)
-    return torch.relu(hardest_pos[valid] - hardest_neg[valid] + margin).mean()
+    return distances.batch_hard_triplet_loss(embeddings, labels, margin, mining="hard")
 
 
 # --------------------------------------------------------------------------------------------
