@@ -85,10 +85,10 @@ SIZES: dict[str, dict[str, dict]] = {
     },
     "07": {
         "fast": {"n_sequences": 384, "n_test": 256, "n_samples": 504, "epochs": 3,
-                 "batch_size": 64, "lr": 3e-3, "z_dim": 64, "c_dim": 64, "n_steps": 4,
+                 "batch_size": 32, "lr": 3e-3, "z_dim": 64, "c_dim": 64, "n_steps": 4,
                  "pool": "mean"},
         "normal": {"n_sequences": 4000, "n_test": 2000, "n_samples": 504, "epochs": 30,
-                   "batch_size": 64, "lr": 3e-3, "z_dim": 64, "c_dim": 64, "n_steps": 4,
+                   "batch_size": 32, "lr": 3e-3, "z_dim": 64, "c_dim": 64, "n_steps": 4,
                    "pool": "mean"},
     },
 }
