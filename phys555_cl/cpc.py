@@ -13,10 +13,10 @@ The loss is InfoNCE, the same core as SimCLR's NT-Xent (`phys555_cl.losses.info_
 is W_k c_t, the keys are all z's, the target is the index of z_{t+k}.
 
 Example:
-    >>> model = CPC(in_channels=3, n_steps=6)
-    >>> x = torch.randn(8, 3, 512)
-    >>> loss, per_step = model.loss(x)          # scalar, [6]
-    >>> features = model.represent(x)           # [8, 64] = c at the last window
+    >>> model = CPC(in_channels=2, n_steps=4, strides=(4, 3, 2))   # windows of 24 samples
+    >>> x = torch.randn(8, 2, 504)
+    >>> loss, per_step = model.loss(x)          # scalar, [4]
+    >>> features = model.represent(x, pool="mean")  # [8, 64]: c_t averaged over windows
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class WindowEncoder(nn.Module):
     Shapes: x [B, C, T] -> z [B, L, D] with L = T // prod(strides).
     """
 
-    def __init__(self, in_channels: int = 3, dim: int = 64, hidden: int = 64,
-                 strides: tuple[int, ...] = (4, 2, 2)):
+    def __init__(self, in_channels: int = 2, dim: int = 64, hidden: int = 64,
+                 strides: tuple[int, ...] = (4, 3, 2)):
         super().__init__()
         if not strides or any(int(s) < 1 for s in strides):
             raise ValueError(f"strides must be a non-empty list of integers >= 1, got {strides}.")
@@ -91,8 +91,8 @@ class CPC(nn.Module):
     Shapes: forward(x [B, C, T]) -> (z [B, L, D], c [B, L, H]).
     """
 
-    def __init__(self, in_channels: int = 3, z_dim: int = 64, c_dim: int = 64,
-                 n_steps: int = 6, strides: tuple[int, ...] = (4, 2, 2),
+    def __init__(self, in_channels: int = 2, z_dim: int = 64, c_dim: int = 64,
+                 n_steps: int = 4, strides: tuple[int, ...] = (4, 3, 2),
                  temperature: float = 1.0):
         super().__init__()
         if n_steps < 1:

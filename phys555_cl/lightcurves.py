@@ -28,9 +28,9 @@ only on its seed and index: not on the batch it is made in, nor on the device.
 
 Example:
     >>> data = LightCurves(1000, seed=0)
-    >>> x, labels = data[3]          # x: [3, 512] network input, labels: dict of scalars
+    >>> x, labels = data[3]          # x: [2, 512] network input, labels: dict of scalars
     >>> data.x.shape, data.labels["star_class"].shape
-    (torch.Size([1000, 3, 512]), torch.Size([1000]))
+    (torch.Size([1000, 2, 512]), torch.Size([1000]))
 """
 
 from __future__ import annotations
@@ -306,17 +306,18 @@ LABEL_KEYS = (
 
 
 def to_network_input(mag: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Turn light curves into the 3-channel input of a 1-D conv net.
+    """Turn light curves into the 2-channel input of a 1-D conv net.
 
-    Channels: 0 the magnitudes standardised per curve (0 in gaps), 1 the mask (1 observed),
-    2 a constant log10 of the curve's scatter, shifted to about [-1, 1], so that standardising
-    does not throw the amplitude away.
+    Channels: 0 the magnitudes standardised per curve (0 in gaps), 1 the mask (1 observed).
+    Standardising removes the amplitude in magnitudes on purpose: a per-curve constant would
+    let a contrastive model tell curves apart without looking at their shape (it does, and
+    learns less). The ratio of signal to noise, which the shape shows, is kept.
 
     Args:
         mag: [N, T] magnitudes (0 where not observed). mask: [N, T] bool.
 
     Returns:
-        [N, 3, T] float32.
+        [N, 2, T] float32.
     """
     if mag.shape != mask.shape or mag.dim() != 2:
         raise ValueError(
@@ -327,8 +328,7 @@ def to_network_input(mag: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mean = (mag * m).sum(dim=1, keepdim=True) / count
     std = (((mag - mean) * m) ** 2).sum(dim=1, keepdim=True).div(count).sqrt().clamp(min=1e-3)
     value = (mag - mean) / std * m
-    scale = (torch.log10(std) + 1.5).expand_as(mag)
-    return torch.stack([value, m, scale], dim=1).float()
+    return torch.stack([value, m], dim=1).float()
 
 
 class LightCurves(Dataset):
@@ -342,7 +342,7 @@ class LightCurves(Dataset):
         n_samples, cadence_hours: see `simulate_light_curves`.
 
     Attributes:
-        x: [N, 3, T] network input (`to_network_input`). mag, mask, clean: [N, T]. time: [T].
+        x: [N, 2, T] network input (`to_network_input`). mag, mask, clean: [N, T]. time: [T].
         labels: dict of [N] tensors (`LABEL_KEYS`).
 
     `dataset[i]` returns `(x[i], {key: labels[key][i]})`.

@@ -14,7 +14,7 @@ from phys555_cl.lightcurves import LightCurves
 
 def small_model(**kwargs):
     torch.manual_seed(0)
-    options = {"in_channels": 3, "z_dim": 8, "c_dim": 6, "n_steps": 3, "strides": (2, 2)}
+    options = {"in_channels": 2, "z_dim": 8, "c_dim": 6, "n_steps": 3, "strides": (2, 2)}
     return cpc.CPC(**{**options, **kwargs})
 
 
@@ -32,19 +32,19 @@ def loop_prediction_loss(z, c, W, k, temperature=1.0):
 
 def test_encoder_gives_one_latent_per_window():
     model = small_model()
-    z, c = model(torch.randn(5, 3, 32))
+    z, c = model(torch.randn(5, 2, 32))
     assert z.shape == (5, 8, 8) and c.shape == (5, 8, 6)  # 32 samples / window 4
 
 
 @pytest.mark.parametrize("strides", [(4, 3, 2), (3, 3), (5, 2), (2, 2, 2)])
 def test_any_strides_give_exactly_T_over_the_window_latents(strides):
-    encoder = cpc.WindowEncoder(3, dim=4, hidden=4, strides=strides)
-    assert encoder(torch.randn(1, 3, 7 * encoder.window)).shape == (1, 7, 4)
+    encoder = cpc.WindowEncoder(2, dim=4, hidden=4, strides=strides)
+    assert encoder(torch.randn(1, 2, 7 * encoder.window)).shape == (1, 7, 4)
 
 
 def test_latents_do_not_see_far_future_samples():
     model = small_model()
-    x = torch.randn(2, 3, 64)
+    x = torch.randn(2, 2, 64)
     later = x.clone()
     later[:, :, 40:] += 5.0
     z, c = model(x)
@@ -56,7 +56,7 @@ def test_latents_do_not_see_far_future_samples():
 
 def test_a_sequence_is_encoded_independently_of_the_rest_of_the_batch():
     model = small_model()
-    x = torch.randn(4, 3, 32)
+    x = torch.randn(4, 2, 32)
     assert torch.allclose(model(x)[1][2], model(x[2:3])[1][0], atol=1e-6)
 
 
@@ -79,7 +79,7 @@ def test_prediction_loss_gradients_pass_gradcheck():
 
 def test_model_loss_is_the_mean_of_the_per_step_losses():
     model = small_model()
-    x = torch.randn(4, 3, 32)
+    x = torch.randn(4, 2, 32)
     loss, per_step = model.loss(x)
     z, c = model(x)
     expected = [cpc.cpc_prediction_loss(z, c, w.weight, k)
@@ -91,14 +91,14 @@ def test_model_loss_is_the_mean_of_the_per_step_losses():
 
 def test_untrained_model_scores_near_chance():
     model = small_model()
-    _, per_step = model.loss(torch.randn(8, 3, 32))
+    _, per_step = model.loss(torch.randn(8, 2, 32))
     assert (per_step - math.log(8 * 8)).abs().max() < 1.0
 
 
 def test_a_few_training_steps_lower_the_loss():
     data = LightCurves(64, seed=0, n_samples=128)
-    model = small_model(z_dim=16, c_dim=16, strides=(4, 2))
-    history = cpc.train_cpc(model, data, epochs=12, batch_size=32, lr=3e-3, device="cpu",
+    model = small_model(z_dim=32, c_dim=32, strides=(4, 2))
+    history = cpc.train_cpc(model, data, epochs=12, batch_size=32, lr=1e-2, device="cpu",
                             progress=False)
     assert len(history["loss"]) == 24 and len(history["step_losses"][0]) == 3
     assert history["epoch_loss"][-1] < history["epoch_loss"][0] - 0.2
@@ -111,14 +111,14 @@ def test_training_accepts_the_students_prediction_step():
         calls.append(k)
         return cpc.cpc_prediction_loss(z, c, W, k, temperature=temperature)
 
-    cpc.train_cpc(small_model(), torch.randn(8, 3, 32), epochs=1, batch_size=4, device="cpu",
+    cpc.train_cpc(small_model(), torch.randn(8, 2, 32), epochs=1, batch_size=4, device="cpu",
                   prediction_loss=step, progress=False)
     assert calls == [1, 2, 3, 1, 2, 3]
 
 
 def test_prediction_accuracy_and_scores_have_the_documented_shapes():
     model = small_model()
-    x = torch.randn(4, 3, 32)
+    x = torch.randn(4, 2, 32)
     assert cpc.prediction_scores(model, x, 2).shape == (4, 8, 4, 8)
     accuracy = cpc.prediction_accuracy(model, x)
     assert accuracy.shape == (3,) and ((accuracy >= 0) & (accuracy <= 1)).all()
@@ -126,7 +126,7 @@ def test_prediction_accuracy_and_scores_have_the_documented_shapes():
 
 def test_embed_returns_one_vector_per_sequence_for_both_poolings():
     model = small_model()
-    x = torch.randn(10, 3, 32)
+    x = torch.randn(10, 2, 32)
     last, mean = cpc.embed(model, x, batch_size=4), cpc.embed(model, x, pool="mean")
     assert last.shape == mean.shape == (10, 6)
     assert torch.allclose(last, model(x)[1][:, -1], atol=1e-6)
@@ -135,14 +135,14 @@ def test_embed_returns_one_vector_per_sequence_for_both_poolings():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda m: m(torch.randn(2, 3, 30)), "multiple of the window"),
+        (lambda m: m(torch.randn(2, 2, 30)), "multiple of the window"),
         (lambda m: cpc.cpc_prediction_loss(torch.randn(2, 5, 8), torch.randn(2, 5, 6),
                                            torch.randn(6, 8), 1), "W must have shape"),
         (lambda m: cpc.cpc_prediction_loss(torch.randn(2, 5, 8), torch.randn(2, 5, 6),
                                            torch.randn(8, 6), 5), "k must be"),
-        (lambda m: m.loss(torch.randn(2, 3, 8)), "too few"),
-        (lambda m: m.represent(torch.randn(2, 3, 32), pool="max"), "pool"),
-        (lambda m: cpc.train_cpc(m, torch.randn(4, 3, 32), batch_size=1), "batch_size"),
+        (lambda m: m.loss(torch.randn(2, 2, 8)), "too few"),
+        (lambda m: m.represent(torch.randn(2, 2, 32), pool="max"), "pool"),
+        (lambda m: cpc.train_cpc(m, torch.randn(4, 2, 32), batch_size=1), "batch_size"),
     ],
 )
 def test_bad_inputs_raise_value_errors_that_say_what_to_do(call, match):

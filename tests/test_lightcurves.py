@@ -91,10 +91,10 @@ def test_detached_binaries_spend_most_of_the_orbit_at_maximum_light():
     assert near_max.float().mean() > 0.5
 
 
-def test_network_input_is_standardised_mask_and_scale_channels():
+def test_network_input_is_standardised_magnitudes_and_the_mask():
     data = LightCurves(50, seed=0, n_samples=T)
     x = data.x
-    assert x.shape == (50, 3, T) and x.dtype == torch.float32
+    assert x.shape == (50, 2, T) and x.dtype == torch.float32
     mask = data.mask.float()
     assert torch.equal(x[:, 1], mask)
     n = mask.sum(1)
@@ -102,7 +102,7 @@ def test_network_input_is_standardised_mask_and_scale_channels():
     std = ((x[:, 0] ** 2) * mask).sum(1).div(n).sqrt()
     assert torch.allclose(mean, torch.zeros(50), atol=1e-4)
     assert torch.allclose(std, torch.ones(50), atol=1e-3)
-    assert (x[:, 2] == x[:, 2, :1]).all()  # one constant per curve
+    assert (x[:, 0][~data.mask] == 0).all()
 
 
 def test_dataset_items_and_offsets_match_the_simulator():

@@ -139,9 +139,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The network sees three channels per time bin: the magnitudes standardised per curve (0 in
-# gaps), the mask (1 = observed), and a constant channel holding log10 of the curve's scatter
-# (so that standardising does not throw the amplitude away).
+# The network sees two channels per time bin: the magnitudes standardised per curve (0 in
+# gaps) and the mask (1 = observed). Standardising throws away the amplitude in magnitudes; we
+# come back to why that is a good idea for CPC in the questions at the end.
 
 # %% [markdown]
 # ## 2. The maths: InfoNCE
@@ -209,7 +209,7 @@ print(f"uninformative scores, N = 8   : {uninformative.item():.5f} (log 8 = {np.
 # %%
 def info_nce_loss(query, keys, targets, temperature=1.0):
     """InfoNCE. query [M, D], keys [K, D], targets [M] int64 -> scalar (mean over queries)."""
-    ### HINT: logits = query @ keys.T / temperature, then F.cross_entropy(logits, targets).
+    ### HINT: one matrix product gives all M x K logits; F.cross_entropy picks each row's target.
     ### BEGIN SOLUTION
     logits = query @ keys.T / temperature
     return F.cross_entropy(logits, targets)
@@ -235,7 +235,7 @@ info_nce_loss = ex.check_info_nce(info_nce_loss)
 
 # %%
 torch.manual_seed(0)
-model = cpc.CPC(in_channels=3, z_dim=S.z_dim, c_dim=S.c_dim, n_steps=S.n_steps,
+model = cpc.CPC(in_channels=2, z_dim=S.z_dim, c_dim=S.c_dim, n_steps=S.n_steps,
                 strides=(4, 3, 2))
 print(model)
 z, c = model(train.x[:4])
@@ -297,7 +297,7 @@ print("loss per step k before training:", [round(v, 2) for v in per_step.tolist(
 # copy of the same network, same initial weights, as the baseline for the probe.
 
 # %%
-random_init = cpc.CPC(in_channels=3, z_dim=S.z_dim, c_dim=S.c_dim, n_steps=S.n_steps,
+random_init = cpc.CPC(in_channels=2, z_dim=S.z_dim, c_dim=S.c_dim, n_steps=S.n_steps,
                       strides=(4, 3, 2))
 random_init.load_state_dict(model.state_dict())
 
@@ -457,8 +457,11 @@ plt.show()
 #    the model get away with if all negatives came from other stars? Which label would suffer?
 # 2. Each window is exactly one day. What shortcut would the model find with windows of, say,
 #    16 hours, for curves from a ground telescope?
-# 3. The bound $\log N - \mathcal{L}_N$ can never exceed $\log N$. With a batch of 64 curves
+# 3. The bound $\log N - \mathcal{L}_N$ can never exceed $\log N$. With a batch of 32 curves
 #    of 21 windows, how many nats is that? What does it mean for a very predictable star?
+# 4. A first version of this notebook gave the network a third, constant channel: log10 of
+#    each curve's scatter in magnitudes, so that the amplitude survives standardisation. With
+#    it, CPC's probe got *worse* than the random network's. Why?
 #
 # ### BEGIN SOLUTION
 # 1. To pick the right future among other stars only, it is enough for $c_t$ to recognise
@@ -472,10 +475,15 @@ plt.show()
 #    mask channel alone tells the windows apart and predicts which gap pattern comes next:
 #    the model could lower the loss by learning the observing schedule instead of the star.
 #    With one-day windows every window has the same gap pattern (up to clouds).
-# 3. $N = 64 \times 21 = 1344$ and $\log N \approx 7.2$ nats. For a nearly noiseless periodic
-#    star the context may know far more than 7.2 nats about the future, but InfoNCE with 1344
+# 3. $N = 32 \times 21 = 672$ and $\log N \approx 6.5$ nats. For a nearly noiseless periodic
+#    star the context may know far more than 6.5 nats about the future, but InfoNCE with 672
 #    candidates cannot certify more: the bound saturates. This is why contrastive methods like
 #    large batches (SimCLR) or memory banks of negatives (MoCo).
+# 4. A constant channel is the same in every window of a curve and different between curves,
+#    so it identifies the curve for free: the loss drops by telling stars apart by one number,
+#    and there is little pressure left to learn shapes and periods (a *shortcut*, like colour
+#    histograms for SimCLR without colour jitter). The random network keeps the amplitude
+#    information, which helps its probe; the CPC network spends its capacity on the shortcut.
 # ### END SOLUTION
 
 # %% [markdown]
