@@ -117,6 +117,22 @@ def test_the_mean_distance_is_named_and_no_threshold_value_is_revealed():
         assert f"{nb01.choose_threshold(*case.args):.3f}" not in text
 
 
+def test_a_cut_between_two_equal_distances_is_caught():
+    def ignores_ties(d, same):
+        d_sorted, order = torch.sort(d)
+        s = same[order].float()
+        zero = s.new_zeros(1)
+        below = torch.cat([zero, s.cumsum(0)])
+        correct = below + (1 - s).sum() - torch.cat([zero, (1 - s).cumsum(0)])
+        k = int(correct.argmax())
+        if k in (0, len(d)):
+            return float(d_sorted[0]) - 1.0 if k == 0 else float(d_sorted[-1]) + 1.0
+        return float(0.5 * (d_sorted[k - 1] + d_sorted[k]))
+
+    text = _fails_with(ex.check_choose_threshold, ignores_ties)
+    assert "many ties" in text and "sits exactly on a distance" in text
+
+
 def test_a_threshold_that_is_not_a_number_is_explained():
     text = _fails_with(ex.check_choose_threshold, lambda d, s: d)
     assert "one number" in text

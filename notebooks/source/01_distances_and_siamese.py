@@ -206,7 +206,9 @@ def choose_threshold(d, same):
     # candidate k: the first k sorted pairs are called "same" (k = 0..P)
     same_below = torch.cat([s.new_zeros(1), s.cumsum(0)])
     diff_above = (1 - s).sum() - torch.cat([s.new_zeros(1), (1 - s).cumsum(0)])
-    k = int((same_below + diff_above).argmax())
+    correct = same_below + diff_above
+    correct[1:-1][d_sorted[1:] == d_sorted[:-1]] = -1  # no cut between two equal distances
+    k = int(correct.argmax())
     if k == 0:
         return float(d_sorted[0]) - 1.0
     if k == len(d):

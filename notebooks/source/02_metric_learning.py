@@ -355,7 +355,9 @@ def pca_2d(z):
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
 colours = plt.get_cmap("tab10")
-panels = ((z_before, "untrained"), (z_hard, "batch-hard (collapsed)"), (z_after, "semi-hard"))
+collapsed = float(distances.pairwise_distances(z_hard).mean()) < 0.05  # all in one spot
+panels = ((z_before, "untrained"), (z_hard, "batch-hard" + (" (collapsed)" if collapsed else "")),
+          (z_after, "semi-hard"))
 for ax, (z, name) in zip(axes, panels):
     xy = pca_2d(z)
     for c, cname in enumerate(CLASS_NAMES):

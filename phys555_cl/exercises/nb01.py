@@ -115,6 +115,9 @@ def _threshold_cases():
         Case("40 overlapping pairs (same near 1, different near 2)", d_mix, same_mix),
         Case("7 pairs with tied distances", d_ties, same_ties),
         Case("25 pairs, most of them 'same'", d_unb, same_unb),
+        Case("8 pairs with only two different distances (many ties)",
+             torch.tensor([0.0, 0.0, 2.0, 0.0, 2.0, 2.0, 2.0, 2.0]),
+             torch.tensor([1, 0, 0, 1, 1, 1, 1, 0], dtype=torch.bool)),
     ]
 
 
