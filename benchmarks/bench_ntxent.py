@@ -6,7 +6,8 @@
 Contenders (all compute the same number, checked at the start of every size):
 
 - phys555 full      `phys555_cl.losses.nt_xent(z1, z2)`
-- phys555 chunked   `nt_xent(z1, z2, chunk_size=256)` (recomputes tiles in backward)
+- phys555 chunked   `nt_xent(z1, z2, chunk_size=c)`, c = 256 and 1024 (recomputes the tiles in
+                    backward: less memory, more matrix products)
 - plain             normalise, one matmul, diagonal -> -inf, `F.cross_entropy` (the textbook way)
 - lightly           `lightly.loss.NTXentLoss` (baseline of the ratio columns)
 - pml               `pytorch_metric_learning.losses.NTXentLoss` on [z1; z2] with pair labels
@@ -65,6 +66,10 @@ def phys555_chunked(z1, z2):
     return nt_xent(z1, z2, TEMPERATURE, chunk_size=CHUNK)
 
 
+def phys555_chunked_1024(z1, z2):
+    return nt_xent(z1, z2, TEMPERATURE, chunk_size=1024)
+
+
 def plain(z1, z2):
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
@@ -96,7 +101,7 @@ def _make_pml():
 
 def contenders() -> dict:
     found = {"phys555 full": phys555_full, f"phys555 chunked({CHUNK})": phys555_chunked,
-             "plain matmul+CE": plain}
+             "phys555 chunked(1024)": phys555_chunked_1024, "plain matmul+CE": plain}
     for name, make in [("lightly", _make_lightly), ("pytorch-metric-learning", _make_pml)]:
         try:
             found[name] = make()

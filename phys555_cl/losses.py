@@ -102,68 +102,85 @@ def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
 # the shared core: a fused, row-tiled softmax cross-entropy
 # --------------------------------------------------------------------------------------------
 
-# Rows per tile when chunk_size is None: tiles of about 2**21 logits (8 MB in float32) keep the
-# elementwise work (max, exp, sum) in cache on a CPU; on a GPU one tile of 2**26 logits is fine.
-_TILE_ELEMENTS = {"cpu": 2**21}
-_TILE_ELEMENTS_DEFAULT = 2**26
 
-
-def _default_tile_rows(query: torch.Tensor, K: int) -> int:
-    elements = _TILE_ELEMENTS.get(query.device.type, _TILE_ELEMENTS_DEFAULT)
-    return max(1, elements // max(K, 1))
-
-
-def _tile_logits(q_rows, keys, scale, start, self_offset, out=None):
-    """Logits [c, K] of the rows start .. start+c-1; each row's own key -> -inf if requested."""
-    logits = torch.mm(q_rows * scale, keys.t(), out=out)  # scaling [c, D] is cheaper than [c, K]
+def _tile_logits(q_rows, keys, start, self_offset, out=None):
+    """Logits [c, K] = q_rows @ keys.T of the rows start .. start+c-1, with each row's own key at
+    -inf if requested (only the c self-entries are indexed: no [c, K] mask is built)."""
+    logits = torch.mm(q_rows, keys.t(), out=out)
     if self_offset is not None:
-        # leave k = i out of the softmax: index the c self-entries, no [c, K] mask is built
         rows = torch.arange(q_rows.shape[0], device=q_rows.device)
         logits[rows, rows + (self_offset + start)] = float("-inf")
     return logits
 
 
+def _append_column(x: torch.Tensor, value) -> torch.Tensor:
+    """[n, D] -> [n, D + 1] with `value` (a number or an [n] tensor) as the last column.
+
+    With q' = [q, -m] and k' = [k, 1], q' . k' = q . k - m: the shift of a log-sum-exp comes out
+    of the matrix product itself, with no extra pass over the [M, K] logits."""
+    column = x.new_empty(x.shape[0], 1)
+    column[:, 0] = value
+    return torch.cat([x, column], dim=1)
+
+
 class _InfoNCE(torch.autograd.Function):
     """sum_i loss_scale * -log softmax(scale * query @ keys.T)[i, targets[i]], fused.
 
-    Rows are processed in tiles of `tile_rows`. For each tile: one matrix product, the self-entries
-    set to -inf, the row max, exp, row sum (a numerically safe log-sum-exp per row).
+    Rows are processed in tiles of `tile_rows` (all M rows at once for the full path). For each
+    tile: one matrix product, the self-entries
+    set to -inf, exp, row sum: a numerically safe log-sum-exp per row, lse_i = m_i + log sum_j
+    exp(logit_ij - m_i), where m_i is the row max, or the constant `bound` when the logits are
+    known to lie in [-bound, bound] (cosine similarities / tau) and exp(-2 bound) cannot
+    underflow; the constant shift is folded into the matrix product (`_append_column`), so a tile
+    costs one product, one exp and one sum.
 
-    - recompute=False (full): the softmax of every row is kept for backward ([M, K], the only
-      large buffer); backward needs no exp and no matrix product beyond the two for the gradients.
+    - recompute=False (full): exp(logit - m) of every row is kept for backward ([M, K], the only
+      large buffer) with the row sums; backward is then the two gradient matrix products.
     - recompute=True (chunked): only the log-sum-exp of each row [M] is kept; backward recomputes
-      each tile's logits, so the largest temporaries are [tile_rows, K] tiles.
+      each tile's softmax as exp(logits - lse) (one product, one exp), so the largest temporary
+      is one [tile_rows, K] tile.
 
-    Backward, per tile: G = loss_scale * (softmax - onehot(targets)), grad_query = scale * G @ keys,
-    grad_keys += scale * G.T @ query. `keys=None` means keys = query (SimCLR): one gradient buffer.
+    Backward: with P = softmax and G = loss_scale * (P - onehot(targets)),
+    grad_query = scale * G @ keys and grad_keys = scale * G.T @ query. Row factors (1 / row sum,
+    loss_scale, scale) are applied to the [c, D] operands, and the onehot is written into the M
+    target entries of the [M, K] buffer, which are restored afterwards (backward may run twice).
+    `keys=None` means keys = query (SimCLR): one gradient buffer, one matrix to read.
     """
 
     @staticmethod
-    def forward(ctx, query, keys, targets, scale, self_offset, tile_rows, recompute, loss_scale):
+    def forward(ctx, query, keys, targets, scale, self_offset, tile_rows, recompute, loss_scale,
+                bound):
         shared = keys is None
         keys = query if shared else keys
         M, K = query.shape[0], keys.shape[0]
-        lse = query.new_empty(M)
-        positive = query.new_empty(M)
-        probs = None if recompute else query.new_empty(M, K)
+        q_scaled = query * scale
+        if bound is None:
+            q_fwd, k_fwd, shift = q_scaled, keys, query.new_empty(M)
+        else:  # logits - bound straight out of the matrix product
+            q_fwd, k_fwd, shift = _append_column(q_scaled, -bound), _append_column(keys, 1.0), None
+        row_sum = query.new_empty(M)
+        positive = query.new_empty(M)  # logit of the positive key, minus the shift
+        exps = None if recompute else query.new_empty(M, K)
         for start in range(0, M, tile_rows):
             stop = min(start + tile_rows, M)
-            out = None if recompute else probs[start:stop]
-            logits = _tile_logits(query[start:stop], keys, scale, start, self_offset, out=out)
+            out = None if recompute else exps[start:stop]
+            logits = _tile_logits(q_fwd[start:stop], k_fwd, start, self_offset, out=out)
+            if bound is None:
+                torch.amax(logits, dim=1, out=shift[start:stop])
+                logits.sub_(shift[start:stop, None])
             rows = torch.arange(stop - start, device=query.device)
             positive[start:stop] = logits[rows, targets[start:stop]]
-            row_max = logits.amax(dim=1, keepdim=True)
-            exp = logits.sub_(row_max).exp_()  # in place: the tile now holds exp(logit - max)
-            row_sum = exp.sum(dim=1, keepdim=True)
-            lse[start:stop] = (row_max + row_sum.log()).squeeze(1)
-            if not recompute:
-                exp.div_(row_sum)  # softmax, kept for backward
-            del logits, exp
+            torch.sum(logits.exp_(), dim=1, out=row_sum[start:stop])  # tile := exp(logit - m)
+            del logits
+        lse = row_sum.log()  # log-sum-exp minus the shift
+        loss = (lse - positive).sum() * loss_scale
+        lse += bound if bound is not None else shift
         ctx.save_for_backward(query, None if shared else keys, targets,
-                              lse if recompute else probs)
-        ctx.scale, ctx.self_offset, ctx.tile_rows = scale, self_offset, tile_rows
-        ctx.recompute, ctx.loss_scale, ctx.shared = recompute, loss_scale, shared
-        return (lse - positive).sum() * loss_scale
+                              lse if recompute else row_sum)
+        ctx.exps = exps  # not save_for_backward: backward edits (and restores) M of its entries
+        ctx.self_offset, ctx.tile_rows, ctx.recompute = self_offset, tile_rows, recompute
+        ctx.loss_scale, ctx.scale, ctx.shared = loss_scale, scale, shared
+        return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -171,48 +188,70 @@ class _InfoNCE(torch.autograd.Function):
         query, keys, targets, saved = ctx.saved_tensors
         shared = ctx.shared
         keys = query if shared else keys
-        need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_q = torch.zeros_like(query) if ctx.needs_input_grad[0] else None
         if shared:
-            grad_q = grad_k = torch.zeros_like(query)
+            grad_k = grad_q  # one buffer collects both terms
         else:
-            grad_q = torch.zeros_like(query) if need_q else None
-            grad_k = torch.zeros_like(keys) if need_k else None
-        g = grad_output * (ctx.loss_scale * ctx.scale)
+            grad_k = torch.zeros_like(keys) if ctx.needs_input_grad[1] else None
+        coef = grad_output * (ctx.loss_scale * ctx.scale)
         M, tile_rows = query.shape[0], ctx.tile_rows
-        for start in range(0, M, tile_rows):
-            stop = min(start + tile_rows, M)
-            q_rows = query[start:stop]
-            if ctx.recompute:
-                G = _tile_logits(q_rows, keys, ctx.scale, start, ctx.self_offset)
-                G.sub_(saved[start:stop, None]).exp_()  # softmax from the saved log-sum-exp
-            else:
-                G = saved[start:stop].clone()  # the saved softmax stays intact (retain_graph)
-            rows = torch.arange(stop - start, device=query.device)
-            G[rows, targets[start:stop]] -= 1.0
-            G.mul_(g)
+        all_rows = torch.arange(M, device=query.device)
+        if ctx.recompute:
+            # softmax = exp(logits - lse) = exp([q * scale, -lse] . [k, 1]); the common factor
+            # coef is applied once at the end
+            q_bwd, k_bwd = _append_column(query * ctx.scale, -saved), _append_column(keys, 1.0)
+            for start in range(0, M, tile_rows):
+                stop = min(start + tile_rows, M)
+                G = _tile_logits(q_bwd[start:stop], k_bwd, start, ctx.self_offset).exp_()
+                rows = torch.arange(stop - start, device=query.device)
+                G[rows, targets[start:stop]] -= 1.0  # G = softmax - onehot
+                if grad_q is not None:
+                    grad_q[start:stop].addmm_(G, keys)
+                if grad_k is not None:
+                    grad_k.addmm_(G.t(), query[start:stop])
+                del G
             if grad_q is not None:
-                grad_q[start:stop].addmm_(G, keys)
-            if grad_k is not None:
-                grad_k.addmm_(G.t(), q_rows)
-            del G
-        if shared:
-            return grad_q, None, None, None, None, None, None, None
-        return grad_q, grad_k, None, None, None, None, None, None
+                grad_q.mul_(coef)
+            if grad_k is not None and grad_k is not grad_q:
+                grad_k.mul_(coef)
+            return (grad_q, None if shared else grad_k) + (None,) * 7
+
+        # full: softmax - onehot = (exps - row_sum * onehot) / row_sum: edit the M target
+        # entries of the saved exps for the two products, then put them back exactly
+        exps, row_sum = ctx.exps, saved
+        kept = exps[all_rows, targets]
+        exps[all_rows, targets] = kept - row_sum
+        row_coef = (coef / row_sum)[:, None]  # the row factors go to the [c, D] side
+        try:
+            for start in range(0, M, tile_rows):
+                stop = min(start + tile_rows, M)
+                G = exps[start:stop]
+                if grad_q is not None:
+                    grad_q[start:stop].addcmul_(torch.mm(G, keys), row_coef[start:stop])
+                if grad_k is not None:
+                    grad_k.addmm_(G.t(), query[start:stop] * row_coef[start:stop])
+        finally:
+            exps[all_rows, targets] = kept  # exactly as before: backward can run again
+        return (grad_q, None if shared else grad_k) + (None,) * 7
 
 
-def _info_nce_core(query, keys, targets, scale, self_offset, chunk_size, loss_scale):
+def _info_nce_core(query, keys, targets, scale, self_offset, chunk_size, loss_scale,
+                   normalized=False):
     """sum_i loss_scale * -log softmax(query @ keys.T * scale)[i, targets[i]].
 
     `keys=None`: the keys are the queries. `self_offset`: None, or key `self_offset + i` is left
-    out of row i's softmax. Inputs must already be in the compute dtype (float32 or float64).
+    out of row i's softmax. `normalized`: rows are unit vectors, so |logits| <= scale. Inputs
+    must already be in the compute dtype (float32 or float64).
     """
-    if chunk_size is None:
-        K = query.shape[0] if keys is None else keys.shape[0]
-        tile_rows, recompute = _default_tile_rows(query, K), False
+    if chunk_size is None:  # one tile: the [M, K] buffer is kept for backward anyway
+        tile_rows, recompute = query.shape[0], False
     else:
         tile_rows, recompute = chunk_size, True
+    # exp(logit - scale) >= exp(-2 scale) stays a normal float (float32: down to exp(-87))
+    limit = 600.0 if query.dtype == torch.float64 else 80.0
+    bound = float(scale) if normalized and 2 * scale <= limit else None
     return _InfoNCE.apply(query, keys, targets, scale, self_offset, tile_rows, recompute,
-                          loss_scale)
+                          loss_scale, bound)
 
 
 def info_nce(
@@ -305,7 +344,7 @@ def info_nce(
             q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
         self_offset = 0 if exclude_self else None
         return _info_nce_core(q, k, targets.long(), 1.0 / temperature, self_offset, chunk_size,
-                              1.0 / M)
+                              1.0 / M, normalized=normalize)
 
 
 def info_nce_reference(query, keys, targets, *, temperature=1.0, normalize=False,
@@ -499,8 +538,10 @@ def nt_xent(
             # sum_i l_i * world / (2N_global): DDP averages gradients over the processes, which
             # turns this into exactly the gradient of the global mean over all 2N_global views
             loss_scale = dist.get_world_size() / keys.shape[0]
-            return _info_nce_core(z, keys, targets + offset, scale, offset, chunk_size, loss_scale)
-        return _info_nce_core(z, None, targets, scale, 0, chunk_size, 1.0 / (2 * n))
+            return _info_nce_core(z, keys, targets + offset, scale, offset, chunk_size, loss_scale,
+                                  normalized=True)
+        return _info_nce_core(z, None, targets, scale, 0, chunk_size, 1.0 / (2 * n),
+                              normalized=True)
 
 
 

@@ -110,12 +110,6 @@ def test_nt_xent_passes_gradcheck(chunk):
     assert torch.autograd.gradcheck(lambda a, b: nt_xent(a, b, 0.3, chunk_size=chunk), (z1, z2))
 
 
-def test_full_path_passes_gradcheck_with_several_internal_tiles(monkeypatch):
-    monkeypatch.setitem(losses._TILE_ELEMENTS, "cpu", 25)  # 2 rows per tile for 2N = 10
-    z1, z2 = views(5, 4, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: nt_xent(a, b, 0.3), (z1, z2))
-
-
 def test_nt_xent_gradients_equal_the_slide_loops_gradients():
     z1, z2 = views(4, 3, requires_grad=True)
     g_fast = torch.autograd.grad(nt_xent(z1, z2, 0.4), (z1, z2))
@@ -170,6 +164,17 @@ def test_small_temperature_does_not_overflow():
     out = nt_xent(z1, z2, 1e-3)
     assert torch.isfinite(out)
     assert out.item() == pytest.approx(nt_xent(z1.double(), z2.double(), 1e-3).item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("tau", [0.026, 0.05, 0.01])
+def test_opposite_views_at_small_temperature_stay_finite_and_match_float64(tau):
+    # every positive pair is as far apart as possible (cosine -1): the hardest case for the
+    # log-sum-exp shift, where a logit sits 2 / tau below the largest possible one
+    z1 = torch.randn(8, 4, generator=torch.Generator().manual_seed(9))
+    for chunk in (None, 3):
+        out = nt_xent(z1, -z1, tau, chunk_size=chunk)
+        expected = nt_xent_reference(z1.double(), -z1.double(), tau).item()
+        assert torch.isfinite(out) and out.item() == pytest.approx(expected, rel=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
