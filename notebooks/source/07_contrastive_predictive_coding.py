@@ -335,10 +335,11 @@ print("bound at the end of training, nats per k:", np.round(final, 2))
 # ## 5. What the predictions look like
 #
 # Take a batch of **held-out** curves and score every prediction $W_k c_t$ against every
-# window latent of the batch. The panels show, for one curve, the softmax probability the
-# model gives to each window $t'$ of *the same curve* when predicting from time $t$; the dashed
-# line is the true future $t' = t + k$. A trained model puts its mass on that line (and, for a
-# periodic star, on windows at the same phase); an untrained one spreads it everywhere.
+# window latent of the batch. The panels show, for one curve, the softmax over the windows
+# $t'$ of *that curve* of the scores of the prediction made at time $t$: the hardest
+# negatives, the same star at other times. The dashed line is the true future $t' = t + k$.
+# A trained model puts its mass on that line (and, for a periodic star, on windows at a
+# similar phase, parallel stripes); an untrained one spreads it evenly.
 
 # %%
 batch = test.x[: S.batch_size].to(DEVICE)
@@ -349,11 +350,10 @@ for row, (name, net) in enumerate([("CPC", model), ("random init", random_init.t
     for j in range(S.n_steps):
         k = j + 1
         scores = cpc.prediction_scores(net, batch, k)  # [B, L, B, L]
-        B, L = scores.shape[:2]
-        probs = scores.reshape(B, L, B * L).softmax(dim=-1).reshape(B, L, B, L)
-        own = probs[curve, :, curve].cpu()  # [L, L]: from time t to window t' of this curve
+        L = scores.shape[1]
+        own = scores[curve, :, curve].softmax(dim=-1).cpu()  # [L, L]: t -> windows t' of it
         ax = axes[row, j]
-        ax.imshow(own, origin="lower", cmap="magma", vmin=0, vmax=max(0.05, float(own.max())))
+        ax.imshow(own, origin="lower", cmap="magma", vmin=0, vmax=0.5)
         ax.plot(np.arange(k, L), np.arange(L - k), "c--", lw=0.8)  # x = t' = t + k, y = t
         ax.set_title(f"{name}, k = {k}", fontsize=9)
         ax.set_xlabel("candidate window t'")
