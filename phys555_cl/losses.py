@@ -7,18 +7,27 @@ z_1 ... z_2N, where z_{2k-1} and z_{2k} are the two views of sample k):
     l_ij = -log( exp(s_ij) / sum_{k=1..2N, k != i} exp(s_ik) )            one view vs all others
     L    = 1/(2N) sum_{k=1..N} [ l(2k-1, 2k) + l(2k, 2k-1) ]              both directions, mean
 
-Read `nt_xent_reference` first: it is exactly these three lines written as Python loops. The fast
-`nt_xent` computes the same number with one matrix product: l_ij is a cross-entropy (softmax over
-row i of the similarity matrix, the positive j is the "class"), with the diagonal k = i left out.
+Read `nt_xent_reference` first: it is exactly these three lines written as Python loops. Then
+notice that l_ij is a cross-entropy: a softmax over row i of the similarity matrix, with the
+positive j as the "class" and the diagonal k = i left out. The textbook vectorisation is
+
+    z = F.normalize(torch.cat([z1, z2]), dim=1)          # [2N, D]; rows k and k + N are a pair
+    logits = z @ z.T / tau                               # every s_ij at once
+    logits.fill_diagonal_(float("-inf"))                 # k != i
+    loss = F.cross_entropy(logits, torch.arange(2 * N).roll(N))
+
+`nt_xent` gives the same number faster and in less memory: `_InfoNCE` fuses the softmax
+cross-entropy into the matrix product (a log-sum-exp per row whose shift comes out of the product
+itself), keeps a single [2N, 2N] buffer, and its backward is just the two gradient products.
 
 InfoNCE (van den Oord et al. 2018) is the same loss with explicit queries and keys: each query has
 one positive key among many; `info_nce` is the shared core and `nt_xent` calls it.
 
 Three ways to compute the same value:
 
-- full (default): one [M, K] logit matrix, a fused cross-entropy, float32 logits;
+- full (default): one [M, K] matrix, the fused cross-entropy, float32 logits;
 - chunked (`chunk_size=c`): rows in tiles of c with recomputation in backward, so the extra memory
-  is O(c * K) instead of O(M * K) (`_ChunkedInfoNCE`);
+  is O(c * K) instead of O(M * K) (same `_InfoNCE`, recompute=True);
 - distributed (`gather=True`): every process's rows against the embeddings of all processes, with
   gradients sent back to the process that owns each embedding (`gather_with_grad`).
 """
@@ -153,11 +162,11 @@ class _InfoNCE(torch.autograd.Function):
         shared = keys is None
         keys = query if shared else keys
         M, K = query.shape[0], keys.shape[0]
-        q_scaled = query * scale
         if bound is None:
-            q_fwd, k_fwd, shift = q_scaled, keys, query.new_empty(M)
+            q_fwd, k_fwd, shift = query * scale, keys, query.new_empty(M)
         else:  # logits - bound straight out of the matrix product
-            q_fwd, k_fwd, shift = _append_column(q_scaled, -bound), _append_column(keys, 1.0), None
+            q_fwd, k_fwd = _append_column(query * scale, -bound), _append_column(keys, 1.0)
+            shift = None
         row_sum = query.new_empty(M)
         positive = query.new_empty(M)  # logit of the positive key, minus the shift
         exps = None if recompute else query.new_empty(M, K)
@@ -199,10 +208,11 @@ class _InfoNCE(torch.autograd.Function):
         if ctx.recompute:
             # softmax = exp(logits - lse) = exp([q * scale, -lse] . [k, 1]); the common factor
             # coef is applied once at the end
-            q_bwd, k_bwd = _append_column(query * ctx.scale, -saved), _append_column(keys, 1.0)
+            k_bwd, minus_lse = _append_column(keys, 1.0), -saved[:, None]
             for start in range(0, M, tile_rows):
                 stop = min(start + tile_rows, M)
-                G = _tile_logits(q_bwd[start:stop], k_bwd, start, ctx.self_offset).exp_()
+                q_bwd = torch.cat([query[start:stop] * ctx.scale, minus_lse[start:stop]], dim=1)
+                G = _tile_logits(q_bwd, k_bwd, start, ctx.self_offset).exp_()
                 rows = torch.arange(stop - start, device=query.device)
                 G[rows, targets[start:stop]] -= 1.0  # G = softmax - onehot
                 if grad_q is not None:
@@ -485,10 +495,11 @@ def nt_xent(
         l_ij = -log(exp(s_ij) / sum_{k != i} exp(s_ik)),  s_ij = z_i.z_j / (tau |z_i| |z_j|).
 
     How: the 2N views are normalised and stacked, [z1; z2]; one matrix product gives every s_ij;
-    the diagonal (k = i) is set to -inf in place; row i's positive is row i + N (mod 2N); a fused
-    cross-entropy gives the l's. The order of the views does not change L, so stacking [z1; z2]
-    instead of interleaving them (2k-1, 2k) gives the same number. Logits are float32 (float64
-    for float64 inputs) even under autocast.
+    the 2N diagonal entries (k = i) are set to -inf, without a [2N, 2N] mask; row i's positive
+    is row i + N (mod 2N); a fused softmax cross-entropy gives the l's (`info_nce` with
+    exclude_self=True is the same computation). The order of the views does not change L, so
+    stacking [z1; z2] instead of interleaving them (2k-1, 2k) gives the same number. Logits are
+    float32 (float64 for float64 inputs) even under autocast.
 
     Args:
         z1: [N, D] embeddings of the first view of each sample.
