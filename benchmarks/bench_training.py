@@ -62,8 +62,12 @@ def train_rate(encoder: str, device: torch.device, images: torch.Tensor, *, step
 
 
 def data_rates(device: torch.device, n: int, image_size: int, repeats: int):
-    """(simulate galaxies/s, two-view augmentation galaxies/s) on ``device``."""
-    simulate(min(n, 128), size=image_size, seed=99, device=device)  # warm-up (cosmology table)
+    """(simulate galaxies/s, two-view augmentation galaxies/s) on ``device``.
+
+    The simulator renders whole blocks of 128 galaxies, so ``n`` is rounded up to a block.
+    """
+    n = -(-n // 128) * 128
+    simulate(128, size=image_size, seed=99, device=device)  # warm-up (cosmology table)
     _sync(device)
     t0 = time.perf_counter()
     images, _ = simulate(n, size=image_size, seed=1, device=device)
