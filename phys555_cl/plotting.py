@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["lupton_rgb", "show_galaxies", "caption", "LEGACY_WEIGHTS"]
+__all__ = ["lupton_rgb", "show_galaxies", "caption", "kind_gallery", "LEGACY_WEIGHTS"]
 
 
 def _to_numpy(images) -> np.ndarray:
@@ -56,6 +56,8 @@ def lupton_rgb(images, *, stretch: float | None = None, Q: float = 8.0,
         )
     if Q <= 0:
         raise ValueError(f"Q must be positive, got {Q!r}")
+    if len(x) == 0:
+        raise ValueError("lupton_rgb needs at least one image, got an empty batch")
     if len(band_weights) != 3:
         raise ValueError(f"band_weights needs 3 numbers (g, r, z), got {band_weights!r}")
     x = x * np.asarray(band_weights, dtype=np.float32)[None, :, None, None]
@@ -154,6 +156,44 @@ def show_galaxies(images, labels: dict | None = None, *, ncols: int = 8, titles=
         if text:
             ax.set_title(text, fontsize=fontsize, pad=2)
     if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout(pad=0.3)
+        fig.suptitle(suptitle, fontsize=fontsize + 3)
+        fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    else:
+        fig.tight_layout(pad=0.3)
     return fig
+
+
+def kind_gallery(per_kind: int = 6, *, size: int = 64, seed: int = 0, n_pool: int = 512,
+                 **kwargs):
+    """A gallery of simulated galaxies, one row per kind (smooth, face-on disk, edge-on disk,
+    ring, irregular, lens, merger), captioned with redshift and r magnitude.
+
+    Args:
+        per_kind: galaxies per row.
+        size: image side (default: the simulator's default, 64).
+        seed: simulator seed; the first ``per_kind`` galaxies of each kind among ``n_pool``.
+        n_pool: how many galaxies to simulate to find them.
+        kwargs: passed to :func:`show_galaxies`.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    from phys555_cl.galaxies import KIND_NAMES, simulate
+
+    images, labels = simulate(n_pool, size=size, seed=seed)
+    pretty = {"disk_face_on": "face-on disk", "disk_edge_on": "edge-on disk",
+              "lens": "lens (odd: other)"}
+    picked, titles = [], []
+    for code, name in enumerate(KIND_NAMES):
+        idx = torch.nonzero(labels["kind"] == code).squeeze(1)[:per_kind].tolist()
+        if len(idx) < per_kind:
+            raise ValueError(f"only {len(idx)} {name} galaxies among n_pool={n_pool}; raise n_pool")
+        picked += idx
+        for i in idx:
+            extra = ", barred" if int(labels["bar"][i]) else ""
+            titles.append(f"{pretty.get(name, name)}{extra}\nz={float(labels['redshift'][i]):.3f}"
+                          f" r={float(labels['mag_r'][i]):.1f}")
+    kwargs.setdefault("fontsize", 6.5)
+    kwargs.setdefault("suptitle", f"phys555_cl.galaxies.simulate: {size} px, "
+                                  f"one row per kind (seed {seed})")
+    return show_galaxies(images[picked], titles=titles, ncols=per_kind, **kwargs)
