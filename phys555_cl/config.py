@@ -84,7 +84,7 @@ SIZES: dict[str, dict[str, dict]] = {
         "normal": {"n_galaxies": 6000, "supervised_steps": 300, "fractions": [0.01, 0.1, 1.0]},
     },
     "07": {
-        "fast": {"n_sequences": 384, "n_test": 256, "n_samples": 504, "epochs": 3,
+        "fast": {"n_sequences": 256, "n_test": 192, "n_samples": 504, "epochs": 2,
                  "batch_size": 32, "lr": 3e-3, "z_dim": 64, "c_dim": 64, "n_steps": 4,
                  "pool": "mean"},
         "normal": {"n_sequences": 4000, "n_test": 2000, "n_samples": 504, "epochs": 30,
