@@ -171,7 +171,9 @@ def show_pairs(images, i, j, d, same, n=8, title=None):
         axes[0, k].imshow(rgb_i[k])
         axes[1, k].imshow(rgb_j[k])
         colour = "tab:green" if same[k] else "tab:red"
-        axes[0, k].set_title(f"{'same' if same[k] else 'different'}\nd = {float(d[k]):.1f}",
+        dk = float(d[k])
+        value = f"{dk:.2f}" if dk < 10 else f"{dk:.0f}"
+        axes[0, k].set_title(f"{'same' if same[k] else 'different'}\nd = {value}",
                              fontsize=8, color=colour)
     for ax in axes.flat:
         ax.axis("off")

@@ -79,7 +79,7 @@ d_pix.fill_diagonal_(float("inf"))
 nn_pix = d_pix.argmin(1)
 confused = (classes[nn_pix] != classes).nonzero()[:, 0][:8]
 order = torch.stack([confused, nn_pix[confused]], 1).flatten()
-titles = [f"{CLASS_NAMES[int(classes[k])]}\nz={float(labels['redshift'][k]):.3f}"
+titles = [f"{CLASS_NAMES[int(classes[k])]}, z={float(labels['redshift'][k]):.3f}"
           for k in order.tolist()]
 fig = plotting.show_galaxies(images[order], titles=titles, ncols=8, fontsize=7,
                              suptitle="Pixel-space nearest neighbours of different classes "
