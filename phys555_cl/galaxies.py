@@ -756,13 +756,14 @@ def simulate(n: int, *, size: int = 64, seed: int = 0, device=None):
             labels[key][b * BLOCK:b * BLOCK + m] = val[:m]
 
     threads = torch.get_num_threads()
-    if device.type == "cpu" and n_blocks > 1 and threads > 1:
-        # Blocks in parallel, each single-threaded. The render is hundreds of medium-sized
-        # ops: with intra-op threads every op ends in a barrier, which on a busy machine waits
-        # for a descheduled thread (20x slower seen on a shared 2-core box).
+    if device.type == "cpu":
+        # Blocks in parallel threads, each op single-threaded. The render is hundreds of
+        # medium-sized ops: with intra-op threads every op ends in a barrier, which on a busy
+        # machine waits for a descheduled thread (20x slower seen on a shared 2-core box).
+        # Single-threaded ops also make the bits independent of torch.get_num_threads().
         torch.set_num_threads(1)
         try:
-            with ThreadPoolExecutor(min(threads, n_blocks)) as pool:
+            with ThreadPoolExecutor(max(1, min(threads, n_blocks))) as pool:
                 results = pool.map(lambda b: _simulate_block(seed, b, size, device),
                                    range(n_blocks))
                 for b, (block_images, block_labels) in enumerate(results):

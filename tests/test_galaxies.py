@@ -210,3 +210,16 @@ def test_runs_on_cuda_and_is_deterministic_there():
     assert a.device.type == "cuda" and la["redshift"].device.type == "cuda"
     assert torch.equal(a, b[:150])
     assert math.isfinite(a.sum().item())
+
+
+def test_result_does_not_depend_on_the_number_of_torch_threads():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, _ = G.simulate(200, size=16, seed=8)
+        torch.set_num_threads(2)
+        two, _ = G.simulate(200, size=16, seed=8)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+    assert torch.get_num_threads() == before
