@@ -353,8 +353,9 @@ def info_nce(
         if normalize:
             q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
         self_offset = 0 if exclude_self else None
-        return _info_nce_core(q, k, targets.long(), 1.0 / temperature, self_offset, chunk_size,
-                              1.0 / M, normalized=normalize)
+        targets = targets.to(device=q.device, dtype=torch.long)
+        return _info_nce_core(q, k, targets, 1.0 / temperature, self_offset, chunk_size, 1.0 / M,
+                              normalized=normalize)
 
 
 def info_nce_reference(query, keys, targets, *, temperature=1.0, normalize=False,
