@@ -135,13 +135,14 @@ def _append_column(x: torch.Tensor, value) -> torch.Tensor:
 class _InfoNCE(torch.autograd.Function):
     """sum_i loss_scale * -log softmax(scale * query @ keys.T)[i, targets[i]], fused.
 
-    Rows are processed in tiles of `tile_rows` (all M rows at once for the full path). For each
-    tile: one matrix product, the self-entries
-    set to -inf, exp, row sum: a numerically safe log-sum-exp per row, lse_i = m_i + log sum_j
-    exp(logit_ij - m_i), where m_i is the row max, or the constant `bound` when the logits are
-    known to lie in [-bound, bound] (cosine similarities / tau) and exp(-2 bound) cannot
-    underflow; the constant shift is folded into the matrix product (`_append_column`), so a tile
-    costs one product, one exp and one sum.
+    Rows are processed in tiles of `tile_rows` (all M rows at once on the full path). For each
+    tile: one matrix product, the self-entries set to -inf, exp, row sum: a numerically safe
+    log-sum-exp per row, lse_i = m_i + log sum_j exp(logit_ij - m_i), where m_i is the row max,
+    or the constant `bound` when the logits are known to lie in [-bound, bound] (cosine
+    similarities / tau) and exp(-2 bound) cannot underflow; the constant shift is folded into the
+    matrix product (`_append_column`), so a tile costs one product, one exp and one sum.
+    (On a 2-core CPU shared with other jobs, every extra pass or small op costs a scheduler
+    wait, which is why the full path is one tile and the passes are counted so carefully.)
 
     - recompute=False (full): exp(logit - m) of every row is kept for backward ([M, K], the only
       large buffer) with the row sums; backward is then the two gradient matrix products.
