@@ -60,8 +60,8 @@ plt.show()
 # | `RandomFlip` | p = 0.5 | a mirror image (seen from the other side) is the same kind of galaxy |
 # | `RandomAffine` | angle 0–360°, shift ±4 px, scale 0.9–1.1 | orientation on the sky, centring errors, small size changes |
 # | `RandomPSFBlur` | σ 0–1 px, wider in g than z | the seeing on the night of observation |
-# | `RandomReddening` | E(B−V) 0–0.05 | a little Milky-Way dust in front |
-# | `RandomBrightness` | ±0.3 mag | calibration and exposure depth |
+# | `RandomReddening` | E(B−V) 0–0.02 | a little Milky-Way dust in front |
+# | `RandomBrightness` | ±0.2 mag, all bands together | calibration and exposure depth |
 # | `RandomGaussianNoise` | 0–1 × the sky noise | a shallower exposure |
 
 # %%
@@ -70,7 +70,7 @@ steps = {
     "flip": augment.RandomFlip(),
     "rotate / shift / scale": augment.RandomAffine(),
     "PSF blur (x3 range)": augment.RandomPSFBlur(sigma=(0.0, 3.0)),
-    "reddening (x10 range)": augment.RandomReddening(ebv=(0.0, 0.5)),
+    "reddening (x25 range)": augment.RandomReddening(ebv=(0.0, 0.5)),
     "brightness": augment.RandomBrightness(),
     "noise (x5 range)": augment.RandomGaussianNoise(level=(0.0, 5.0)),
 }
@@ -83,9 +83,12 @@ plt.show()
 # %% [markdown]
 # Three of the rows use a wider range than the default so that you can see the effect; the
 # defaults are deliberately gentle. Notice what the brightness row does *not* change: the
-# colours. And note that the reddening row, at ten times the default range, changes the colour
-# visibly: at the default E(B−V) ≤ 0.05 it is a small change, the size of real Milky-Way dust
-# at high galactic latitude.
+# colours. And note that the reddening row, at 25 times the default range, changes the colour
+# visibly: at the default E(B−V) ≤ 0.02 it is a small change, the size of real Milky-Way dust
+# at high galactic latitude. The defaults are narrower than Hayat et al.'s because colour and
+# flux carry the redshift (section 6). Every step that moves pixels fills the corners by
+# reflection, so a rotated image keeps sky noise everywhere (blank corners would tell the
+# network the rotation angle).
 
 # %% [markdown]
 # ## 3. Exercise 3.1: a random rotation and flip for every image
@@ -165,7 +168,8 @@ def redden(x, ebv):
 redden = ex.check_redden(redden)
 
 # %% [markdown]
-# How much does the default range (E(B−V) up to 0.05) change the colour $g - r$ of a galaxy?
+# How much does reddening change the colour $g - r$ of a galaxy (the default range is
+# E(B−V) up to 0.02)?
 # $\Delta(g-r) = (R_g - R_r)\,E(B-V)$:
 
 # %%
