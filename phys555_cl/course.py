@@ -370,8 +370,10 @@ def record(only: list[str] | None = None, path: Path = EXPECTED) -> int:
         if not cells:
             expected.pop(src.stem, None)
             continue
+        started = time.perf_counter()
         status = _execute(nb, timeout=600)
-        print(f"  {src.stem:<40} {len(cells)} checked cell(s)  {status}", flush=True)
+        print(f"  {src.stem:<40} {len(cells)} checked cell(s)  "
+              f"{time.perf_counter() - started:6.1f} s  {status}", flush=True)
         if status != "ok":
             failed += 1
             continue
