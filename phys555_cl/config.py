@@ -81,7 +81,7 @@ SIZES: dict[str, dict[str, dict]] = {
     },
     "06": {
         "fast": {"n_galaxies": 512, "supervised_steps": 15, "fractions": [0.1, 1.0]},
-        "normal": {"n_galaxies": 6000, "supervised_steps": 300, "fractions": [0.01, 0.1, 1.0]},
+        "normal": {"n_galaxies": 4000, "supervised_steps": 150, "fractions": [0.01, 0.1, 1.0]},
     },
     "07": {
         "fast": {"n_sequences": 256, "n_test": 192, "n_samples": 504, "epochs": 2,
