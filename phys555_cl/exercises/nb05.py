@@ -60,40 +60,39 @@ def _cases():
     return [Case("8 pairs, tau = 0.2", 0, 0.2, 8), Case("3 pairs, tau = 0.5", 1, 0.5, 3)]
 
 
-def _no_zero_grad(model, optimizer, v1, v2, temperature):
-    _, z1 = model(v1)
-    _, z2 = model(v2)
-    loss = nt_xent(z1, z2, temperature)
+def _variant(model, optimizer, v1, v2, temperature, *, zero_grad=True, step=True, use_h=False,
+             second_view=True, tau=None):
+    """The training step with one thing done wrong, to recognise the usual mistakes."""
+    if zero_grad:
+        optimizer.zero_grad()
+    h1, z1 = model(v1)
+    h2, z2 = model(v2 if second_view else v1)
+    a, b = (h1, h2) if use_h else (z1, z2)
+    loss = nt_xent(a, b, temperature if tau is None else tau(temperature))
     loss.backward()
-    optimizer.step()
+    if step:
+        optimizer.step()
     return loss.item()
 
 
-def _no_step(model, optimizer, v1, v2, temperature):
-    optimizer.zero_grad()
-    _, z1 = model(v1)
-    _, z2 = model(v2)
-    loss = nt_xent(z1, z2, temperature)
-    loss.backward()
-    return loss.item()
+def _no_zero_grad(*args):
+    return _variant(*args, zero_grad=False)
 
 
-def _on_h(model, optimizer, v1, v2, temperature):
-    optimizer.zero_grad()
-    h1, _ = model(v1)
-    h2, _ = model(v2)
-    loss = nt_xent(h1, h2, temperature)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+def _no_step(*args):
+    return _variant(*args, step=False)
 
 
-def _default_temperature(model, optimizer, v1, v2, temperature):
-    return training_step_reference(model, optimizer, v1, v2, 0.5 if temperature != 0.5 else 0.1)
+def _on_h(*args):
+    return _variant(*args, use_h=True)
 
 
-def _same_view(model, optimizer, v1, v2, temperature):
-    return training_step_reference(model, optimizer, v1, v1, temperature)
+def _default_temperature(*args):
+    return _variant(*args, tau=lambda t: 0.5 if t != 0.5 else 0.1)
+
+
+def _same_view(*args):
+    return _variant(*args, second_view=False)
 
 
 def _scenario_of(step):
