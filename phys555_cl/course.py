@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -338,7 +339,9 @@ def _execute(nb, timeout: int) -> str:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     try:
-        client.execute()
+        # the kernel's own log (e.g. ipykernel's note on TCP transport) is noise here; cell
+        # output and errors come back through the notebook protocol, not this stream
+        client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as err:
         return "FAILED: " + (str(err).strip().splitlines() or ["error"])[-1][:100]
     except Exception as err:  # kernel died, timeout...

@@ -192,3 +192,14 @@ def test_nbval_copies_carry_the_recorded_output_in_both_versions(tmp_path, monke
         code = [c for c in cell if c["cell_type"] == "code"]
         assert "".join(code[-1]["outputs"][0]["text"]) == "42\n"
         assert code[-1]["execution_count"] == 1, "nbval only compares cells that have run"
+
+
+def test_executing_a_notebook_reports_ok_or_the_error():
+    import nbformat
+
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    assert course._execute(good, timeout=60) == "ok"
+    assert good.cells[0].outputs[0]["text"] == "42\n"
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
+    status = course._execute(bad, timeout=60)
+    assert status.startswith("FAILED") and "ZeroDivisionError" in status
