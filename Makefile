@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: help setup course test unit nbval lab notebooks check record bench lint clean
 
 help:
-	@echo "make course     build the notebooks and run them all (executed copies + HTML in build/course/)"
+	@echo "make course     run every notebook (solution versions) headless: executed copies + HTML in build/course/"
 	@echo "make test       unit tests, notebook freshness check, nbval on student and solution notebooks (fast mode)"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make notebooks  rebuild the student notebooks from notebooks/source/"
@@ -36,7 +36,7 @@ record: $(STAMP)
 	$(BIN)/python -m phys555_cl.course record
 
 course: $(STAMP)
-	$(BIN)/python -m phys555_cl.course build
+	$(BIN)/python -m phys555_cl.course build --no-student
 	$(BIN)/python -m phys555_cl.course run --out build/course
 
 unit: $(STAMP)

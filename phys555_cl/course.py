@@ -216,8 +216,43 @@ def _clean_notebook(nb, name: str, variant: str):
                        "name": "python3"},
         "language_info": {"name": "python"},
     }
+    if variant == "student":
+        # lets a later build tell whether a student has edited this copy (see build())
+        out.metadata["phys555"] = {"source": f"notebooks/source/{name}.py",
+                                   "cells_sha1": _cells_sha1(out.cells)}
     out.nbformat, out.nbformat_minor = 4, 5
     return out
+
+
+def _cells_sha1(cells) -> str:
+    texts = [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in cells]
+    return hashlib.sha1(json.dumps(texts).encode()).hexdigest()
+
+
+def edited_by_student(path: Path) -> bool:
+    """True when a student notebook's cells differ from what the builder wrote.
+
+    Running a notebook (outputs, execution counts) does not count as an edit; changing,
+    adding or deleting a cell does.
+    """
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+        built = nb.get("metadata", {}).get("phys555", {}).get("cells_sha1")
+        return built != _cells_sha1(nb.get("cells", []))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return True  # unreadable or not ours: keep a copy rather than lose it
+
+
+def _backup(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.parent / "backups" / f"{path.stem}-{stamp}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    counter = 1
+    while target.exists():
+        counter += 1
+        target = target.with_name(f"{path.stem}-{stamp}-{counter}.ipynb")
+    target.write_bytes(path.read_bytes())
+    return target
 
 
 def build_pair(source: Path):
@@ -282,14 +317,21 @@ def build(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS,
     """Write the student (and solution) notebooks for every source; return written paths.
 
     Every source is validated before anything is written, so a marker error leaves all
-    notebooks as they were.
+    notebooks as they were. A student notebook whose cells were edited since it was built is
+    copied to ``notebooks/backups/`` before it is replaced, so no student work is lost.
     """
     pairs = [(src, *build_pair(src)) for src in sources(source_dir)]
     written = []
     for src, student, solution in pairs:
         if write_student:
             target = Path(student_dir) / f"{src.stem}.ipynb"
-            _atomic_write(target, _dumps(student))
+            text = _dumps(student)
+            if target.exists() and target.read_text(encoding="utf-8") != text \
+                    and edited_by_student(target):
+                kept = _backup(target)
+                print(f"{target.name} has your edits: a copy is kept as {kept} before the "
+                      f"notebook is rebuilt from its source.")
+            _atomic_write(target, text)
             written.append(target)
         if solution_dir is not None:
             target = Path(solution_dir) / f"{src.stem}.ipynb"

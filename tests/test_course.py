@@ -203,3 +203,24 @@ def test_executing_a_notebook_reports_ok_or_the_error():
     bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
     status = course._execute(bad, timeout=60)
     assert status.startswith("FAILED") and "ZeroDivisionError" in status
+
+
+def test_rebuilding_keeps_a_copy_of_a_students_edits(tree, capsys):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    target = tmp_path / "nb" / "03_tiny.ipynb"
+    nb = json.loads(target.read_text())
+    assert not course.edited_by_student(target)
+    nb["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran"}]
+    target.write_text(json.dumps(nb))
+    assert not course.edited_by_student(target), "running a notebook is not an edit"
+    nb["cells"][2]["source"] = "def area(r):\n    return 3.14159 * r * r  # my answer\n"
+    target.write_text(json.dumps(nb))
+    assert course.edited_by_student(target)
+    _build(tmp_path, src)
+    backups = list((tmp_path / "nb" / "backups").glob("03_tiny-*.ipynb"))
+    assert len(backups) == 1 and "my answer" in backups[0].read_text()
+    assert "has your edits" in capsys.readouterr().out
+    assert "my answer" not in target.read_text()
+    _build(tmp_path, src)
+    assert len(list((tmp_path / "nb" / "backups").glob("*.ipynb"))) == 1, "no edit, no copy"
