@@ -208,7 +208,8 @@ plt.show()
 #
 # Scores are accuracies on held-out galaxies, averaged over the four questions (smooth or
 # featured, edge-on among featured, odd feature among odd, redshift high or low).
-# `data/pretrained/README.md` has this table for 1%, 10% and 100% of 8000 labels.
+# In normal mode this is the evaluation of `data/pretrained/README.md`: 4000 galaxies, half of
+# them for the probes, with 1%, 10% and 100% of those 2000 labels.
 
 # %%
 table = label_efficiency(model, images, labels, model_config, fractions=S.fractions,
