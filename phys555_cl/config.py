@@ -126,7 +126,7 @@ def device(prefer: str | None = None) -> torch.device:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
                 f"Device {requested!r} was requested but CUDA is not available on this "
-                f"machine. Unset PHYS555_DEVICE (or set it to 'cpu') to use {device_name()}."
+                f"machine. Unset PHYS555_DEVICE (or set it to 'cpu') to use what is here."
             )
         if dev.type == "mps" and not _mps_available():
             raise RuntimeError(
@@ -142,14 +142,8 @@ def device(prefer: str | None = None) -> torch.device:
 
 
 def device_name(dev: torch.device | None = None) -> str:
-    """A human-readable description of the automatically chosen (or given) device."""
-    if dev is None:
-        if torch.cuda.is_available():
-            dev = torch.device("cuda")
-        elif _mps_available():
-            dev = torch.device("mps")
-        else:
-            dev = torch.device("cpu")
+    """A human-readable description of ``dev`` (default: the one :func:`device` picks)."""
+    dev = device() if dev is None else torch.device(dev)
     if dev.type == "cuda":
         return f"CUDA GPU ({torch.cuda.get_device_name(dev)})"
     if dev.type == "mps":

@@ -442,6 +442,8 @@ def missing_records(path: Path = EXPECTED, source_dir: Path = SOURCES) -> list[s
 
 def nbval_copies(out_dir: Path = NBVAL_OUT) -> list[Path]:
     """Student and solution notebooks with the recorded outputs in their checked cells."""
+    import nbformat
+
     expected = load_expected()
     written = []
     for src in sources():
@@ -451,18 +453,12 @@ def nbval_copies(out_dir: Path = NBVAL_OUT) -> list[Path]:
                 if outputs is None:
                     raise MarkerError(f"{src.name}: cell {index} is marked {CHECK_MARK} but "
                                       f"has no recorded output; run `make record`.")
-                nb.cells[index].outputs = [nbformat_output(o) for o in outputs]
+                nb.cells[index].outputs = [nbformat.from_dict(o) for o in outputs]
                 nb.cells[index].execution_count = 1
             target = Path(out_dir) / variant / f"{src.stem}.ipynb"
             _atomic_write(target, _dumps(nb))
             written.append(target)
     return written
-
-
-def nbformat_output(output: dict):
-    import nbformat
-
-    return nbformat.from_dict(output)
 
 
 def run(out_dir: Path = COURSE_OUT, only: list[str] | None = None,

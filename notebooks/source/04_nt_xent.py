@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from phys555_cl import config
 from phys555_cl import exercises as ex
-from phys555_cl.losses import nt_xent, nt_xent_reference
+from phys555_cl.losses import nt_xent
 
 # %%
 S = config.sizes("04")
