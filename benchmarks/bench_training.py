@@ -3,8 +3,8 @@
 Prints two tables, each with ratios against a baseline measured in the same run:
 
 1. training throughput (galaxies per second, two views each, forward + backward + AdamW step)
-   per encoder, relative to the compact encoder in float32 on the same device; on CUDA also
-   resnet50, mixed precision (bf16/fp16 autocast) and channels-last;
+   per encoder and memory format (channels-last or not), relative to the compact encoder in
+   float32 on the same device; on CUDA also resnet50 and mixed precision (bf16/fp16 autocast);
 2. the data path: simulating galaxies and making two augmented views, in galaxies per second,
    and the ratio "time to make a batch / time to train on it" (< 1: the data keeps up).
 
@@ -108,7 +108,8 @@ def main(argv=None) -> None:
         sim_rate, aug_rate, images = data_rates(device, batch, args.image_size,
                                                 repeats=10 if cuda else 2)
         images = images[:batch]
-        runs = [("compact", False, False), ("resnet18", False, False)]
+        runs = [("compact", False, False), ("compact", False, True),
+                ("resnet18", False, False), ("resnet18", False, True)]
         if cuda:
             runs += [("compact", True, False), ("resnet18", True, False),
                      ("resnet18", True, True), ("resnet50", False, False),
