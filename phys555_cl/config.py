@@ -80,8 +80,10 @@ SIZES: dict[str, dict[str, dict]] = {
                    "batch_size": 256},
     },
     "06": {
-        "fast": {"n_galaxies": 512, "supervised_steps": 15, "fractions": [0.1, 1.0]},
-        "normal": {"n_galaxies": 4000, "supervised_steps": 150, "fractions": [0.01, 0.1, 1.0]},
+        "fast": {"n_galaxies": 512, "supervised_steps": 15, "fractions": [0.1, 1.0],
+                 "repeats": 2},
+        "normal": {"n_galaxies": 4000, "supervised_steps": 300, "fractions": [0.01, 0.1, 1.0],
+                   "repeats": 3},
     },
     "07": {
         "fast": {"n_sequences": 256, "n_test": 192, "n_samples": 504, "epochs": 2,

@@ -108,6 +108,48 @@ def test_label_efficiency_compares_simclr_supervised_and_random_init():
     assert str(table).splitlines()[0].startswith("| fraction | labels | method")
 
 
+def test_label_efficiency_averages_over_random_subsets():
+    x, labels = blobs(80)
+    kw = dict(fractions=(0.1, 1.0), supervised_steps=0, raw_pixel_baseline=False,
+              progress=False)
+    one = label_efficiency(tiny_model(), x, labels, repeats=1, **kw)
+    five = label_efficiency(tiny_model(), x, labels, repeats=5, **kw)
+    rows = {(r["fraction"], r["method"]): r for r in five}
+    assert rows[(0.1, "simclr + linear")]["subsets"] == 5
+    assert rows[(1.0, "simclr + linear")]["subsets"] == 1  # all labels: one possible subset
+    assert rows[(1.0, "simclr + linear")]["std"] == 0.0
+    assert all(r["subsets"] == 1 and r["std"] == 0.0 for r in one)
+    # with all labels there is nothing to redraw; with 10% the five subsets differ, so their
+    # scores spread
+    first = {(r["fraction"], r["method"]): r for r in one}
+    assert rows[(1.0, "simclr + linear")]["mean"] == first[(1.0, "simclr + linear")]["mean"]
+    assert rows[(0.1, "simclr + linear")]["std"] > 0
+    assert "| subsets | std" in str(five).splitlines()[0]
+
+
+def test_compare_pairs_methods_on_the_same_subsets():
+    x, labels = blobs(80)
+    table = label_efficiency(tiny_model(), x, labels, fractions=(0.1,), repeats=4,
+                             supervised_steps=2, raw_pixel_baseline=False, progress=False)
+    a = np.asarray(table.subset_means[(0.1, "simclr + linear")])
+    b = np.asarray(table.subset_means[(0.1, "supervised")])
+    c = table.compare("simclr + linear", "supervised", 0.1)
+    assert c["subsets"] == 4 and c["wins"] == int((a > b).sum())
+    assert c["difference"] == pytest.approx((a - b).mean())
+    assert c["sem"] == pytest.approx((a - b).std(ddof=1) / 2)
+    row = next(r for r in table if r["method"] == "supervised")
+    assert row["mean"] == pytest.approx(b.mean())
+    with pytest.raises(KeyError, match="methods"):
+        table.compare("simclr + linear", "no such method", 0.1)
+
+
+def test_label_efficiency_rejects_bad_repeats():
+    x, labels = blobs(20)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="repeats"):
+            label_efficiency(tiny_model(), x, labels, repeats=bad, supervised_steps=0)
+
+
 def test_label_efficiency_rejects_bad_fractions():
     x, labels = blobs(20)
     with pytest.raises(ValueError, match="fractions"):
