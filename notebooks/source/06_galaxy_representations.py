@@ -249,7 +249,9 @@ plt.show()
 # each seen in hundreds of rotated, shifted, noisier versions, already teach a small CNN a lot.
 # In the course's own careful measurement (`data/pretrained/README.md`: 10 label subsets, the
 # supervised network trained for 600 steps) it is about 2 points *ahead* of SimCLR + linear with
-# 1% of the labels, and also with 100%. The big gains of self-supervised learning reported on
+# 1% of the labels, and also with 100%. (Here it trains for only `S.supervised_steps` steps,
+# which is enough for 20 labels but not quite for 2000, so in your table it may trail at 100%.)
+# The big gains of self-supervised learning reported on
 # real surveys (e.g. Hayat et al. 2021 on SDSS) come with over a million unlabelled galaxies, a
 # ResNet-50 and long training on GPUs (`--config gpu` is the course's start on that road), on
 # messier images where labels are truly the bottleneck.
