@@ -596,6 +596,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10,
                         help="random labelled subsets averaged for each fraction below 1")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.supervised_steps < 0:
+        parser.error(f"--supervised-steps must be 0 (skip) or more, got {args.supervised_steps}")
     t0 = time.perf_counter()
     model, cfg = load_checkpoint(args.checkpoint)
     images, labels = simulate(args.n, size=cfg["image_size"], seed=args.seed)

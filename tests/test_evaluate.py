@@ -194,3 +194,15 @@ def test_plots_return_figures():
 def test_plot_umap_names_the_available_labels():
     with pytest.raises(ValueError, match="redshift"):
         plot_umap(np.zeros((3, 2)), {"redshift": torch.zeros(3)}, "colour")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "--repeats must be at least 1"),
+    (["--supervised-steps", "-5"], "--supervised-steps must be 0"),
+])
+def test_evaluate_cli_refuses_bad_numbers_before_any_work(args, message, capsys):
+    from phys555_cl.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main(["no_such_checkpoint.pt", *args])
+    assert message in capsys.readouterr().err
