@@ -249,12 +249,12 @@ plt.show()
 # each seen in hundreds of rotated, shifted, noisier versions, already teach a small CNN a lot.
 # In the course's own careful measurement (`data/pretrained/README.md`: 10 label subsets, the
 # supervised network trained for 600 steps) it is about 2 points *ahead* of SimCLR + linear with
-# 1% of the labels, and also with 100%. (Here it trains for only `S.supervised_steps` steps,
-# which is enough for 20 labels but not quite for 2000, so in your table it may trail at 100%.)
-# The big gains of self-supervised learning reported on
-# real surveys (e.g. Hayat et al. 2021 on SDSS) come with over a million unlabelled galaxies, a
-# ResNet-50 and long training on GPUs (`--config gpu` is the course's start on that road), on
-# messier images where labels are truly the bottleneck.
+# 1% of the labels, and also with 100%. (In normal mode this notebook trains it for only 300
+# steps: nearly enough for 20 labels, not enough for 2000, so in your table it may trail at
+# 100%.) The big gains of self-supervised learning reported on real surveys (e.g. Hayat et al.
+# 2021 on SDSS) come with over a million unlabelled galaxies, a ResNet-50 and long training on
+# GPUs (`--config gpu` is the course's start on that road), on messier images where labels are
+# truly the bottleneck.
 #
 # So: is the gap between `simclr + linear` and `supervised` in your table larger than `std`?
 # In fast mode the numbers are noisy (few galaxies, few training steps).
