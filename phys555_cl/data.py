@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -143,9 +144,13 @@ def download_galaxy10(path: str | os.PathLike | None = None, *, url: str | None 
                       progress: bool = True, chunk_bytes: int = 1 << 20) -> str:
     """Download Galaxy10 DECaLS to ``path``, safely.
 
-    The bytes go to ``path + ".part"`` while their SHA256 is computed; only a complete file
-    with the right checksum is renamed to ``path``. An interrupted or corrupt download leaves
-    no file that could be mistaken for a good one.
+    The bytes go to a fresh private temporary file in the destination folder (created with
+    ``O_EXCL | O_NOFOLLOW`` under a random name, so a link planted there is never followed
+    and two downloads at once never share a file) while their SHA256 is computed; only a
+    complete file with the right checksum is renamed onto ``path`` (``os.replace``, which
+    replaces a link at ``path`` instead of writing through it). An interrupted or corrupt
+    download leaves no file that could be mistaken for a good one; when several downloads of
+    the same file run at once, each verifies its own copy and the last rename wins.
 
     Args:
         path: destination (default ``<data dir>/Galaxy10_DECals.h5``, see ``config.data_dir``).
@@ -162,21 +167,26 @@ def download_galaxy10(path: str | os.PathLike | None = None, *, url: str | None 
         OSError: every URL failed (network error, cut-off transfer or checksum mismatch); the
             message says what happened for each.
     """
-    path = os.fspath(path or os.path.join(config.data_dir(), GALAXY10_FILENAME))
+    path = os.path.abspath(os.fspath(path or os.path.join(config.data_dir(), GALAXY10_FILENAME)))
     urls = [url] if url else list(GALAXY10_URLS)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    part = path + ".part"
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
     problems = []
     for u in urls:
+        # a new private file for every attempt: mkstemp opens with O_EXCL | O_NOFOLLOW, mode 0600
+        fd, part = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                                    suffix=".part")
         try:
-            _fetch(u, part, sha256, timeout, progress, chunk_bytes)
+            with os.fdopen(fd, "wb") as out:
+                _fetch(u, out, sha256, timeout, progress, chunk_bytes, os.path.basename(path))
+                os.chmod(part, 0o666 & ~_umask())  # readable as the umask allows, like any file
+            os.replace(part, path)
+            return path
         except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as err:
             problems.append(f"{u}: {err}")
-            if os.path.exists(part):
+        finally:
+            if os.path.lexists(part):
                 os.remove(part)
-            continue
-        os.replace(part, path)
-        return path
     raise OSError(
         f"could not download Galaxy10 DECaLS to {path}:\n  " + "\n  ".join(problems)
         + "\nCheck your internet connection, or download the file by hand from "
@@ -184,16 +194,22 @@ def download_galaxy10(path: str | os.PathLike | None = None, *, url: str | None 
     )
 
 
-def _fetch(url: str, part: str, sha256: str, timeout: float, progress: bool, chunk: int):
-    """Stream ``url`` into ``part``; raise if cut off or if the checksum differs."""
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _fetch(url: str, out, sha256: str, timeout: float, progress: bool, chunk: int, name: str):
+    """Stream ``url`` into the open file ``out``; raise if cut off or if the checksum differs."""
     digest = hashlib.sha256()
     got = 0
     with urllib.request.urlopen(url, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
         total = int(total) if total is not None else None
         bar = config.progress(total=total, unit="B", unit_scale=True, disable=not progress
-                              or config.quiet(), desc=os.path.basename(part[:-5]))
-        with open(part, "wb") as out, bar:
+                              or config.quiet(), desc=name)
+        with bar:
             while True:
                 try:
                     block = response.read(chunk)
@@ -213,6 +229,8 @@ def _fetch(url: str, part: str, sha256: str, timeout: float, progress: bool, chu
             f"checksum mismatch: got SHA256 {digest.hexdigest()}, expected {sha256} "
             "(a corrupt or different file)"
         )
+    out.flush()
+    os.fsync(out.fileno())
 
 
 class Galaxy10DECaLS(_LabelledImages):
@@ -370,13 +388,16 @@ class Galaxy10DECaLS(_LabelledImages):
 
     def _write_cache(self, arrays: dict) -> None:
         """Write the cache atomically (temporary name, then rename); skip if not writable."""
-        tmp = self.cache_path + ".tmp"
+        tmp = None
         try:
-            with open(tmp, "wb") as fh:
+            folder, name = os.path.split(self.cache_path)
+            fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, source=self._source_stamp(), **arrays)
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, self.cache_path)
         except OSError:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.lexists(tmp):
                 os.remove(tmp)
 
     # -- labels --------------------------------------------------------------------------

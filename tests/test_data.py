@@ -316,3 +316,152 @@ def test_hubble_cutouts_are_offline_real_galaxies():
     centre = images[:, :, 10:14, 10:14].mean()
     corners = images[:, :, :3, :3].mean()
     assert centre > 2 * corners
+
+
+# ---------------------------------------------------------------------------------------------
+# Download safety, with a fake URL opener (no network, no server)
+# ---------------------------------------------------------------------------------------------
+
+
+class FakeResponse:
+    """What urllib.request.urlopen returns, serving ``payload`` in small blocks."""
+
+    def __init__(self, payload, on_read=None):
+        self.payload, self.offset, self.on_read = payload, 0, on_read
+        self.headers = {"Content-Length": str(len(payload))}
+
+    def read(self, n):
+        if self.on_read is not None:
+            self.on_read(self.offset)
+        block = self.payload[self.offset:self.offset + min(n, 64)]
+        self.offset += len(block)
+        return block
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def fake_opener(monkeypatch, payloads, on_read=None):
+    """urlopen serving ``payloads[url]``; a KeyError for an unknown URL."""
+    monkeypatch.setattr(D.urllib.request, "urlopen",
+                        lambda url, timeout=None: FakeResponse(payloads[url], on_read))
+
+
+PAYLOAD = b"galaxy bytes " * 50
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def test_download_never_writes_through_a_planted_part_link(monkeypatch, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    dest = tmp_path / "dl" / "Galaxy10_DECals.h5"
+    dest.parent.mkdir()
+    os.symlink(victim, str(dest) + ".part")  # the old fixed temporary name
+    fake_opener(monkeypatch, {"fake://bad": b"evil" * 10})
+    with pytest.raises(OSError, match="checksum mismatch"):
+        D.download_galaxy10(dest, url="fake://bad", sha256=PAYLOAD_SHA, progress=False)
+    assert victim.read_bytes() == b"precious" and not dest.exists()
+    fake_opener(monkeypatch, {"fake://good": PAYLOAD})
+    D.download_galaxy10(dest, url="fake://good", sha256=PAYLOAD_SHA, progress=False)
+    assert victim.read_bytes() == b"precious" and dest.read_bytes() == PAYLOAD
+
+
+def test_download_replaces_a_link_at_the_destination_instead_of_following_it(monkeypatch,
+                                                                           tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    dest = tmp_path / "Galaxy10_DECals.h5"
+    os.symlink(victim, dest)
+    fake_opener(monkeypatch, {"fake://good": PAYLOAD})
+    D.download_galaxy10(dest, url="fake://good", sha256=PAYLOAD_SHA, progress=False)
+    assert not dest.is_symlink() and dest.read_bytes() == PAYLOAD
+    assert victim.read_bytes() == b"precious"
+
+
+def test_download_temporary_file_is_private_and_new(monkeypatch, tmp_path):
+    seen = []
+
+    def look(offset):
+        if offset == 0:
+            parts = [p for p in os.listdir(tmp_path) if p.endswith(".part")]
+            seen.extend((p, os.stat(tmp_path / p).st_mode & 0o777) for p in parts)
+
+    fake_opener(monkeypatch, {"fake://good": PAYLOAD}, on_read=look)
+    D.download_galaxy10(tmp_path / "g.h5", url="fake://good", sha256=PAYLOAD_SHA,
+                        progress=False)
+    assert len(seen) == 1 and seen[0][1] == 0o600  # only the owner can read it while unverified
+    assert sorted(os.listdir(tmp_path)) == ["g.h5"]
+
+
+def test_verified_download_is_readable_as_the_umask_allows(monkeypatch, tmp_path):
+    fake_opener(monkeypatch, {"fake://good": PAYLOAD})
+    old = os.umask(0o022)
+    try:
+        D.download_galaxy10(tmp_path / "g.h5", url="fake://good", sha256=PAYLOAD_SHA,
+                            progress=False)
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "g.h5").st_mode & 0o777 == 0o644
+
+
+def test_two_downloads_at_once_both_return_a_verified_file(monkeypatch, tmp_path):
+    both_started = threading.Barrier(2, timeout=10)
+
+    def wait_for_the_other(offset):
+        if offset == 64:  # both are mid-download at the same time
+            both_started.wait()
+
+    fake_opener(monkeypatch, {"fake://good": PAYLOAD}, on_read=wait_for_the_other)
+    dest = tmp_path / "Galaxy10_DECals.h5"
+    results, errors = [], []
+
+    def download():
+        try:
+            results.append(D.download_galaxy10(dest, url="fake://good", sha256=PAYLOAD_SHA,
+                                               progress=False))
+        except Exception as err:  # pragma: no cover - reported by the assert below
+            errors.append(err)
+
+    threads = [threading.Thread(target=download) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert errors == [] and results == [str(dest)] * 2
+    assert dest.read_bytes() == PAYLOAD
+    assert os.listdir(tmp_path) == ["Galaxy10_DECals.h5"]
+
+
+def test_a_bad_download_beside_a_good_one_never_leaves_an_unverified_file(monkeypatch,
+                                                                         tmp_path):
+    both_started = threading.Barrier(2, timeout=10)
+
+    def wait_for_the_other(offset):
+        if offset == 64:
+            both_started.wait()
+
+    fake_opener(monkeypatch, {"fake://good": PAYLOAD, "fake://bad": b"x" * len(PAYLOAD)},
+                on_read=wait_for_the_other)
+    dest = tmp_path / "Galaxy10_DECals.h5"
+    outcome = {}
+
+    def download(url):
+        try:
+            outcome[url] = D.download_galaxy10(dest, url=url, sha256=PAYLOAD_SHA,
+                                               progress=False)
+        except OSError as err:
+            outcome[url] = err
+
+    threads = [threading.Thread(target=download, args=(u,)) for u in ("fake://good",
+                                                                        "fake://bad")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert outcome["fake://good"] == str(dest)
+    assert "checksum mismatch" in str(outcome["fake://bad"])
+    assert dest.read_bytes() == PAYLOAD
+    assert os.listdir(tmp_path) == ["Galaxy10_DECals.h5"]
