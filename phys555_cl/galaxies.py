@@ -21,9 +21,16 @@ What is in a stamp (read :func:`simulate` top to bottom, then the ``_render_*`` 
   Every component is normalised analytically to its total flux.
 - **Redshift.** ``z`` sets the angular size through the angular-diameter distance and the
   flux through the luminosity distance (astropy ``Planck18``), so surface brightness dims as
-  ``(1 + z)^-4``; colours redden with ``z`` (a crude k-correction). The sample is selected like
-  Galaxy Zoo: apparent magnitude ``r < 17.77`` and an apparent size cut, so distant galaxies are
-  intrinsically brighter and larger (Malmquist bias) but still smaller on the sky.
+  ``(1 + z)^-4``; colours redden with ``z`` (a crude k-correction). The sample is an imaging
+  survey: apparent magnitude ``r < 19.5`` (:data:`IMAGING_LIMIT`) and an apparent size cut, so
+  distant galaxies are intrinsically brighter and larger (Malmquist bias) but still smaller on
+  the sky.
+- **Labels follow the survey selection** (``label_tier``). As in SDSS, spectra are taken of the
+  brighter galaxies only (main sample ``r < 17.77``, :data:`SPEC_LIMIT`) and visual
+  morphologies exist for the brighter still (:data:`MORPHOLOGY_LIMIT`), while the imaging goes
+  deeper: :func:`spectroscopic_completeness` and :func:`morphology_completeness` give the
+  probability of each label at a magnitude (smooth edges, not hard cuts), so most galaxies have
+  no label, and the labelled ones are the bright, nearby, large ones.
 - **Colours.** Bulges, ellipticals and bars are red; disks bluer; arms, rings, clumps and
   lensed sources blue.
 - **Observation.** A per-band, per-galaxy Gaussian PSF (FWHM 0.6-1.2 arcsec in r, wider in g,
@@ -64,6 +71,11 @@ __all__ = [
     "FIELD_ARCSEC",
     "BLOCK",
     "ODD_FEATURE_NAMES",
+    "IMAGING_LIMIT",
+    "SPEC_LIMIT",
+    "MORPHOLOGY_LIMIT",
+    "spectroscopic_completeness",
+    "morphology_completeness",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -78,7 +90,7 @@ BLOCK = 128
 FIELD_ARCSEC = 32.0
 
 #: ``redshift_high`` is ``redshift >= REDSHIFT_THRESHOLD`` (about the median of the sample).
-REDSHIFT_THRESHOLD = 0.06
+REDSHIFT_THRESHOLD = 0.12
 
 #: The kinds of galaxy the simulator draws, in the order of their integer code (``labels["kind"]``).
 KIND_NAMES = ("smooth", "disk_face_on", "disk_edge_on", "ring", "irregular", "lens", "merger")
@@ -102,15 +114,21 @@ LABEL_KEYS = (
     "label_tier",
 )
 
-#: Fractions of ``label_tier`` 0 (no label), 1 (spec-z only), 2 (spec-z and morphology).
-LABEL_TIER_PROBS = (0.65, 0.25, 0.10)
-
-_MAG_LIMIT = 17.77  # SDSS / Galaxy Zoo main-sample limit, r band
+#: Depth of the imaging survey, r band: every simulated galaxy is brighter than this.
+IMAGING_LIMIT = 19.5
+#: Spectroscopic target limit, r band (SDSS main galaxy sample, Strauss et al. 2002).
+SPEC_LIMIT = 17.77
+#: Visual morphologies (Galaxy Zoo style) are reliable only for the brighter galaxies.
+MORPHOLOGY_LIMIT = 16.0
+_SPEC_COMPLETENESS = 0.95  # fraction of targets brighter than the limit with a good spectrum
+_SPEC_EDGE = 0.1  # mag: width of the soft spectroscopic edge (photometric scatter of the cut)
+_MORPHOLOGY_EDGE = 0.25  # mag: width of the soft morphology edge
+_Z_RANGE = (0.01, 0.45)  # redshifts of the sample (Beta(2, 5) between the two)
 _PSF_FWHM = (0.6, 1.2)  # r-band seeing range, arcsec
 _BAND_PSF = (1.08, 1.0, 0.92)  # seeing scales roughly as wavelength^-0.2: g wider, z sharper
 _BAND_NOISE = (0.8, 1.0, 1.6)  # relative sky noise in g, r, z
 _SKY_SIGMA = (0.015, 0.06)  # r-band sky noise per pixel, nanomaggies / arcsec^2
-_SIZE_RANGE = (2.0, 7.0)  # the apparent half-light radii the selection keeps, arcsec
+_SIZE_RANGE = (1.5, 7.0)  # the apparent half-light radii the selection keeps, arcsec
 
 # (g - r, r - z) colours at z = 0 and their reddening per unit redshift
 _COLOURS = {
@@ -233,18 +251,18 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p["kind"] = torch.bucketize(d.u(), probs[:-1], right=True)
     k = p["kind"]
 
-    # redshift from a Beta(2, 5) (ratio of Gamma(2) and Gamma(5) variates) on [0.01, 0.20]
+    # redshift from a Beta(2, 5) (ratio of Gamma(2) and Gamma(5) variates) on _Z_RANGE
     g2 = -torch.log(d.u(1e-7, 1.0, 2)).sum(1)
     g5 = -torch.log(d.u(1e-7, 1.0, 5)).sum(1)
-    z = 0.01 + 0.19 * g2 / (g2 + g5)
+    z = _Z_RANGE[0] + (_Z_RANGE[1] - _Z_RANGE[0]) * g2 / (g2 + g5)
     p["redshift"] = z
     zt, dm_t, kpc_t = _cosmology_table(device)
     dm = _interp(z, zt, dm_t)
     kpc_per_arcsec = _interp(z, zt, kpc_t)
 
-    # luminosity, then the flux limit: too faint galaxies would not be in the catalogue
+    # luminosity, then the imaging flux limit: too faint galaxies would not be in the catalogue
     absmag = -20.8 + 0.9 * d.n()
-    absmag = torch.minimum(absmag, _MAG_LIMIT - dm - 0.6 * d.u())
+    absmag = torch.minimum(absmag, IMAGING_LIMIT - dm - 0.6 * d.u())
     p["abs_mag_r"] = absmag
     p["mag_r"] = absmag + dm
     # size: a size-luminosity relation, then the apparent-size selection (a smooth squash of
@@ -335,10 +353,35 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p["star_xy"] = d.u(0.0, 1.0, 2)
     p["star_mag"] = d.u(15.0, 20.0)
     p["star_colour"] = d.u(0.3, 1.4)
-    p["label_tier"] = torch.bucketize(
-        d.u(), torch.tensor(LABEL_TIER_PROBS, device=device).cumsum(0)[:-1], right=True
-    )
+    # survey selection: one uniform number decides both labels, so a galaxy with a morphology
+    # always has a spectrum (tier 2 is inside tier 1)
+    u = d.u()
+    p_spec = spectroscopic_completeness(p["mag_r"])
+    p_both = p_spec * morphology_completeness(p["mag_r"])
+    p["label_tier"] = (u < p_spec).long() + (u < p_both).long()
     return p
+
+
+def spectroscopic_completeness(mag_r: torch.Tensor) -> torch.Tensor:
+    """Probability that a galaxy of apparent magnitude ``mag_r`` has a spectroscopic redshift.
+
+    ``0.95 / (1 + exp((mag_r - SPEC_LIMIT) / 0.1))``: 95% of the targets brighter than the
+    SDSS main-sample limit ``r < 17.77`` get a good spectrum (fibre collisions and failures take
+    the rest), and the edge is soft by the scatter of the photometry used to select targets.
+    Shape: ``[N] -> [N]``.
+    """
+    return _SPEC_COMPLETENESS * torch.sigmoid((SPEC_LIMIT - mag_r) / _SPEC_EDGE)
+
+
+def morphology_completeness(mag_r: torch.Tensor) -> torch.Tensor:
+    """Probability that a galaxy *with a spectrum* also has a visual morphology.
+
+    ``1 / (1 + exp((mag_r - MORPHOLOGY_LIMIT) / 0.25))``: volunteers and experts classify
+    reliably only the brighter, better resolved galaxies. ``label_tier`` is 2 with probability
+    ``spectroscopic_completeness * morphology_completeness``, 1 with the rest of
+    ``spectroscopic_completeness``, else 0. Shape: ``[N] -> [N]``.
+    """
+    return torch.sigmoid((MORPHOLOGY_LIMIT - mag_r) / _MORPHOLOGY_EDGE)
 
 
 # --------------------------------------------------------------------------------------------

@@ -114,9 +114,33 @@ def test_distant_galaxies_are_smaller_on_the_sky_and_intrinsically_brighter(samp
     assert labels["abs_mag_r"][high].median() < labels["abs_mag_r"][~high].median()
 
 
-def test_the_sample_is_flux_limited(sample):
+def test_the_sample_is_flux_limited_at_the_imaging_depth(sample):
     _, labels = sample
-    assert labels["mag_r"].max() <= 17.77 + 1e-4
+    assert labels["mag_r"].max() <= G.IMAGING_LIMIT + 1e-4
+    # the imaging goes deeper than the spectroscopic survey: many galaxies are fainter
+    assert (labels["mag_r"] > G.SPEC_LIMIT).float().mean() > 0.3
+
+
+def test_label_tiers_follow_the_brightness_like_a_survey_selection(sample):
+    _, labels = sample
+    mag, tier = labels["mag_r"], labels["label_tier"]
+    # spectra only (up to the soft edge) for galaxies brighter than the spectroscopic limit
+    assert (mag[tier >= 1] < G.SPEC_LIMIT + 0.5).all()
+    # morphologies only for the brighter still
+    assert (mag[tier == 2] < G.MORPHOLOGY_LIMIT + 1.25).all()
+    assert mag[tier == 2].median() < mag[tier == 1].median() < mag[tier == 0].median()
+    # not a hard cut: some bright galaxies have no spectrum (completeness below 1)
+    assert ((mag < G.SPEC_LIMIT - 0.5) & (tier == 0)).any()
+
+
+def test_completeness_curves_are_soft_steps_at_the_limits():
+    m = torch.tensor([10.0, G.SPEC_LIMIT, 25.0])
+    spec = G.spectroscopic_completeness(m)
+    assert spec[0] == pytest.approx(0.95, abs=1e-3)
+    assert spec[1] == pytest.approx(0.475, abs=1e-3)
+    assert spec[2] == pytest.approx(0.0, abs=1e-6)
+    morph = G.morphology_completeness(torch.tensor([10.0, G.MORPHOLOGY_LIMIT, 25.0]))
+    assert morph.tolist() == pytest.approx([1.0, 0.5, 0.0], abs=1e-3)
 
 
 def test_total_r_flux_matches_the_magnitude():
