@@ -33,6 +33,7 @@ import copy
 import json
 import math
 import os
+import pickle
 import random
 import sys
 import time
@@ -157,10 +158,14 @@ def load_training_images(cfg: dict, rank: int = 0, world_size: int = 1) -> torch
 
 
 def _rng_state() -> dict:
+    """Every global random stream as tensors and plain values (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "internal": list(internal), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -169,46 +174,137 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then
-    ``os.replace``, so a crash or Ctrl-C during the write leaves the previous file intact."""
+RECREATE_COMMAND = "python -m phys555_cl.train --config default --out runs/default"
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def _remove_stale_temporaries(folder: str, name: str) -> None:
+    """Delete ``.NAME.tmp-PID`` files left by killed runs (PID no longer running)."""
+    prefix = f".{name}.tmp-"
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry[len(prefix):]
+        if not (entry.startswith(prefix) and pid.isdigit()):
+            continue
+        if int(pid) == os.getpid() or not _pid_alive(int(pid)):
+            try:
+                os.remove(os.path.join(folder, entry))
+            except OSError:
+                pass
+
+
+def _atomic_save(path: str, write) -> None:
+    """Call ``write(file)`` on a fresh private temporary file beside ``path`` (never a planted
+    link: O_EXCL | O_NOFOLLOW), then ``os.replace`` it onto ``path``; a crash or Ctrl-C
+    leaves the previous file intact, and no temporary file is left behind. Stale temporary
+    files of killed runs are removed first. The new file's mode follows the umask."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    name = os.path.basename(path)
+    _remove_stale_temporaries(folder, name)
+    tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
     try:
-        torch.save(state, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.remove(tmp)
 
 
+def save_checkpoint(path: str, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then
+    ``os.replace``, so a crash or Ctrl-C during the write leaves the previous file intact.
+
+    ``state`` must hold only tensors and plain Python values (dict, list, tuple, str, int,
+    float, bool, None), so that :func:`read_checkpoint` can load it with
+    ``torch.load(weights_only=True)``, which never runs code stored in the file.
+    """
+    _atomic_save(path, lambda fh: torch.save(state, fh))
+
+
+def _write_history(path: str, cfg: dict, history: dict) -> None:
+    text = json.dumps({"config": cfg, **history}, indent=1)
+    _atomic_save(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
 def read_checkpoint(path: str, map_location="cpu") -> dict:
-    """Load a training checkpoint dictionary, with clear errors for missing or damaged files."""
+    """Load a training checkpoint dictionary safely, with clear errors for bad files.
+
+    The file is read with ``torch.load(weights_only=True)``: only tensors and plain Python
+    values are accepted, so a crafted file cannot run code (a shared or downloaded
+    checkpoint is safe to try). Raises ``FileNotFoundError`` for a missing file and
+    :class:`CheckpointError` for a damaged, old-format (numpy objects inside) or foreign one.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"no checkpoint at {path!r}; train one with `python -m phys555_cl.train --out DIR` "
             f"(it writes DIR/{CHECKPOINT_NAME}) or use data/pretrained/"
         )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # truncated zip, random bytes, pickle errors, ...
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04" and magic[:1] != b"\x80":  # a zip file, or a legacy pickle
         raise CheckpointError(
-            f"{path!r} is damaged or not a PyTorch checkpoint ({type(err).__name__}: {err}). "
-            f"Delete it and train again, or resume from an intact copy."
-        ) from err
+            f"{path!r} is not a PyTorch checkpoint at all (it does not start like one: a text "
+            f"file, an image, another format?). Pass the checkpoint.pt written by "
+            f"`python -m phys555_cl.train --out DIR`, or use data/pretrained/."
+        )
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():
+            raise _damaged(path, err) from None
+        raise CheckpointError(
+            f"{path!r} holds Python objects, not only tensors and plain values: it is an "
+            f"old-format phys555_cl checkpoint or not one at all, and loading it could run code "
+            f"hidden inside it, so it was not loaded. Re-create it with `{RECREATE_COMMAND}` "
+            f"(same --config as before; the shipped data/pretrained/simclr_compact.pt is "
+            f"updated by `git pull`), or use data/pretrained/."
+        ) from None
+    except Exception as err:  # truncated zip, random bytes, ...
+        raise _damaged(path, err) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path!r} is a PyTorch file but not a phys555_cl SimCLR checkpoint (expected "
-            f"format {CHECKPOINT_FORMAT!r}); it was not written by phys555_cl.train"
+            f"format {CHECKPOINT_FORMAT!r}); it was not written by phys555_cl.train. Pass a "
+            f"checkpoint.pt from `python -m phys555_cl.train --out DIR`, or use data/pretrained/."
         )
     return state
+
+
+def _damaged(path: str, err: Exception) -> CheckpointError:
+    first = (str(err).strip().splitlines() or [""])[0][:120]
+    return CheckpointError(
+        f"{path!r} is damaged or not a PyTorch checkpoint ({type(err).__name__}: {first}). "
+        f"Train again with `{RECREATE_COMMAND}` (or --resume from an intact copy), or use "
+        f"data/pretrained/."
+    )
 
 
 def load_checkpoint(path: str, map_location="cpu") -> tuple[SimCLR, dict]:
@@ -230,6 +326,31 @@ def load_checkpoint(path: str, map_location="cpu") -> tuple[SimCLR, dict]:
         raise CheckpointError(f"the weights in {path!r} do not fit its own config: {err}") from err
     cfg["epochs_done"] = state["epoch"]
     return model.to(map_location).eval(), cfg
+
+
+def check_out_folder(out: str) -> None:
+    """Make sure ``out`` is (or can become) a folder this process can write, before any work.
+
+    Creates the folder if it does not exist. Raises ``ValueError`` saying what is wrong and
+    what to do: ``out`` is a file, or sits inside a file, or cannot be written.
+    """
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise ValueError(
+            f"--out {out!r} is a file, not a folder; choose a folder name (it is created if "
+            f"it does not exist), e.g. --out runs/my_run"
+        )
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, f".write-test-{os.getpid()}")
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(
+            f"cannot write in --out {out!r} ({err.strerror or err}); choose a folder you can "
+            f"write, e.g. --out runs/my_run inside your copy of the course"
+        ) from None
 
 
 # only these may change when a run is resumed: more epochs continue the schedule
@@ -333,6 +454,8 @@ def train_simclr(
         cfg = make_config(config.get("name", "default"), **{**base, **overrides})
     else:
         cfg = make_config(config, **overrides)
+    if out:
+        check_out_folder(out)  # before any work: a bad --out must not cost an epoch
     rank, world, local_rank = _init_distributed()
     if device is None:
         device = (
@@ -455,8 +578,7 @@ def train_simclr(
     def write(state: dict) -> None:
         if rank == 0 and out:
             save_checkpoint(ckpt_path, state)
-            with open(os.path.join(out, HISTORY_NAME), "w") as f:
-                json.dump({"config": cfg, **state["history"]}, f, indent=1)
+            _write_history(os.path.join(out, HISTORY_NAME), cfg, state["history"])
 
     gen_device = device if device.type == "cuda" else torch.device("cpu")
     bar = None
@@ -563,17 +685,29 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
     parser.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
     parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full Python traceback of an error")
     args = parser.parse_args(argv)
     try:
         cfg = make_config(
             args.config, data=args.data, galaxy10_path=args.galaxy10_path,
             encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
         )
+        check_out_folder(args.out)
         t0 = time.perf_counter()
         _, history = train_simclr(cfg, out=args.out, resume=args.resume)
     except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # anything else: one line, the traceback only on request
+        if args.debug:
+            raise
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        print(f"error: {type(err).__name__}: {first} (run the same command with --debug for "
+              f"the full traceback)", file=sys.stderr)
+        return 1
     finally:
         import torch.distributed as dist
 

@@ -71,7 +71,7 @@ def test_history_has_one_entry_per_step_and_per_epoch(tmp_path):
 
 def test_checkpoint_holds_model_optimizer_scheduler_rng_epoch_config(tmp_path):
     run(tmp_path)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     for key in ("model", "optimizer", "scheduler", "rng", "epoch", "config", "history"):
         assert key in state
     assert state["epoch"] == 2 and state["step"] == 0
@@ -126,15 +126,14 @@ def test_an_interrupted_save_leaves_the_previous_checkpoint_loadable(tmp_path, m
     save_checkpoint(path, {"version": 1})
 
     def dies_halfway(obj, f, *args, **kwargs):
-        with open(f, "wb") as fh:
-            fh.write(b"PK\x03\x04 half a zip file")
+        f.write(b"PK\x03\x04 half a zip file")  # torch.save is handed the open temporary file
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"version": 2})
     monkeypatch.undo()
-    assert torch.load(path, weights_only=False) == {"version": 1}
+    assert torch.load(path, weights_only=True) == {"version": 1}
     assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
 
 
@@ -193,7 +192,7 @@ def test_cli_trains_and_refuses_a_damaged_resume(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PHYS555_QUIET", "1")
     out = str(tmp_path / "cli")
     assert train.main(["--config", "fast", "--out", out]) == 0
-    (tmp_path / "cli" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "cli" / "checkpoint.pt").write_bytes(b"PK\x03\x04 a truncated zip file")
     assert train.main(["--config", "fast", "--out", out, "--resume"]) == 2
     assert "damaged" in capsys.readouterr().err
 
@@ -213,3 +212,218 @@ def test_two_process_torchrun_on_cpu(tmp_path):
     # 64 galaxies, 32 per process, global batch 16 = 8 per process: 4 steps
     assert len(history["loss"]) == 4
     assert sorted(os.listdir(out)) == ["checkpoint.pt", "history.json"]
+
+
+# ------------------------------------------------------------------------------------------
+# safe checkpoints: tensors and plain values only, loaded with weights_only=True
+# ------------------------------------------------------------------------------------------
+
+
+class _Payload:
+    """Pickles as a call to open(marker, "w"): loading it unsafely would create the marker."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def write_payload_checkpoint(path, marker):
+    """A file that looks like a phys555 checkpoint but runs code when unpickled."""
+    torch.save({"format": train.CHECKPOINT_FORMAT, "config": _Payload(marker)}, path)
+
+
+def test_a_checkpoint_holds_only_tensors_and_plain_values(tmp_path):
+    run(tmp_path, epochs=1, max_steps=2)  # stopped mid-epoch: generator states saved too
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2 and isinstance(state["generators"][0], torch.Tensor)
+    assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+    assert isinstance(state["rng"]["python"]["internal"], list)
+
+
+def test_loading_a_crafted_checkpoint_runs_nothing(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "shared.pt"
+    write_payload_checkpoint(path, marker)
+    for load in (load_checkpoint, train.read_checkpoint):
+        with pytest.raises(CheckpointError, match="could run code") as err:
+            load(str(path))
+        assert "python -m phys555_cl.train --config" in str(err.value)
+    assert not marker.exists()
+
+
+def test_an_old_checkpoint_with_numpy_objects_says_how_to_recreate_it(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "old.pt"
+    torch.save({"format": train.CHECKPOINT_FORMAT, "rng": {"numpy": np.zeros(3)}}, path)
+    with pytest.raises(CheckpointError, match="old-format") as err:
+        load_checkpoint(str(path))
+    assert train.RECREATE_COMMAND in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_text_file_is_not_called_a_damaged_checkpoint(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("my notes, not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint at all"):
+        load_checkpoint(str(path))
+
+
+def test_resume_exact_after_random_streams_were_stored_as_plain_values(tmp_path):
+    import random
+
+    import numpy as np
+
+    random.seed(5), np.random.seed(5)
+    state = train._rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    random.seed(6), np.random.seed(6), torch.manual_seed(6)
+    save_checkpoint(str(tmp_path / "rng.pt"), {"rng": state})
+    train._set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+
+
+def test_the_shipped_checkpoint_loads_safely():
+    from phys555_cl import course
+
+    path = course.REPO / "data" / "pretrained" / "simclr_compact.pt"
+    state = torch.load(path, weights_only=True)  # raises if anything but plain values inside
+    model, cfg = load_checkpoint(str(path))
+    assert cfg["epochs_done"] == state["epoch"] and cfg["image_size"] == 32
+
+
+def _cli(args, cwd, timeout=120):
+    env = {**os.environ, "PHYS555_QUIET": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_train_resume_on_a_crafted_checkpoint_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "run").mkdir()
+    write_payload_checkpoint(tmp_path / "run" / "checkpoint.pt", marker)
+    proc = _cli(["phys555_cl.train", "--config", "fast", "--out", "run", "--resume"], tmp_path)
+    assert proc.returncode == 2 and not marker.exists()
+    assert proc.stderr.count("\n") == 1 and "could run code" in proc.stderr  # one line
+
+
+def test_evaluate_on_a_crafted_checkpoint_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    write_payload_checkpoint(tmp_path / "shared.pt", marker)
+    proc = _cli(["phys555_cl.evaluate", "shared.pt", "--n", "64", "--repeats", "1",
+                 "--supervised-steps", "0"], tmp_path)
+    assert proc.returncode != 0 and not marker.exists()
+    assert "could run code" in proc.stderr
+
+
+def test_the_payload_would_run_if_loaded_unsafely(tmp_path):
+    """The crafted file is a real threat: the old weights_only=False load runs it."""
+    marker = tmp_path / "pwned"
+    write_payload_checkpoint(tmp_path / "shared.pt", marker)
+    torch.load(tmp_path / "shared.pt", weights_only=False)
+    assert marker.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# the CLI: --out checked first, one-line errors, atomic history, no temporary files left
+# ------------------------------------------------------------------------------------------
+
+
+def _no_training(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("training started although --out is unusable")
+
+    monkeypatch.setattr(train, "load_training_images", fail)
+    monkeypatch.setattr(train, "build_model", fail)
+
+
+def test_out_that_is_a_file_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    (tmp_path / "results.txt").write_text("mine")
+    assert train.main(["--config", "fast", "--out", str(tmp_path / "results.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
+    assert (tmp_path / "results.txt").read_text() == "mine"
+
+
+def test_out_inside_a_file_fails_at_once_saying_to_choose_a_writable_folder(tmp_path, capsys,
+                                                                              monkeypatch):
+    _no_training(monkeypatch)
+    (tmp_path / "results.txt").write_text("mine")
+    out = str(tmp_path / "results.txt" / "run")
+    assert train.main(["--config", "fast", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write in --out" in err and "choose a folder" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root can write in a read-only folder")
+def test_out_in_a_read_only_folder_fails_at_once(tmp_path, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert train.main(["--config", "fast", "--out", str(locked)]) == 2
+    assert "cannot write in --out" in capsys.readouterr().err
+
+
+def test_out_that_cannot_be_written_fails_at_once(tmp_path, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):
+        if os.path.basename(str(path)).startswith(".write-test-"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    assert train.main(["--config", "fast", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write in --out" in err and "Permission denied" in err
+    assert os.listdir(tmp_path / "run") == []
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    (tmp_path / "results.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a folder"):
+        train.main(["--config", "fast", "--out", str(tmp_path / "results.txt"), "--debug"])
+
+
+def test_an_unexpected_error_is_one_line_pointing_at_debug(tmp_path, capsys, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+
+    monkeypatch.setattr(train, "train_simclr", crash)
+    assert train.main(["--config", "fast", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: CUDA out of memory." in err
+    assert "--debug" in err
+
+
+def test_history_is_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "history.json"
+    train._write_history(str(path), {"name": "fast"}, {"loss": [1.0]})
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train._write_history(str(path), {"name": "fast"}, {"loss": [1.0, 0.5]})
+    monkeypatch.undo()
+    assert json.loads(path.read_text())["loss"] == [1.0]
+    assert os.listdir(tmp_path) == ["history.json"]
+
+
+def test_temporary_files_of_killed_runs_are_cleaned_up(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / f".checkpoint.pt.tmp-{dead.pid}", out / f".history.json.tmp-{dead.pid}"]
+    alive = out / f".checkpoint.pt.tmp-{os.getppid()}"  # a running process: not ours to delete
+    other = out / "notes.txt"
+    for path in (*stale, alive, other):
+        path.write_bytes(b"x")
+    run(tmp_path, epochs=1)
+    assert sorted(os.listdir(out)) == sorted(["checkpoint.pt", "history.json", alive.name,
+                                              "notes.txt"])
