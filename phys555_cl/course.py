@@ -52,8 +52,13 @@ NBVAL_OUT = REPO / "build" / "nbval"
 EXPECTED = SOURCES / "expected_outputs.json"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
-_MARKER = re.compile(r"^(?P<indent>\s*)(?:#\s*)?###\s*(?P<kind>BEGIN SOLUTION|END SOLUTION|HINT:)"
-                     r"(?P<rest>.*)$")
+# The markers, exactly: "### BEGIN SOLUTION" / "### END SOLUTION" (three #, capitals, nothing
+# after), "# ### ..." inside a markdown cell, and "### HINT: text" directly above a BEGIN.
+_MARKER = re.compile(r"^(?P<indent>\s*)(?:#\s+)?###\s?(?:(?P<kind>BEGIN SOLUTION|END SOLUTION)\s*"
+                     r"|(?P<hint>HINT:)(?P<rest>.*))$")
+# Anything that looks like one (any case, any number of #, stray words) but is not: an error,
+# since a misspelled marker would copy its solution into the student notebook.
+_NEAR_MISS = re.compile(r"^\s*#[#\s]*(?:begin|end)[\s_-]*solutions?\b", re.IGNORECASE)
 _CELL = re.compile(r"^# %%")
 ANSWER_PROMPT = ("**Your answer here.** *(Double-click this cell, replace this line with your "
                  "answer, then press Shift+Enter.)*")
@@ -77,12 +82,22 @@ class Region:
     hint: str | None
 
 
+def _marker(line: str) -> dict | None:
+    """``{"kind", "indent", "rest"}`` of a marker line (kind "BEGIN SOLUTION", "END SOLUTION"
+    or "HINT:"), or None."""
+    m = _MARKER.match(line)
+    if not m:
+        return None
+    return {"kind": m["kind"] or "HINT:", "indent": m["indent"], "rest": m["rest"] or ""}
+
+
 def find_regions(text: str, filename: str = "<source>") -> list[Region]:
     """Validate the markers of a source file and list its solution regions.
 
     Raises :class:`MarkerError` naming ``filename:line`` for a nested ``BEGIN``, an ``END``
-    without ``BEGIN``, a region left open at a cell boundary or at the end of the file, and a
-    ``HINT`` that is not directly above a ``BEGIN``.
+    without ``BEGIN``, a region left open at a cell boundary or at the end of the file, a
+    ``HINT`` that is not directly above a ``BEGIN``, and a near-miss marker (``## Begin
+    Solution``, ``### END SOLUTION here``, ...) that would leak its solution.
     """
     regions: list[Region] = []
     open_at: int | None = None
@@ -94,7 +109,14 @@ def find_regions(text: str, filename: str = "<source>") -> list[Region]:
                 f"{filename}:{open_at}: '### BEGIN SOLUTION' is not closed before the next "
                 f"cell starts at line {lineno}; add '### END SOLUTION' inside the same cell."
             )
-        m = _MARKER.match(line)
+        m = _marker(line)
+        if not m and _NEAR_MISS.match(line):
+            raise MarkerError(
+                f"{filename}:{lineno}: {line.strip()!r} looks like a solution marker but is not "
+                f"one, so the solution under it would reach the student notebook; write exactly "
+                f"'### BEGIN SOLUTION' or '### END SOLUTION' (three #, capitals, nothing after; "
+                f"'# ### ...' in a markdown cell)."
+            )
         if pending_hint is not None and not (m and m["kind"] == "BEGIN SOLUTION"):
             raise MarkerError(
                 f"{filename}:{pending_hint[0]}: '### HINT:' must be the line directly above "
@@ -152,7 +174,7 @@ def _student_code(lines: list[str], number: int, counter: list[int]) -> list[str
     hint: str | None = None
     inside = False
     for line in lines:
-        m = _MARKER.match(line)
+        m = _marker(line)
         if m and m["kind"] == "HINT:":
             hint = m["rest"].strip()
         elif m and m["kind"] == "BEGIN SOLUTION":
@@ -175,7 +197,7 @@ def _student_markdown(lines: list[str], counter: list[int]) -> list[list[str]]:
     pieces: list[list[str]] = [[]]
     inside = False
     for line in lines:
-        m = _MARKER.match(line)
+        m = _marker(line)
         if m and m["kind"] == "BEGIN SOLUTION":
             inside = True
             counter[0] += 1
@@ -191,7 +213,7 @@ def _student_markdown(lines: list[str], counter: list[int]) -> list[list[str]]:
 
 
 def _strip_markers(lines: list[str]) -> list[str]:
-    return [line for line in lines if not _MARKER.match(line)]
+    return [line for line in lines if not _marker(line)]
 
 
 def _clean_notebook(nb, name: str, variant: str):
@@ -294,12 +316,21 @@ def _dumps(nb) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+        # mkstemp makes the file 0600; a generated notebook or page is as readable as any other
+        # file its user writes (a shared course folder): 0666 less the umask
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -355,6 +386,51 @@ def stale(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS) -> list[str
     for nb in sorted(Path(student_dir).glob("[0-9][0-9]_*.ipynb")):
         if nb.stem not in names:
             problems.append(f"orphaned: {nb} has no source notebooks/source/{nb.stem}.py")
+    return problems
+
+
+def _line_key(line: str) -> str:
+    """A line as it reads in a code or markdown cell: no indentation, no leading ``#``."""
+    return line.strip().lstrip("#").strip()
+
+
+def solution_lines(text: str, filename: str = "<source>") -> dict[str, int]:
+    """The lines that exist only inside solution regions: ``{line key: source line}``.
+
+    Lines that also appear outside every region (``return x``, blank lines, ...) are left out:
+    they belong in the student notebook too.
+    """
+    lines = text.splitlines()
+    inside: dict[str, int] = {}
+    in_region = set()
+    for region in find_regions(text, filename):
+        for lineno in range(region.begin + 1, region.end):
+            in_region.add(lineno)
+            inside.setdefault(_line_key(lines[lineno - 1]), lineno)
+    outside = {_line_key(line) for n, line in enumerate(lines, 1) if n not in in_region}
+    return {key: n for key, n in inside.items() if key and key not in outside}
+
+
+def leaks(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS) -> list[str]:
+    """Student notebooks that hold any line of a solution region of their source."""
+    problems = []
+    for src in sources(source_dir):
+        target = Path(student_dir) / f"{src.stem}.ipynb"
+        if not target.exists():
+            continue
+        secret = solution_lines(src.read_text(encoding="utf-8"), src.name)
+        try:
+            cells = json.loads(target.read_text(encoding="utf-8")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            continue  # reported as stale
+        for index, cell in enumerate(cells):
+            text = cell.get("source", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                if _line_key(line) in secret:
+                    problems.append(f"solution text: {target} cell {index} holds line "
+                                    f"{secret[_line_key(line)]} of a solution region of "
+                                    f"{src.name}")
+                    break
     return problems
 
 
@@ -527,6 +603,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {shown}")
             return 0
         if args.command == "check":
+            leaked = leaks()
+            if leaked:
+                print("Student notebooks hold solution text:", file=sys.stderr)
+                for p in leaked:
+                    print(f"  {p}", file=sys.stderr)
+                print("Check the markers of those solution regions in notebooks/source/, then "
+                      "run `make notebooks` and commit the result.", file=sys.stderr)
             problems = stale()
             unrecorded = missing_records()
             if problems:
@@ -541,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {p}", file=sys.stderr)
                 print("Run `make record` and commit notebooks/source/expected_outputs.json.",
                       file=sys.stderr)
-            if problems or unrecorded:
+            if problems or unrecorded or leaked:
                 return 1
             print(f"All {len(sources())} student notebooks are up to date and every checked "
                   f"cell has a recorded output.")

@@ -1,6 +1,7 @@
 """The notebook builder: student and solution versions, marker errors, freshness check."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,80 @@ def test_rebuilding_keeps_a_copy_of_a_students_edits(tree, capsys):
     assert "my answer" not in target.read_text()
     _build(tmp_path, src)
     assert len(list((tmp_path / "nb" / "backups").glob("*.ipynb"))) == 1, "no edit, no copy"
+
+
+# ------------------------------------------------------------------------------------------
+# solution text never reaches a student notebook
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("marker", [
+    "    ### Begin Solution",
+    "    ## BEGIN SOLUTION",
+    "    #### BEGIN SOLUTION",
+    "    # begin solution",
+    "    ### BEGIN SOLUTIONS",
+    "    ### BEGIN_SOLUTION",
+    "    # END  SOLUTION here",
+    "    ### END SOLUTION here",
+    "    ### End Solution",
+    "# ## BEGIN SOLUTION",
+])
+def test_a_near_miss_marker_is_an_error_naming_file_and_line(tmp_path, marker):
+    src = tmp_path / "source"
+    src.mkdir()
+    text = ("# %%\nimport math\n\n# %%\ndef area(r):\n    ### BEGIN SOLUTION\n"
+            "    return math.pi * r ** 2\n    ### END SOLUTION\n\n\ndef twice(x):\n"
+            f"{marker}\n    return 2 * x\n")
+    (src / "05_near.py").write_text(text)
+    with pytest.raises(course.MarkerError, match=r"05_near.py:12: .*not one.*### BEGIN SOLUTION"):
+        course.build(source_dir=src, student_dir=tmp_path / "nb", solution_dir=None)
+    assert not (tmp_path / "nb").exists()
+
+
+def test_exact_markers_in_code_and_markdown_still_build(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    assert course.leaks(src, tmp_path / "nb") == []
+
+
+def test_check_fails_when_a_student_notebook_holds_a_solution_line(tree, monkeypatch, capsys):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    target = tmp_path / "nb" / "03_tiny.ipynb"
+    nb = json.loads(target.read_text())
+    nb["cells"][-1]["source"] += "\nBecause of scaling: the_markdown_secret."
+    target.write_text(json.dumps(nb))
+    problems = course.leaks(src, tmp_path / "nb")
+    assert len(problems) == 1 and "03_tiny.py" in problems[0] and "line 28" in problems[0]
+    monkeypatch.setattr(course, "SOURCES", src)
+    monkeypatch.setattr(course, "NOTEBOOKS", tmp_path / "nb")
+    monkeypatch.setattr(course.stale, "__defaults__", (src, tmp_path / "nb"))
+    monkeypatch.setattr(course.leaks, "__defaults__", (src, tmp_path / "nb"))
+    monkeypatch.setattr(course.missing_records, "__defaults__", (course.EXPECTED, src))
+    assert course.main(["check"]) == 1
+    assert "solution text" in capsys.readouterr().err
+
+
+def test_solution_lines_leave_out_lines_that_also_appear_outside_regions():
+    lines = course.solution_lines(SOURCE)
+    assert "secret_solution_line = math.pi * r ** 2" in lines
+    assert "return secret_solution_line" in lines
+    assert "Because of scaling: the_markdown_secret." in lines
+    assert "import math" not in lines and "" not in lines
+
+
+def test_rebuilt_notebooks_respect_the_umask(tree):
+    tmp_path, src = tree
+    old = os.umask(0o022)
+    try:
+        written = _build(tmp_path, src)
+    finally:
+        os.umask(old)
+    assert written and all(os.stat(p).st_mode & 0o777 == 0o644 for p in written)
+    old = os.umask(0o077)
+    try:
+        course._atomic_write(tmp_path / "page.html", "<html></html>")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "page.html").st_mode & 0o777 == 0o600
