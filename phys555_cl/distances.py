@@ -93,6 +93,10 @@ def pairwise_distances(x: torch.Tensor, y: torch.Tensor | None = None, *,
 
     Uses ||x_i - y_j||^2 = ||x_i||^2 + ||y_j||^2 - 2 x_i . y_j (one matrix product), clamped at 0
     against rounding; with y = None the diagonal is exactly 0 and has a zero (not NaN) gradient.
+    Distances do not change when every row is shifted or when all are scaled (and scaled back),
+    so the rows are first centred on their common mean and divided by their largest entry:
+    otherwise the expansion cancels on offset data (x = 1000 + 0.01 * randn gives mostly 0 in
+    float32) and overflows or underflows for entries beyond about 1e19 or below 1e-19.
 
     Args:
         x: [N, D]. y: [M, D], or None for y = x.
@@ -108,11 +112,18 @@ def pairwise_distances(x: torch.Tensor, y: torch.Tensor | None = None, *,
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same number of features, got x {tuple(x.shape)} "
                          f"and y {tuple(y.shape)}.")
+    with torch.no_grad():  # d(x, y) = s * d((x - c) / s, (y - c) / s) for constants c and s
+        both = x if same else torch.cat([x, y])
+        centre = both.mean(0) if len(both) else both.new_zeros(both.shape[1])
+        spread = (both - centre).abs().amax() if both.numel() else both.new_ones(())
+        spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+    x = (x - centre) / spread
+    y = x if same else (y - centre) / spread
     sq = x.pow(2).sum(1)[:, None] + y.pow(2).sum(1)[None, :] - 2 * x @ y.T
     sq = sq.clamp_min(0)
     if same:
         sq = sq - torch.diag_embed(sq.diagonal())  # exactly 0 on the diagonal
-    return sq if squared else _safe_sqrt(sq)
+    return sq * spread**2 if squared else _safe_sqrt(sq) * spread
 
 
 def cosine_similarity(x1: torch.Tensor, x2: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -269,3 +269,33 @@ def test_batch_triplet_loss_rejects_bad_arguments():
         batch_hard_triplet_loss(torch.rand(4, 2), torch.tensor([0, 1, 0]))
     with pytest.raises(ValueError, match="mining.*'easy'"):
         batch_hard_triplet_loss(torch.rand(4, 2), torch.tensor([0, 1, 0, 1]), mining="easy")
+
+
+def test_pairwise_distances_of_offset_data_match_float64_differences():
+    g = torch.Generator().manual_seed(0)
+    x = 1000 + 0.01 * torch.randn(6, 8, generator=g)  # un-normalised physical features
+    y = 1000 + 0.01 * torch.randn(5, 8, generator=g)
+    for a, b in ((x, None), (x, y)):
+        b64 = a.double() if b is None else b.double()
+        exact = (a.double()[:, None] - b64[None]).norm(dim=-1)
+        got = pairwise_distances(a, b).double()
+        assert (got - exact).abs().max() < 1e-5 * exact.median()
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e12, 1e20, 1e30])
+def test_pairwise_distances_at_extreme_scales_match_float64_differences(scale):
+    g = torch.Generator().manual_seed(1)
+    x, y = scale * torch.randn(6, 8, generator=g), scale * torch.randn(5, 8, generator=g)
+    exact = (x.double()[:, None] - y.double()[None]).norm(dim=-1)
+    torch.testing.assert_close(pairwise_distances(x, y).double(), exact, rtol=1e-5, atol=0)
+
+
+def test_pairwise_distances_gradient_is_that_of_the_differences_on_offset_data():
+    g = torch.Generator().manual_seed(2)
+    x = (1000 + 0.01 * torch.randn(5, 3, generator=g, dtype=torch.float64)).requires_grad_()
+    pairwise_distances(x).sum().backward()
+    x2 = x.detach().clone().requires_grad_()
+    diff = x2[:, None] - x2[None]
+    off = ~torch.eye(5, dtype=torch.bool)
+    diff[off].norm(dim=-1).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
