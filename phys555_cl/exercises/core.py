@@ -5,35 +5,66 @@ reference implementation. It has exactly three outcomes:
 
 - **not done yet** (the function still raises ``NotImplementedError``): one friendly line, and
   the *reference* is handed back so the rest of the notebook still runs;
-- **wrong** (wrong type, shape, dtype or value, or the function raises): an ``AssertionError``
-  that names the case and says how the result is wrong (expected shape vs got, max error and
-  tolerance, a typical mistake it looks like) without ever printing the expected values;
+- **wrong** (a result of the wrong type, shape, dtype or value, or the function raises): a
+  :class:`CheckFailed` (an ``AssertionError``) that names the case and says what is wrong and
+  what to do, never printing an expected value;
 - **right**: one line saying so, and the *student's* function is handed back.
 
-Adding a check for a new exercise takes a few lines::
+Every outcome is also recorded in :data:`RESULTS` (see :func:`results`), so a grading tool can
+read it without parsing printed text.
+
+A check is declared in a few lines::
 
     def _cases():
         g = torch.Generator().manual_seed(0)
         return [Case("5 points in 3-D", torch.randn(5, 3, generator=g)),
                 Case("one point", torch.randn(1, 3, generator=g))]
 
-    check_my_norm = make_check("1.1", "row norms", reference=my_reference, cases=_cases,
-                               mistakes=[(lambda x: (x**2).sum(1), "the square root is missing")])
+    check_my_norm = make_check(
+        "1.1", "row norms", reference=my_reference, cases=_cases,
+        returns=Returns.tensor(dtype="input"),
+        mistakes=[(lambda x: (x**2).sum(1), "the square root is missing")])
 
-and in the notebook, right after the exercise cell: ``my_norm = ex.check_my_norm(my_norm)``.
+and in the notebook, in the exercise's cell: ``my_norm = ex.check_my_norm(my_norm)``.
+
+What makes the feedback trustworthy:
+
+- ``returns`` is the type contract: what the next cells rely on (a tensor of the input's dtype,
+  a loss that carries a gradient, a Python float...). It is checked first, and its message says
+  what to change.
+- A typical mistake is named only when it *is* that mistake: its output matches the student's on
+  every case where both are defined (a mistake that raises, or gives NaN/inf, on a case is not
+  defined there), on at least one case where the student differs from the reference, and no
+  other listed mistake matches as well. A result whose values are right (a gradient, dtype or
+  type problem) never gets a value hint.
+- Numbers are reported as relative errors; a flipped sign or a simple constant factor is named
+  as such.
+- ``builds_on`` names the earlier exercises a function calls by name (e.g. 7.2 calls
+  ``info_nce_loss`` of 7.1): the check runs the student's function with the *reference* of the
+  earlier exercise, and says so when the student's earlier exercise is not right yet.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
+import sys
+import sysconfig
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import torch
 
-__all__ = ["Case", "ExerciseCheck", "make_check", "compare_outputs"]
+__all__ = ["Case", "CheckFailed", "ContractError", "ExerciseCheck", "Returns", "RESULTS",
+           "compare_outputs", "make_check", "results", "same_values"]
+
+#: Environment variable naming a JSON file that every check rewrites with :func:`results`.
+RESULTS_FILE_ENV = "PHYS555_CHECK_RESULTS"
 
 
 @dataclass
@@ -80,16 +111,179 @@ def _describe_type(x) -> str:
         return f"a torch.Tensor of shape {tuple(x.shape)}"
     if isinstance(x, np.ndarray):
         return f"a numpy array of shape {x.shape}"
+    if x is None:
+        return "None (is a `return` missing?)"
     return f"a {type(x).__name__}"
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop (or its own ! or ?)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _join(*parts: str) -> str:
+    return " ".join(_sentence(p) for p in parts if p and p.strip())
+
+
+# --------------------------------------------------------------------------------------------
+# the type contract
+# --------------------------------------------------------------------------------------------
+
+
+class ContractError(Exception):
+    """Raised by a check's ``run`` when the student's function breaks the type contract
+    somewhere the check cannot see from the outside (e.g. inside a training scenario)."""
+
+
+@dataclass(frozen=True)
+class Returns:
+    """What an exercise's function must return, because the next cells rely on it.
+
+    Build it with :meth:`tensor` or :meth:`python_float`; :meth:`problem` says what is wrong
+    with a result (and what to change), :meth:`describe` says it in words for a docstring.
+    """
+
+    kind: str  # "tensor" or "float"
+    dtype: object = None  # None, a torch.dtype, or "input" (the dtype of the first argument)
+    scalar: bool = False
+    grad: bool = False  # must carry a gradient when an input requires one
+    why: str = ""  # what the notebook does with the result
+
+    @classmethod
+    def tensor(cls, *, dtype=None, scalar: bool = False, grad: bool = False,
+               why: str = "") -> Returns:
+        return cls("tensor", dtype, scalar, grad, why)
+
+    @classmethod
+    def python_float(cls, *, why: str = "") -> Returns:
+        return cls("float", why=why)
+
+    @classmethod
+    def number(cls, *, why: str = "") -> Returns:
+        """One number: a Python int or float, or a tensor holding one value."""
+        return cls("number", why=why)
+
+    def describe(self) -> str:
+        if self.kind == "float":
+            return "a Python float"
+        if self.kind == "number":
+            return "one number (a Python float, or a tensor with one value)"
+        words = "a scalar torch.Tensor (shape ())" if self.scalar else "a torch.Tensor"
+        if self.dtype == "input":
+            words += " of the input's dtype"
+        elif self.dtype is not None:
+            words += f" of dtype {self.dtype}"
+        if self.grad:
+            words += " that carries a gradient"
+        return words
+
+    def problem(self, got, args: tuple = (), kwargs: dict | None = None) -> str | None:
+        """``None`` when ``got`` keeps the contract, else what is wrong and what to do."""
+        why = f" ({self.why})" if self.why else ""
+        if self.kind == "float":
+            if isinstance(got, float):
+                return None
+            fix = (" Return loss.item(), not the tensor itself"
+                   if isinstance(got, torch.Tensor) else "")
+            return (f"your function returns {_describe_type(got)}, but it must return a Python "
+                    f"float{why}.{fix}")
+        if self.kind == "number":
+            if isinstance(got, (int, float, np.integer, np.floating)) and not isinstance(
+                    got, bool):
+                return None
+            if isinstance(got, torch.Tensor) and got.numel() == 1:
+                return None
+            if isinstance(got, np.ndarray) and got.size == 1:
+                return None
+            return (f"your function returns {_describe_type(got)}, but it must return "
+                    f"{self.describe()}{why}")
+        if not isinstance(got, torch.Tensor):
+            fix = ""
+            if isinstance(got, np.ndarray):
+                fix = " Use torch functions all the way (no .numpy() and no numpy functions)"
+            elif isinstance(got, (float, int)):
+                fix = " Do not call .item(), float() or math functions on the result"
+            return (f"your function returns {_describe_type(got)}, but it must return "
+                    f"{self.describe()}{why}.{fix}")
+        if self.scalar and got.dim() != 0:
+            return (f"your function returns a tensor of shape {tuple(got.shape)}, but it must "
+                    f"return a single number, a tensor of shape (){why}. Reduce over the batch "
+                    f"with .mean() (or whatever the exercise asks)")
+        dtype = self.dtype
+        if dtype == "input":
+            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            dtype = first.dtype if first is not None else None
+        if dtype is not None and got.dtype != dtype:
+            if dtype in (torch.int64, torch.int32):
+                fix = " Integer labels come from .argmax() or .long(), not from a mean"
+            else:
+                fix = " Do not convert with .float() or .double(); compute in the input's dtype"
+            return (f"the result has dtype {got.dtype}, but it must have dtype {dtype}{why}."
+                    f"{fix}")
+        needs_grad = any(isinstance(a, torch.Tensor) and a.requires_grad
+                         for a in tuple(args) + tuple((kwargs or {}).values()))
+        if self.grad and needs_grad and not got.requires_grad:
+            return ("the result carries no gradient, but the inputs of this case require one: "
+                    "keep every step in torch (no .item(), .detach(), .numpy(), torch.tensor(...) "
+                    "or torch.no_grad()) so that backward() can train through it")
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# comparing values (the messages never print an expected value)
+# --------------------------------------------------------------------------------------------
+
+_FACTORS = sorted({Fraction(n) for n in range(2, 65)} | {Fraction(1, n) for n in range(2, 65)}
+                  | {Fraction(5, 2), Fraction(2, 5), Fraction(3, 2), Fraction(2, 3)})
+
+
+def _simple_factor(ratio: float, rtol: float = 1e-4) -> str | None:
+    """``"2"``, ``"1/2"``, ``"-5/2"``... when ``ratio`` is one of the usual slips' factors."""
+    if not math.isfinite(ratio) or ratio == 0:
+        return None
+    sign = "-" if ratio < 0 else ""
+    for f in _FACTORS:
+        if abs(abs(ratio) - float(f)) <= rtol * abs(ratio):
+            return f"{sign}{f}"
+    return None
+
+
+def _constant_ratio(g: torch.Tensor, e: torch.Tensor, rtol: float) -> float | None:
+    """The common ratio g / e when every entry has it (and e has no zeros), else ``None``."""
+    if e.numel() == 0 or (e == 0).any():
+        return None
+    r = g / e
+    r0 = float(r.flatten()[0])
+    if r0 == 0 or not math.isfinite(r0):
+        return None
+    return r0 if bool(((r - r0).abs() <= 10 * rtol * abs(r0)).all()) else None
+
+
+def _ratio_message(ratio: float | None, where: str, rtol: float) -> str | None:
+    if ratio is None:
+        return None
+    if abs(ratio + 1) <= 10 * rtol:
+        return f"{where} has the wrong sign (it is minus what it should be)"
+    factor = _simple_factor(ratio, rtol=10 * rtol)
+    if factor is not None:
+        return (f"{where} is off by a constant factor of {factor} (it is {factor} times what it "
+                f"should be)")
+    return None
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.2g}%"
 
 
 def compare_outputs(got, expected, *, atol: float = 1e-5, rtol: float = 1e-4,
                     where: str = "the result") -> str | None:
     """Compare a student's output with the expected one.
 
-    Returns ``None`` when they agree, else a sentence saying what is wrong (shape, dtype,
-    NaNs, largest error and the tolerance) that never reveals expected values.
-    Tensors, numpy arrays, Python numbers, and tuples/lists/dicts of those are supported.
+    Returns ``None`` when they agree, else a sentence saying what is wrong (shape, dtype, NaNs,
+    the relative error and the tolerance, a flipped sign or a constant factor) that never
+    reveals an expected value. Tensors, numpy arrays, Python numbers, and tuples/lists/dicts of
+    those are supported.
     """
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
@@ -132,16 +326,27 @@ def compare_outputs(got, expected, *, atol: float = 1e-5, rtol: float = 1e-4,
             got = got.item()
         if not isinstance(got, (int, float, np.number)):
             return f"{where} should be a number, but it is {_describe_type(got)}"
-        if not math.isfinite(float(got)):
-            return f"{where} is {got}, not a finite number"
-        err = abs(float(got) - float(expected))
-        tol = atol + rtol * abs(float(expected))
-        if err > tol:
-            return f"{where} is off by {err:.3g} (tolerance {tol:.1g})"
-        return None
+        return _compare_numbers(float(got), float(expected), atol, rtol, where)
     if got != expected:
         return f"{where} is {got!r}, which is not right"
     return None
+
+
+def _compare_numbers(got: float, expected: float, atol, rtol, where) -> str | None:
+    if not math.isfinite(got):
+        return (f"{where} is {got}, not a finite number; look for a log of 0, a division by 0 "
+                f"or an overflowing exp")
+    err = abs(got - expected)
+    tol = atol + rtol * abs(expected)
+    if err <= tol:
+        return None
+    if expected == 0:
+        return f"{where} is off: it should be 0 (within {tol:.1g})"
+    ratio = _ratio_message(got / expected if got != 0 else None, where, rtol)
+    if ratio:
+        return ratio
+    return (f"{where} is off by {_percent(err / abs(expected))} of the expected value "
+            f"(tolerance {_percent(tol / abs(expected))})")
 
 
 def _compare_tensors(got, expected: torch.Tensor, atol, rtol, where) -> str | None:
@@ -166,6 +371,10 @@ def _compare_tensors(got, expected: torch.Tensor, atol, rtol, where) -> str | No
             return (f"{where} differs in {int(wrong.sum())} of {e.numel()} entries "
                     f"(first at index {idx})")
         return None
+    if e.dim() == 0:
+        if not torch.isfinite(e):
+            return None
+        return _compare_numbers(float(g), float(e), atol, rtol, where)
     g64, e64 = g.double(), e.double()
     finite_expected = torch.isfinite(e64)
     bad = ~torch.isfinite(g64) & finite_expected
@@ -173,17 +382,182 @@ def _compare_tensors(got, expected: torch.Tensor, atol, rtol, where) -> str | No
         idx = tuple(int(i) for i in bad.nonzero()[0])
         return (f"{where} contains {int(bad.sum())} NaN/inf value(s) (first at index {idx}); "
                 f"look for a log of 0, a division by 0 or an overflowing exp")
-    err = (g64 - e64).abs().where(finite_expected, torch.zeros_like(g64))
-    tol = atol + rtol * e64.abs().where(finite_expected, torch.zeros_like(e64))
-    if (err > tol).any() and e.dim() == 0:
-        return (f"{where} is off by {err.item():.3g} (tolerance atol={atol:g} + "
-                f"rtol={rtol:g}*|expected|)")
-    if (err > tol).any():
-        worst = int((err - tol).argmax())
-        idx = tuple(int(i) for i in np.unravel_index(worst, tuple(e.shape)))
-        return (f"{where} is off: max |error| = {err.max().item():.3g} "
-                f"(at index {idx}; tolerance atol={atol:g} + rtol={rtol:g}*|expected|)")
+    zero = torch.zeros_like(g64)
+    err = (g64 - e64).abs().where(finite_expected, zero)
+    tol = atol + rtol * e64.abs().where(finite_expected, zero)
+    if not (err > tol).any():
+        return None
+    ratio = _ratio_message(_constant_ratio(g64[finite_expected], e64[finite_expected], rtol),
+                           where, rtol)
+    if ratio:
+        return ratio
+    worst = int((err - tol).argmax())
+    idx = tuple(int(i) for i in np.unravel_index(worst, tuple(e.shape)))
+    scale = float(e64.abs().where(finite_expected, zero).max())
+    if scale == 0:
+        return f"{where} is off (at index {idx}): every entry should be 0"
+    n_off = int((err > tol).sum())
+    return (f"{where} is off in {n_off} of {e.numel()} entries: the largest error (at index "
+            f"{idx}) is {_percent(float(err.max()) / scale)} of the largest expected magnitude "
+            f"(tolerance atol={atol:g} + rtol={rtol:g}*|expected|)")
+
+
+def _as_tensor(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x)
+    if isinstance(x, (bool, np.bool_)):
+        return torch.tensor(bool(x))
+    if isinstance(x, (int, float, np.number)):
+        return torch.tensor(float(x), dtype=torch.float64)
     return None
+
+
+def _all(results: list) -> bool | None:
+    if False in results:
+        return False
+    return None if None in results else True
+
+
+def same_values(got, other, *, atol: float = 1e-5, rtol: float = 1e-4) -> bool | None:
+    """Do ``got``'s values match ``other``'s (types, dtypes and gradients aside)?
+
+    ``True`` or ``False``; ``None`` when ``other`` is not defined (it contains NaN/inf), so no
+    comparison with it means anything. This is how a typical mistake is recognised.
+    """
+    if isinstance(other, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(other):
+            return False
+        return _all([same_values(g, o, atol=atol, rtol=rtol) for g, o in zip(got, other)])
+    if isinstance(other, dict):
+        if not isinstance(got, dict) or set(got) != set(other):
+            return False
+        return _all([same_values(got[k], other[k], atol=atol, rtol=rtol) for k in other])
+    o, g = _as_tensor(other), _as_tensor(got)
+    if o is None or g is None:
+        try:
+            return bool(got == other)
+        except Exception:
+            return False
+    if o.is_floating_point() and not torch.isfinite(o).all():
+        return None
+    if g.shape != o.shape:
+        if g.numel() == o.numel() == 1:
+            g, o = g.reshape(()), o.reshape(())
+        else:
+            return False
+    if g.is_floating_point() or o.is_floating_point():
+        g64, o64 = g.double(), o.double()
+        return bool(torch.isfinite(g64).all()) and bool(
+            torch.allclose(g64, o64, atol=atol, rtol=rtol))
+    return bool(torch.equal(g, o))
+
+
+# --------------------------------------------------------------------------------------------
+# outcomes: the exception a failed check raises, and the record a grader reads
+# --------------------------------------------------------------------------------------------
+
+
+def _library_dirs() -> tuple[str, ...]:
+    dirs = {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}  # phys555_cl itself
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(os.path.abspath(path))
+    return tuple(sorted(dirs))
+
+
+_LIBRARY_DIRS = _library_dirs()
+
+
+def _is_students(frame: traceback.FrameSummary) -> bool:
+    name = frame.filename
+    if name.startswith("<frozen") or name == "<string>":
+        return False
+    path = os.path.abspath(name)
+    return not any(path == d or path.startswith(d + os.sep) for d in _LIBRARY_DIRS)
+
+
+class CheckFailed(AssertionError):
+    """A failed exercise check. In Jupyter it shows its message first, then only the frames of
+    the student's own code (IPython calls :meth:`_render_traceback_`); in plain Python the
+    traceback stays complete."""
+
+    def student_frames(self) -> list[traceback.FrameSummary]:
+        frames = list(traceback.extract_tb(self.__traceback__))
+        if self.__cause__ is not None:
+            frames += list(traceback.extract_tb(self.__cause__.__traceback__))
+        return [f for f in frames if _is_students(f)]
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"AssertionError: {self}"]
+        frames = self.student_frames()
+        if frames:
+            lines += ["", "Your code (most recent call last):"]
+            lines += "".join(traceback.format_list(frames)).rstrip("\n").splitlines()
+        return lines
+
+
+@dataclass
+class CheckResult:
+    """The outcome of the last run of one exercise's check."""
+
+    exercise: str
+    title: str
+    status: str  # "right", "wrong" or "not done"
+    message: str
+
+
+#: The last outcome of every exercise checked in this Python process, by exercise number.
+RESULTS: dict[str, CheckResult] = {}
+
+
+def results() -> dict[str, dict]:
+    """The last outcome of every check run so far, ``{"7.1": {"exercise": "7.1", "title": ...,
+    "status": "right" | "wrong" | "not done", "message": ...}}``: what a grading tool reads
+    (e.g. in a last cell, ``json.dumps(ex.results())``). With ``PHYS555_CHECK_RESULTS=path``
+    every check also rewrites that JSON file."""
+    return {k: asdict(v) for k, v in RESULTS.items()}
+
+
+def _record(result: CheckResult) -> None:
+    RESULTS[result.exercise] = result
+    path = os.environ.get(RESULTS_FILE_ENV)
+    if path:
+        try:
+            with open(path, "w") as f:
+                json.dump(results(), f, indent=1)
+        except OSError as err:
+            print(f"(could not write the check results to {path}: {err})", file=sys.stderr)
+
+
+@dataclass
+class Outcome:
+    """What :meth:`ExerciseCheck.evaluate` found; nothing printed or raised yet."""
+
+    status: str  # "right", "wrong" or "not done"
+    message: str
+    error: BaseException | None = None  # what the student's function raised, if it did
+    earlier_not_right: bool = False
+
+
+@dataclass(frozen=True)
+class BuildsOn:
+    """An earlier exercise whose function the student's function calls by its global name."""
+
+    name: str  # e.g. "info_nce_loss"
+    check: Callable[[], ExerciseCheck]  # returns the earlier exercise's check
+
+
+# --------------------------------------------------------------------------------------------
+# the check
+# --------------------------------------------------------------------------------------------
+
+
+def _call(fn, case: Case):
+    args, kwargs = case.inputs()
+    return fn(*args, **kwargs)
 
 
 class ExerciseCheck:
@@ -192,7 +566,10 @@ class ExerciseCheck:
     def __init__(self, exercise: str, title: str, reference: Callable,
                  cases: Callable[[], Sequence[Case]], *, atol: float = 1e-5,
                  rtol: float = 1e-4, mistakes: Sequence[tuple[Callable, str]] = (),
-                 compare: Callable | None = None, printer: Callable = print):
+                 compare: Callable | None = None, returns: Returns | None = None,
+                 same: Callable | None = None, run: Callable = _call,
+                 builds_on: Sequence[BuildsOn] = (), also: Callable | None = None,
+                 printer: Callable = print):
         self.exercise = exercise
         self.title = title
         self.reference = reference
@@ -201,29 +578,152 @@ class ExerciseCheck:
         self.rtol = rtol
         self.mistakes = tuple(mistakes)
         self.compare = compare
+        self.returns = returns
+        self.same = same
+        self.run = run
+        self.builds_on = tuple(builds_on)
+        self.also = also
         self.printer = printer
         self.__doc__ = (f"Check Exercise {exercise} ({title}): pass your function, get back "
-                        f"your function if it is right or the reference if it is not done yet.")
+                        f"your function if it is right or the reference if it is not done yet."
+                        + (f" It must return {returns.describe()}." if returns else ""))
 
     @property
     def name(self) -> str:
         return f"Exercise {self.exercise} ({self.title})"
+
+    # ---------------------------------------------------------------- comparisons
 
     def _diff(self, got, expected, case) -> str | None:
         if self.compare is not None:
             return self.compare(got, expected, case)
         return compare_outputs(got, expected, atol=self.atol, rtol=self.rtol)
 
-    def _typical_mistake(self, got, case) -> str:
-        for wrong_fn, message in self.mistakes:
-            args, kwargs = case.inputs()
+    def matches(self, got, other, case) -> bool | None:
+        """Does ``got`` give the same values as ``other`` on ``case``? ``None``: undefined."""
+        if self.same is not None:
+            return self.same(got, other, case)
+        return same_values(got, other, atol=max(self.atol, 1e-5), rtol=max(self.rtol, 1e-4))
+
+    def outputs(self, fn, cases) -> list:
+        """``fn``'s output on every case, or the exception it raised there."""
+        out = []
+        for case in cases:
             try:
-                wrong = wrong_fn(*args, **kwargs)
-            except Exception:  # a mistake that cannot run on this case cannot match it
-                continue
-            if compare_outputs(got, wrong, atol=self.atol, rtol=self.rtol) is None:
-                return f" This looks like a typical mistake: {message}"
-        return ""
+                out.append(self.run(fn, case))
+            except Exception as err:  # noqa: BLE001 - a mistake may fail on a case
+                out.append(err)
+        return out
+
+    def _typical_mistake(self, got: list, expected: list, cases) -> str:
+        """The message of the one listed mistake the student's outputs match, or ''."""
+        found = []
+        for wrong_fn, message in self.mistakes:
+            evidence, agrees = False, True
+            for g, e, w, case in zip(got, expected, self.outputs(wrong_fn, cases), cases):
+                if isinstance(g, BaseException) or isinstance(w, BaseException):
+                    continue
+                same = self.matches(g, w, case)
+                if same is None:
+                    continue
+                if not same:
+                    agrees = False
+                    break
+                if self.matches(g, e, case) is False:
+                    evidence = True
+            if agrees and evidence:
+                found.append(message)
+        return found[0] if len(found) == 1 else ""
+
+    # ---------------------------------------------------------------- running
+
+    def _patch_earlier(self, student_fn):
+        """Swap the earlier exercises' functions for their references in the student's
+        globals; returns [(dependency, the student's function)] for what was swapped."""
+        namespace = getattr(student_fn, "__globals__", None)
+        swapped = []
+        for dep in self.builds_on:
+            earlier = dep.check()
+            current = namespace.get(dep.name) if namespace is not None else None
+            if current is not None and current is not earlier.reference:
+                swapped.append((dep, earlier, namespace[dep.name]))
+                namespace[dep.name] = earlier.reference
+        return namespace, swapped
+
+    def evaluate(self, student_fn: Callable) -> Outcome:
+        """Run the check without printing, raising or recording anything."""
+        namespace, swapped = self._patch_earlier(student_fn)
+        try:
+            outcome = self._evaluate(student_fn)
+        finally:
+            for dep, _, original in swapped:
+                namespace[dep.name] = original
+        if outcome.status == "not done":
+            return outcome
+        for dep, earlier, original in swapped:
+            if not callable(original) or earlier.evaluate(original).status != "right":
+                note = (f"Exercise {earlier.exercise} is not right yet: {self.exercise} was "
+                        f"checked with the reference `{dep.name}`; fix {earlier.exercise} first, "
+                        f"run its cell, then run this cell again")
+                if outcome.status == "right":
+                    outcome.message = _join(
+                        f"{self.name} is right with the reference `{dep.name}`", note)
+                else:
+                    outcome.message = _join(outcome.message, note)
+                outcome.earlier_not_right = True
+        return outcome
+
+    def _evaluate(self, student_fn: Callable) -> Outcome:
+        cases = list(self.cases())
+        expected = [self.run(self.reference, case) for case in cases]
+        got, first = [], None
+        for number, (case, exp) in enumerate(zip(cases, expected), start=1):
+            label = f"case {number} of {len(cases)} ('{case.description}')"
+            try:
+                args, kwargs = case.inputs()
+                out = self.run(student_fn, case)
+            except NotImplementedError:
+                return Outcome("not done", _join(
+                    f"{self.name}: not done yet, so the reference solution is used for now and "
+                    f"the rest of the notebook still runs",
+                    "Fill in the function, then run this cell again"))
+            except ContractError as err:
+                return Outcome("wrong", _join(f"{self.name} is not right yet: on {label}, {err}",
+                                              "Fix the function and run this cell again"))
+            except Exception as err:  # noqa: BLE001 - reported to the student
+                if first is not None:
+                    break
+                return Outcome("wrong", _join(
+                    f"{self.name} is not right yet: on {label}, your function raised "
+                    f"{type(err).__name__}: {err}",
+                    "The lines of your code that led to it are listed with this message",
+                    "Fix the function and run this cell again"), error=err)
+            got.append(out)
+            if first is None:
+                contract = self.returns.problem(out, args, kwargs) if self.returns else None
+                if contract:
+                    return Outcome("wrong", _join(
+                        f"{self.name} is not right yet: on {label}, {contract}",
+                        "Fix the function and run this cell again"))
+                problem = self._diff(out, exp, case)
+                if problem:
+                    first = (number - 1, label, problem)
+        if first is None:
+            problem = self.also(student_fn) if self.also else None
+            if problem:
+                return Outcome("wrong", _join(f"{self.name} is not right yet: {problem}",
+                                              "Fix the function and run this cell again"))
+            return Outcome("right", f"{self.name}: correct on all {len(cases)} cases. Well done!")
+        index, label, problem = first
+        hint = ""
+        if self.matches(got[index], expected[index], cases[index]) is False:  # values differ
+            hint = self._typical_mistake(got, expected[:len(got)], cases[:len(got)])
+        if hint and hint.rstrip(".") in problem:
+            hint = ""
+        return Outcome("wrong", _join(
+            f"{self.name} is not right yet: on {label}, {problem}",
+            f"This looks like a typical mistake: {hint}" if hint else "",
+            "Fix the function and run this cell again"))
 
     def __call__(self, student_fn: Callable) -> Callable:
         if not callable(student_fn):
@@ -231,42 +731,26 @@ class ExerciseCheck:
                 f"{self.name}: pass the function itself, e.g. check(my_function), not "
                 f"{_describe_type(student_fn)} (no parentheses after the function name)."
             )
-        cases = list(self.cases())
-        for number, case in enumerate(cases, start=1):
-            label = f"case {number} of {len(cases)} ('{case.description}')"
-            args, kwargs = case.inputs()
-            expected = self.reference(*args, **kwargs)
-            args, kwargs = case.inputs()
-            try:
-                got = student_fn(*args, **kwargs)
-            except NotImplementedError:
-                self.printer(
-                    f"{self.name}: not done yet, so the reference solution is used for now "
-                    f"and the rest of the notebook still runs. Fill in the function, then "
-                    f"run its cell and this one again."
-                )
-                return self.reference
-            except Exception as err:
-                raise AssertionError(
-                    f"{self.name} is not right yet: on {label} your function raised "
-                    f"{type(err).__name__}: {err}. Read the traceback above this message to "
-                    f"find the line."
-                ) from err
-            problem = self._diff(got, expected, case)
-            if problem:
-                raise AssertionError(
-                    f"{self.name} is not right yet: on {label}, {problem}."
-                    f"{self._typical_mistake(got, case)} Fix the function, run its cell, "
-                    f"then this one again."
-                )
-        self.printer(f"{self.name}: correct on all {len(cases)} cases. Well done!")
-        return student_fn
+        outcome = self.evaluate(student_fn)
+        _record(CheckResult(self.exercise, self.title, outcome.status, outcome.message))
+        if outcome.status == "not done":
+            self.printer(outcome.message)
+            return self.reference
+        if outcome.status == "right" and not outcome.earlier_not_right:
+            self.printer(outcome.message)
+            return student_fn
+        failure = CheckFailed(outcome.message)
+        if outcome.error is not None:
+            raise failure from outcome.error
+        raise failure
 
 
 def make_check(exercise: str, title: str, reference: Callable,
                cases: Callable[[], Sequence[Case]], *, atol: float = 1e-5, rtol: float = 1e-4,
-               mistakes: Sequence[tuple[Callable, str]] = (),
-               compare: Callable | None = None) -> ExerciseCheck:
+               mistakes: Sequence[tuple[Callable, str]] = (), compare: Callable | None = None,
+               returns: Returns | None = None, same: Callable | None = None,
+               run: Callable = _call, builds_on: Sequence[BuildsOn] = (),
+               also: Callable | None = None) -> ExerciseCheck:
     """Build the check for one exercise.
 
     Args:
@@ -276,10 +760,20 @@ def make_check(exercise: str, title: str, reference: Callable,
         cases: a function returning the list of :class:`Case` to run (called at every check,
             so the inputs are made fresh and deterministically).
         atol, rtol: tolerance of the default comparison.
-        mistakes: ``(wrong_fn, message)`` pairs: typical wrong implementations; when the
-            student's output matches one, the error message names that mistake.
+        mistakes: ``(wrong_fn, message)`` pairs: typical wrong implementations. The message is
+            given when the student's outputs match that one mistake on every case where both
+            are defined (see :meth:`ExerciseCheck.matches`).
         compare: ``compare(got, expected, case) -> None | str`` replacing the default
             comparison, for exercises whose output is random (check properties instead).
+        returns: the type contract (:class:`Returns`), checked before the values.
+        same: ``same(got, wrong, case) -> bool | None`` replacing :func:`same_values` to
+            recognise a mistake (e.g. two thresholds that classify the same pairs are the same).
+        run: ``run(fn, case) -> output``: how a function is run on a case (default
+            ``fn(*case.args, **case.kwargs)``), e.g. inside a small training scenario.
+        builds_on: earlier exercises called by name (:class:`BuildsOn`), replaced by their
+            references while checking.
+        also: ``also(student_fn) -> None | str``: one more test once every case is right.
     """
     return ExerciseCheck(exercise, title, reference, cases, atol=atol, rtol=rtol,
-                         mistakes=mistakes, compare=compare)
+                         mistakes=mistakes, compare=compare, returns=returns, same=same, run=run,
+                         builds_on=builds_on, also=also)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import Case, make_check
+from .core import Case, Returns, make_check
 
 # Legacy Survey (DECaLS) images are in nanomaggies: an AB magnitude m corresponds to a flux
 # f = 10**((22.5 - m) / 2.5) nanomaggies.
@@ -26,12 +26,20 @@ def _cases():
 
 check_flux_to_magnitude = make_check(
     "0.1", "flux to AB magnitude", flux_to_magnitude, _cases, atol=1e-4,
+    returns=Returns.tensor(dtype="input", why="a magnitude for every flux, as a tensor"),
     mistakes=[
         (lambda f: ZERO_POINT - 2.5 * torch.log(f),
          "torch.log is the natural logarithm; magnitudes use log10."),
         (lambda f: ZERO_POINT + 2.5 * torch.log10(f),
-         "the sign: brighter objects have *smaller* magnitudes."),
+         "the sign: brighter objects have *smaller* magnitudes, so it is 22.5 - 2.5 log10(f)."),
         (lambda f: -2.5 * torch.log10(f),
          "the zero point 22.5 is missing."),
+        (lambda f: ZERO_POINT - torch.log10(f),
+         "the factor 2.5 is missing: m = 22.5 - 2.5 log10(f)."),
+        (lambda f: ZERO_POINT - 0.4 * torch.log10(f),
+         "the factor is 2.5, not 0.4 (0.4 = 1/2.5 is the factor of the inverse relation, "
+         "f = 10**(-0.4 (m - 22.5)))."),
+        (lambda f: 2.5 * torch.log10(f) - ZERO_POINT,
+         "the result has the wrong sign: m = 22.5 - 2.5 log10(f)."),
     ],
 )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import distances
-from .core import Case, compare_outputs, make_check
+from .core import Case, Returns, compare_outputs, make_check
 
 # --------------------------------------------------------------------------------------------
 # references: the package's implementations, with the exercises' signatures
@@ -77,6 +77,7 @@ def _pairwise_compare(got, expected, case):
 check_pairwise_distances = make_check(
     "1.1", "pairwise distances", pairwise_distances, _pairwise_cases,
     compare=_pairwise_compare,
+    returns=Returns.tensor(dtype="input", why="the next cells compare it with a threshold"),
     mistakes=[
         (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).sum(-1),
          "these are *squared* distances: take the square root at the end."),
@@ -131,12 +132,6 @@ def _as_float(t):
     return None
 
 
-def _best_reversed(d, same):
-    """Best accuracy of the reversed rule d > T => same."""
-    return max(float(((d > t) == same).double().mean())
-               for t in torch.cat([d, d.min()[None] - 1, d.max()[None] + 1]).tolist())
-
-
 def _threshold_compare(got, expected, case):
     threshold = _as_float(got)
     if threshold is None:
@@ -156,19 +151,83 @@ def _threshold_compare(got, expected, case):
     if round(float(((d <= threshold) == same).double().mean()) * n) >= best:
         text += (". Your T sits exactly on a distance, and d < T calls that pair 'different': "
                  "put T between two distances (e.g. their midpoint)")
-    elif abs(threshold - float(d.double().mean())) < 1e-6 * (1 + abs(threshold)):
-        text += (". This is the mean distance, which is not the best threshold in general: "
-                 "try a threshold between every two consecutive sorted distances")
-    elif round(float(((d > threshold) == same).double().mean()) * n) == round(
-            _best_reversed(d, same) * n):
-        text += (". It looks chosen for the reversed rule d > T: a *small* distance means "
-                 "'same'")
     return text
+
+
+def _same_classification(got, wrong, case):
+    """Two thresholds are the same answer when d < T classifies every pair the same way."""
+    mine, theirs = _as_float(got), _as_float(wrong)
+    if theirs is None or not math.isfinite(theirs):
+        return None
+    if mine is None or not math.isfinite(mine):
+        return False
+    d = case.args[0]
+    return bool(torch.equal(d < mine, d < theirs))
+
+
+def _counts(d, same):
+    """Sorted distances and, for k = 0..P, how many pairs "the first k are same" gets right."""
+    d_sorted, order = torch.sort(d.double())
+    s = same[order].double()
+    zero = s.new_zeros(1)
+    correct = torch.cat([zero, s.cumsum(0)]) + (1 - s).sum() - torch.cat([zero,
+                                                                         (1 - s).cumsum(0)])
+    return d_sorted, correct
+
+
+def _cut(d_sorted, k):
+    if k == 0:
+        return float(d_sorted[0]) - 1.0
+    if k == len(d_sorted):
+        return float(d_sorted[-1]) + 1.0
+    return float(0.5 * (d_sorted[k - 1] + d_sorted[k]))
+
+
+def _ignores_ties(d, same):
+    d_sorted, correct = _counts(d, same)
+    return _cut(d_sorted, int(correct.argmax()))
+
+
+def _index_not_threshold(d, same):
+    d_sorted, correct = _counts(d, same)
+    correct[1:-1][d_sorted[1:] == d_sorted[:-1]] = -1
+    return float(int(correct.argmax()))
+
+
+def _reversed_rule(d, same):
+    """The best T for the rule d > T => same (reading the rule backwards)."""
+    d_sorted, correct = _counts(d, ~same)
+    correct[1:-1][d_sorted[1:] == d_sorted[:-1]] = -1
+    return _cut(d_sorted, int(correct.argmax()))
+
+
+def _best_accuracy(d, same):
+    return _accuracy(d, same, choose_threshold(d, same))
 
 
 check_choose_threshold = make_check(
     "1.2", "choosing the threshold T", choose_threshold, _threshold_cases,
-    compare=_threshold_compare,
+    compare=_threshold_compare, same=_same_classification,
+    returns=Returns.number(why="the next cells print it and classify new pairs with it"),
+    mistakes=[
+        (lambda d, s: float(d.mean()),
+         "this is the mean distance, which is not the best threshold in general: try a "
+         "threshold between every two consecutive sorted distances and keep the best."),
+        (lambda d, s: float(d.median()),
+         "this is the median distance, which is not the best threshold in general: try a "
+         "threshold between every two consecutive sorted distances and keep the best."),
+        (_reversed_rule,
+         "T looks chosen for the reversed rule d > T => same: a *small* distance means "
+         "'same', so count the 'same' pairs below T."),
+        (_index_not_threshold,
+         "this is the number k of pairs called 'same' (an index into the sorted distances), "
+         "not a distance: return the threshold between sorted[k-1] and sorted[k]."),
+        (_ignores_ties,
+         "T cuts between two equal distances, which no threshold can do: skip the candidates "
+         "where sorted[k-1] == sorted[k]."),
+        (_best_accuracy,
+         "this is the best accuracy, not the threshold that gives it: return T."),
+    ],
 )
 
 # --------------------------------------------------------------------------------------------
@@ -201,6 +260,7 @@ def _half_mean(terms):
 
 check_contrastive_loss = make_check(
     "1.3", "contrastive loss", contrastive_loss, _contrastive_cases,
+    returns=Returns.tensor(scalar=True, grad=True, why="the Siamese network trains on it"),
     mistakes=[
         (lambda d, s, m=1.0: _half_mean((1 - _y(s, d)) * d ** 2
                                         + _y(s, d) * torch.relu(m - d) ** 2),
@@ -219,5 +279,7 @@ check_contrastive_loss = make_check(
          "a sum over pairs: the loss is the *mean* over the P pairs."),
         (lambda d, s, m=1.0: 2 * contrastive_loss(d, s, m),
          "the factor 1/2 is missing (each term is halved, as in Hadsell et al.'s paper)."),
+        (lambda d, s, m=1.0: contrastive_loss(d, s, 1.0),
+         "the `margin` argument is not used (the margin is always 1): use max(0, margin - d)."),
     ],
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .. import distances
-from .core import Case, compare_outputs, make_check
+from .core import Case, Returns, compare_outputs, make_check
 
 # --------------------------------------------------------------------------------------------
 # references (the formulas exactly as the notebook writes them)
@@ -115,6 +115,7 @@ def _triplet_cases():
 
 check_triplet_loss = make_check(
     "2.1", "triplet loss", triplet_loss, _triplet_cases, compare=_compare_with_gradient,
+    returns=Returns.tensor(scalar=True, grad=True, why="the embedding network trains on it"),
     mistakes=[
         (lambda a, p, n, m=0.2: torch.relu((a - p).pow(2).sum(1) - (a - n).pow(2).sum(1) + m)
          .mean(),
@@ -136,6 +137,9 @@ check_triplet_loss = make_check(
         (lambda a, p, n, m=0.2: torch.relu((a - p).norm() - (a - n).norm() + m),
          "the norm runs over the whole batch: take one distance per row, e.g. "
          "(anchor - positive).norm(dim=1)."),
+        (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(a - n)).mean(),
+         "the margin is missing: max(0, d(a, p) - d(a, n) + margin); without it the loss "
+         "stops as soon as the negative is a hair farther than the positive."),
     ],
 )
 
@@ -185,6 +189,7 @@ def _bh_variant(x, y, m, *, self_pos=False, fill_zero=False, easiest=False, squa
 check_batch_hard_triplet_loss = make_check(
     "2.2", "batch-hard triplet loss", batch_hard_triplet_loss, _batch_hard_cases,
     compare=_compare_with_gradient,
+    returns=Returns.tensor(scalar=True, grad=True, why="the embedding network trains on it"),
     mistakes=[
         (lambda x, y, m=0.2: _bh_variant(x, y, m, self_pos=True),
          "self-pairs are not masked: an anchor counts as its own positive (distance 0). Remove "

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..augment import DECAM_EXTINCTION, RandomAffine, RandomFlip
-from .core import Case, make_check
+from .core import Case, Returns, make_check
 
 # --------------------------------------------------------------------------------------------
 # Exercise 3.1: rotation by any angle and a flip, drawn independently for every image
@@ -59,6 +59,21 @@ def _dihedral(image: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
+FLUX_CHANGED = ("a rotation or a flip must move light around, not create or remove it (check the "
+                "interpolation and that the rotation is about the image centre)")
+OFF_CENTRE = ("the light moved away from the centre: rotate about the image centre (with "
+              "F.affine_grid the centre is coordinate (0, 0)), and do not shift the image")
+ONE_DRAW = ("all the images came out identical: draw a separate random angle and flip for "
+            "*every* image (e.g. torch.rand(B, generator=generator)), not one for the whole batch")
+QUARTER_TURNS = ("the angles look like multiples of 90 degrees only: galaxies have no preferred "
+                 "orientation, so draw the angle uniformly in [0, 360) degrees")
+ALL_OR_NONE_MIRRORED = ("either every image or no image was mirrored: flip each image with "
+                        "probability 1/2, independently")
+NOT_REPEATABLE = ("two calls with generators in the same state gave different views. Draw every "
+                  "random number from the `generator` argument (torch.rand(..., "
+                  "generator=generator)), so an experiment can be repeated")
+
+
 def _compare_rotate_flip(got, expected, case) -> str | None:
     x, generator = case.args
     if not isinstance(got, torch.Tensor):
@@ -72,28 +87,22 @@ def _compare_rotate_flip(got, expected, case) -> str | None:
     flux_in, flux_out = x.sum(dim=(1, 2, 3)), got.sum(dim=(1, 2, 3))
     worst = ((flux_out - flux_in).abs() / flux_in).max().item()
     if worst > 0.03:
-        return (f"the total flux of an image changed by {100 * worst:.0f}%: a rotation or a flip "
-                f"must move light around, not create or remove it (check the interpolation "
-                f"and that the rotation is about the image centre)")
+        return f"the total flux of an image changed by {100 * worst:.0f}%: {FLUX_CHANGED}"
     profiles = _radial_profile(got)
     reference_profile = _radial_profile(x[:1])
     err = ((profiles - reference_profile).abs().amax(dim=1) / reference_profile.max()).max()
     if err.item() > 0.08:
-        return ("the light moved away from the centre: rotate about the image centre (with "
-                "F.affine_grid the centre is coordinate (0, 0)), and do not shift the image")
+        return OFF_CENTRE
     distance = torch.cdist(got.flatten(1), got.flatten(1))
     identical = distance < 1e-4 * got.flatten(1).norm(dim=1).max()
     if identical.all():
-        return ("all the images came out identical: draw a separate random angle and flip "
-                "for *every* image (e.g. torch.rand(B, generator=generator)), not one for the "
-                "whole batch")
+        return ONE_DRAW
     off_grid = sum(
         min((image - d).abs().max().item() for d in _dihedral(x[0])) > 1e-3 * image.abs().max()
         for image in got
     )
     if off_grid < len(got) // 2:
-        return ("the angles look like multiples of 90 degrees only: galaxies have no preferred "
-                "orientation, so draw the angle uniformly in [0, 360) degrees")
+        return QUARTER_TURNS
     if identical.sum().item() - len(got) > len(got):
         return ("many images came out identical: every image needs its own random angle")
     upright, mirror = _rotations_of(x[0]), _rotations_of(x[0].flip(-1))
@@ -103,8 +112,7 @@ def _compare_rotate_flip(got, expected, case) -> str | None:
         for image in got
     )
     if mirrored in (0, len(got)):
-        return ("either every image or no image was mirrored: flip each image with probability "
-                "1/2, independently")
+        return ALL_OR_NONE_MIRRORED
     return None
 
 
@@ -118,37 +126,64 @@ def _rotations_of(image: torch.Tensor, steps: int = 72) -> list[torch.Tensor]:
     return list(torch.nn.functional.grid_sample(batch, grid, align_corners=False))
 
 
-def _rotate_flip_repeatable(student_fn):
+def _rotate_flip_repeatable(student_fn) -> str | None:
     """Same generator state -> same output (reproducible augmentations)."""
     x = _test_galaxy()[None].repeat(4, 1, 1, 1)
     a = student_fn(x.clone(), torch.Generator().manual_seed(11))
     b = student_fn(x.clone(), torch.Generator().manual_seed(11))
-    return torch.equal(a, b)
+    return None if torch.equal(a, b) else NOT_REPEATABLE
 
 
-class _RotateFlipCheck:
-    """The generic check, after one more: the same generator state must give the same views."""
-
-    def __init__(self):
-        self.inner = make_check("3.1", "random rotation and flip per image", rotate_flip_reference,
-                                _rotate_cases, compare=_compare_rotate_flip)
-
-    def __call__(self, student_fn):
-        try:
-            repeatable = _rotate_flip_repeatable(student_fn)
-        except Exception:  # not done yet, or broken: the generic check says which
-            repeatable = True
-        if not repeatable:
-            raise AssertionError(
-                "Exercise 3.1 (random rotation and flip per image) is not right yet: two calls "
-                "with generators in the same state gave different views. Draw every random "
-                "number from the `generator` argument (torch.rand(..., generator=generator)), "
-                "so an experiment can be repeated."
-            )
-        return self.inner(student_fn)
+def _rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate every image of x by its own angle (radians) about the image centre."""
+    cos, sin, zero = angles.cos(), angles.sin(), torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, sin, zero], -1), torch.stack([-sin, cos, zero], -1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, align_corners=False)
 
 
-check_rotate_flip = _RotateFlipCheck()
+def _one_draw_per_batch(x, generator):
+    angle = torch.rand(1, generator=generator) * 2 * math.pi
+    flip = torch.rand(1, generator=generator) < 0.5
+    return _rotate(x.flip(-1) if flip else x, angle.expand(x.shape[0]))
+
+
+def _quarter_turns(x, generator):
+    k = torch.randint(0, 4, (x.shape[0],), generator=generator)
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return torch.stack([torch.rot90(im, int(kk), dims=(-2, -1)) for im, kk in zip(x, k)])
+
+
+def _no_flip(x, generator):
+    return _ROTATE(x, generator=generator)
+
+
+def _about_the_corner(x, generator):
+    angles = torch.rand(x.shape[0], generator=generator) * 2 * math.pi
+    cos, sin = angles.cos(), angles.sin()
+    theta = torch.stack([torch.stack([cos, sin, 1 - cos], -1),
+                         torch.stack([-sin, cos, 1 + sin], -1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, align_corners=False)
+
+
+def _global_random_numbers(x, generator):
+    return rotate_flip_reference(x, None)
+
+
+check_rotate_flip = make_check(
+    "3.1", "random rotation and flip per image", rotate_flip_reference, _rotate_cases,
+    compare=_compare_rotate_flip, also=_rotate_flip_repeatable,
+    returns=Returns.tensor(dtype="input", why="the views go straight into the encoder"),
+    mistakes=[
+        (_one_draw_per_batch, ONE_DRAW),
+        (_quarter_turns, QUARTER_TURNS),
+        (_no_flip, ALL_OR_NONE_MIRRORED),
+        (_about_the_corner, FLUX_CHANGED),
+        (_global_random_numbers, NOT_REPEATABLE),
+    ],
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,12 +199,15 @@ def redden_reference(x: torch.Tensor, ebv: torch.Tensor) -> torch.Tensor:
 
 def _redden_cases():
     g = torch.Generator().manual_seed(32)
+    small = torch.rand(2, 3, 3, 3, generator=g)
     return [
+        Case("2 galaxies, 3x3 images", small, torch.tensor([0.4, 0.1])),
         Case("4 galaxies, E(B-V) from 0 to 0.3", torch.rand(4, 3, 8, 8, generator=g),
              torch.tensor([0.0, 0.05, 0.1, 0.3])),
         Case("one galaxy, E(B-V) = 1", torch.rand(1, 3, 5, 5, generator=g), torch.tensor([1.0])),
         Case("3 galaxies, non-square images", torch.rand(3, 3, 4, 6, generator=g),
              torch.tensor([0.2, 0.02, 0.5])),
+
     ]
 
 
@@ -179,6 +217,7 @@ def _r():
 
 check_redden = make_check(
     "3.2", "Milky-Way reddening", redden_reference, _redden_cases, atol=1e-6, rtol=1e-5,
+    returns=Returns.tensor(dtype="input", why="the reddened images go into the encoder"),
     mistakes=[
         (lambda x, e: x * 10 ** (0.4 * e[:, None, None, None] * _r()[None, :, None, None]),
          "dust makes galaxies fainter: the exponent is -0.4 * R_b * E(B-V)."),
@@ -191,5 +230,13 @@ check_redden = make_check(
         (lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None] * _r()[None, None, None, :3]),
          "the coefficients are broadcast along the image width instead of the bands "
          "(shape them [1, 3, 1, 1])."),
+        (lambda x, e: x * 10 ** (-e[:, None, None, None] * _r()[None, :, None, None]),
+         "the factor 0.4 is missing: a magnitude change A_b dims a flux by 10**(-0.4 A_b)."),
+        (lambda x, e: x * 10 ** (-2.5 * e[:, None, None, None] * _r()[None, :, None, None]),
+         "the factor is 0.4, not 2.5: a magnitude change A_b dims a flux by 10**(-0.4 A_b) "
+         "(2.5 goes the other way, from fluxes to magnitudes)."),
+        (lambda x, e: x - 0.4 * e[:, None, None, None] * _r()[None, :, None, None],
+         "the extinction is subtracted from the flux: A_b is in magnitudes, so it multiplies "
+         "the flux by 10**(-0.4 A_b)."),
     ],
 )

@@ -6,13 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import nt_xent, nt_xent_reference
-from .core import Case, make_check
+from .core import Case, Returns, make_check
 
 
 def _cases(dtype):
     g = torch.Generator().manual_seed(4)
     return [
-        Case("N=4 pairs, D=8, tau=0.5", torch.randn(4, 8, generator=g, dtype=dtype),
+        Case("N=4 pairs, D=8, tau=0.5, z1 needs a gradient",
+             torch.randn(4, 8, generator=g, dtype=dtype).requires_grad_(),
              torch.randn(4, 8, generator=g, dtype=dtype), 0.5),
         Case("N=3 pairs, D=5, tau=0.1, views of different lengths",
              3.0 * torch.randn(3, 5, generator=g, dtype=dtype),
@@ -26,18 +27,25 @@ def _cases(dtype):
 
 
 def _variant(z1, z2, tau, *, mask_self=True, normalize=True, tau_power=1, norm_dim=1,
-             divide_by=None):
+             divide_by=None, mask_positive=False, one_direction=False):
     """NT-Xent with one thing done wrong, to recognise the usual mistakes."""
     z = torch.cat([z1, z2])
     if normalize:
         z = F.normalize(z, dim=norm_dim)
     s = z @ z.T / tau ** tau_power
     n2 = z.shape[0]
+    targets = torch.arange(n2).roll(n2 // 2)
     if mask_self:
         s = s.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
-    targets = torch.arange(n2).roll(n2 // 2)
-    total = F.cross_entropy(s, targets, reduction="sum")
-    return total / (divide_by(n2) if divide_by else n2)
+    if mask_positive:  # the positive in the numerator only, not in the denominator
+        positive = s[torch.arange(n2), targets]
+        others = s.scatter(1, targets[:, None], float("-inf"))
+        terms = torch.logsumexp(others, dim=1) - positive
+    else:
+        terms = F.cross_entropy(s, targets, reduction="none")
+    if one_direction:
+        return terms[: n2 // 2].mean()
+    return terms.sum() / (divide_by(n2) if divide_by else n2)
 
 
 MISTAKES = [
@@ -53,6 +61,12 @@ MISTAKES = [
      "the average is over N pairs instead of the 2N terms l(2k-1, 2k) and l(2k, 2k-1)."),
     (lambda z1, z2, t: _variant(z1, z2, t, divide_by=lambda n2: 1),
      "the loss is summed, not averaged: divide by 2N."),
+    (lambda z1, z2, t: _variant(z1, z2, t, mask_positive=True),
+     "the positive is left out of the denominator: the sum over k != i includes the partner "
+     "j (only the view itself, k = i, is left out)."),
+    (lambda z1, z2, t: _variant(z1, z2, t, one_direction=True),
+     "only one direction of each pair is counted: the loss averages l(2k-1, 2k) *and* "
+     "l(2k, 2k-1) (each view is once the anchor)."),
 ]
 
 
@@ -62,8 +76,12 @@ def _loop_reference(z1, z2, temperature):
 
 check_nt_xent_loops = make_check(
     "4.1", "NT-Xent with loops", _loop_reference, lambda: _cases(torch.float64),
-    atol=1e-8, rtol=1e-8, mistakes=MISTAKES)
+    atol=1e-8, rtol=1e-8, mistakes=MISTAKES,
+    returns=Returns.tensor(scalar=True, dtype=torch.float64, grad=True,
+                           why="a loss to train with, computed in float64 like the slide"))
 
 check_nt_xent_vectorised = make_check(
     "4.2", "NT-Xent with one matrix product", nt_xent, lambda: _cases(torch.float32),
-    atol=1e-5, rtol=1e-5, mistakes=MISTAKES)
+    atol=1e-5, rtol=1e-5, mistakes=MISTAKES,
+    returns=Returns.tensor(scalar=True, dtype="input", grad=True,
+                           why="notebook 05 trains SimCLR with this loss"))

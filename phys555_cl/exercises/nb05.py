@@ -7,7 +7,7 @@ from torch import nn
 
 from ..encoders import SimCLR
 from ..losses import nt_xent
-from .core import Case, make_check
+from .core import Case, ContractError, Returns, make_check
 
 
 def training_step_reference(model, optimizer, v1, v2, temperature):
@@ -35,9 +35,15 @@ class _Flat(nn.Module):
         return self.net(x)
 
 
+#: What a step returns: the training loop stores it and formats it with f"{loss:.3f}"; a tensor
+#: that still needs its graph would keep every step's graph alive and break .numpy() later.
+RETURNS = Returns.python_float(why="the training loop stores it in `history` and plots it")
+
+
 def _scenario(step, seed: int, temperature: float, n: int):
     """Two steps of ``step`` on a tiny model without BatchNorm (so one forward pass on both
-    views and two separate passes give the same numbers); returns what the check compares."""
+    views and two separate passes give the same numbers); returns what the check compares.
+    Raises ContractError when a step does not return a Python float."""
     torch.manual_seed(seed)
     model = SimCLR(_Flat(), nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8)),
                    normalize=nn.Identity())
@@ -48,9 +54,10 @@ def _scenario(step, seed: int, temperature: float, n: int):
         v1 = torch.randn(n, 3, 4, 4, generator=g)
         v2 = v1 + 0.3 * torch.randn(n, 3, 4, 4, generator=g)
         loss = step(model, optimizer, v1, v2, temperature)
-        if isinstance(loss, torch.Tensor):
-            loss = loss.detach()
-        losses.append(float(loss))
+        problem = RETURNS.problem(loss)
+        if problem:
+            raise ContractError(problem)
+        losses.append(loss)
     params = torch.cat([p.detach().flatten() for p in model.parameters()])
     return {"losses returned by two steps": torch.tensor(losses),
             "model parameters after two steps": params}
@@ -88,44 +95,43 @@ def _on_h(*args):
 
 
 def _default_temperature(*args):
-    return _variant(*args, tau=lambda t: 0.5 if t != 0.5 else 0.1)
+    return _variant(*args, tau=lambda t: 0.5)  # nt_xent's default temperature
 
 
 def _same_view(*args):
     return _variant(*args, second_view=False)
 
 
-def _scenario_of(step):
-    return lambda seed, temperature, n: _scenario(step, seed, temperature, n)
+def _interleaved_split(model, optimizer, v1, v2, temperature):
+    optimizer.zero_grad()
+    _, z = model(torch.cat([v1, v2]))
+    z1, z2 = z[::2], z[1::2]
+    loss = nt_xent(z1, z2, temperature)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
-_MISTAKES = [
-    (_scenario_of(_no_zero_grad),
-     "optimizer.zero_grad() is missing: without it the gradients of earlier steps pile up."),
-    (_scenario_of(_no_step),
-     "the parameters never change: call loss.backward() and then optimizer.step()."),
-    (_scenario_of(_on_h),
-     "the loss is computed on h; SimCLR puts the loss on the projection z = g(h)."),
-    (_scenario_of(_default_temperature),
-     "the `temperature` argument is not used."),
-    (_scenario_of(_same_view),
-     "both embeddings come from the same view: use v1 for z1 and v2 for z2."),
-]
+def _run_scenario(step, case):
+    return _scenario(step, *case.args)
 
 
-class _TrainingStepCheck:
-    """Runs the student's step inside a fixed two-step scenario and compares the outcome."""
-
-    def __init__(self):
-        self.inner = make_check("5.1", "SimCLR training step",
-                                _scenario_of(training_step_reference), _cases, atol=1e-5,
-                                rtol=1e-4, mistakes=_MISTAKES)
-
-    def __call__(self, student_fn):
-        if not callable(student_fn):
-            return self.inner(student_fn)  # the generic "pass the function itself" message
-        result = self.inner(_scenario_of(student_fn))
-        return training_step_reference if result is self.inner.reference else student_fn
-
-
-check_training_step = _TrainingStepCheck()
+check_training_step = make_check(
+    "5.1", "SimCLR training step", training_step_reference, _cases, atol=1e-5, rtol=1e-4,
+    run=_run_scenario,
+    mistakes=[
+        (_no_zero_grad,
+         "optimizer.zero_grad() is missing: without it the gradients of earlier steps pile up."),
+        (_no_step,
+         "the parameters never change: call loss.backward() and then optimizer.step()."),
+        (_on_h,
+         "the loss is computed on h; SimCLR puts the loss on the projection z = g(h)."),
+        (_default_temperature,
+         "the `temperature` argument is not used: pass it to nt_xent(z1, z2, temperature)."),
+        (_same_view,
+         "both embeddings come from the same view: use v1 for z1 and v2 for z2."),
+        (_interleaved_split,
+         "the embeddings are split wrongly: model(torch.cat([v1, v2])) returns all of v1's "
+         "views first, so z1, z2 = z.chunk(2) (not z[::2] and z[1::2])."),
+    ],
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .core import Case, make_check
+from .core import Case, Returns, make_check
 
 
 def knn_predict_reference(train_h, train_y, test_h, k):
@@ -40,6 +40,7 @@ def _cases():
         Case("2 classes, k = 7", h2, y2, q2, 7),
         Case("2 classes, k = 1", h2, y2, q2, 1),
         Case("4 classes, k = 1", h4, y4, q4, 1),
+        Case("4 classes, k = 5", h4, y4, q4, 5),
     ]
 
 
@@ -62,8 +63,31 @@ def _farthest(train_h, train_y, test_h, k):
     return votes.argmax(dim=1)
 
 
+def _vote(train_y, neighbours):
+    votes = F.one_hot(train_y[neighbours], num_classes=int(train_y.max()) + 1).sum(dim=1)
+    return votes.argmax(dim=1)
+
+
+def _first_neighbour_dropped(train_h, train_y, test_h, k):
+    similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T
+    return _vote(train_y, similarity.topk(k + 1, dim=1).indices[:, 1:])
+
+
+def _k_ignored(train_h, train_y, test_h, k):
+    similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T
+    return train_y[similarity.argmax(dim=1)]
+
+
+def _mean_label(train_h, train_y, test_h, k):
+    similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T
+    neighbours = similarity.topk(k, dim=1).indices
+    return train_y[neighbours].double().mean(dim=1).round().long()
+
+
 check_knn_predict = make_check(
     "6.1", "k-nearest-neighbour classifier", knn_predict_reference, _cases,
+    returns=Returns.tensor(dtype=torch.int64,
+                           why="the next cells compare the predictions with integer labels"),
     mistakes=[
         (_euclidean, "these are Euclidean neighbours: normalise h first (cosine similarity), "
                      "so that a galaxy's brightness, which scales h, does not decide."),
@@ -71,5 +95,14 @@ check_knn_predict = make_check(
                "the cosine similarity."),
         (_farthest, "these are the *least* similar galaxies: topk(..., largest=True) on the "
                     "similarity."),
+        (_first_neighbour_dropped,
+         "the most similar training galaxy is skipped: the test galaxies are not in the "
+         "training set, so the first of the top k is a real neighbour; keep all k."),
+        (_k_ignored,
+         "only the single nearest neighbour votes: take the k most similar galaxies "
+         "(.topk(k, dim=1)) and a majority vote over their labels."),
+        (_mean_label,
+         "the labels are averaged: a class number is a name, not a quantity, so count the votes "
+         "of each class (e.g. F.one_hot(...).sum(1)) and take the class with the most."),
     ],
 )

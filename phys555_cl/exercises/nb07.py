@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..cpc import cpc_prediction_loss
 from ..losses import info_nce
-from .core import Case, make_check
+from .core import BuildsOn, Case, Returns, make_check
 
 # --------------------------------------------------------------------------------------------
 # Exercise 7.1: InfoNCE.
@@ -68,6 +68,11 @@ def _self_excluded(query, keys, targets, temperature=1.0):
     return _pick(F.log_softmax(logits, dim=1), targets)
 
 
+def _cosine(query, keys, targets, temperature=1.0):
+    logits = F.normalize(query, dim=1) @ F.normalize(keys, dim=1).T / temperature
+    return _pick(F.log_softmax(logits, dim=1), targets)
+
+
 def _summed(query, keys, targets, temperature=1.0):
     return _pick(_log_probs_rows(query, keys, temperature), targets) * len(targets)
 
@@ -91,6 +96,7 @@ def _info_nce_cases():
 
 check_info_nce = make_check(
     "7.1", "the InfoNCE loss", info_nce_loss, _info_nce_cases, atol=1e-5,
+    returns=Returns.tensor(scalar=True, grad=True, why="CPC trains through it in 7.2"),
     mistakes=[
         (_wrong_axis, "the softmax runs over the wrong axis: each *query* (row) chooses among "
                       "all keys, so normalise along dim=1."),
@@ -104,6 +110,8 @@ check_info_nce = make_check(
         (_self_excluded, "key i is left out of row i (SimCLR's k != i); InfoNCE excludes "
                          "nothing: every key is a candidate."),
         (_summed, "the losses are summed over queries; take their mean."),
+        (_cosine, "the scores are cosine similarities: InfoNCE here scores with the plain dot "
+                  "product query @ keys.T (do not normalise)."),
     ],
 )
 
@@ -176,16 +184,19 @@ def _prediction_cases():
              temperature=0.5),
         Case("B=2, L=4, D=3, H=3, k=3 (a single prediction per sequence)",
              *inputs(2, 4, 3, 3), 3),
+        Case("B=3, L=5, D=4, H=4, k=2, z and W need a gradient",
+             *(t.requires_grad_() if i != 1 else t for i, t in enumerate(inputs(3, 5, 4, 4))),
+             2),
     ]
 
 
 check_prediction_loss = make_check(
     "7.2", "the CPC prediction step", prediction_loss, _prediction_cases, atol=1e-5,
+    returns=Returns.tensor(scalar=True, grad=True, why="the CPC model trains on it"),
+    builds_on=[BuildsOn("info_nce_loss", lambda: check_info_nce)],
     mistakes=[
         (_target_shift(lambda k: k - 1), "off by one: the target of W_k c_t is z_{t+k}, "
                                          "not z_{t+k-1}."),
-        (_target_shift(lambda k: k + 1), "off by one: the target of W_k c_t is z_{t+k}, "
-                                         "not z_{t+k+1}."),
         (_target_shift(lambda k: 0), "the target is z_t itself: the prediction must be "
                                      "aligned with the latent k windows *later*."),
         (_predict_the_past, "prediction and target are swapped in time: c_{t+k} is used to "
