@@ -103,11 +103,29 @@ def test_a_threshold_on_a_distance_with_less_or_equal_is_told_to_move_between_di
 
 
 def test_a_threshold_for_the_reversed_rule_is_named():
-    def reversed_rule(d, same):
-        return max((t for t in d.tolist()), key=lambda t: ((d > t) == same).float().mean().item())
+    def reversed_rule(d, same):  # the best midpoint for d > T => same, written with a loop
+        d_sorted = sorted(set(d.tolist()))
+        candidates = [d_sorted[0] - 1.0] + [(a + b) / 2 for a, b in zip(d_sorted, d_sorted[1:])]
+        candidates.append(d_sorted[-1] + 1.0)
+        return max(candidates, key=lambda t: ((d > t) == same).float().mean().item())
 
     text = _fails_with(ex.check_choose_threshold, reversed_rule)
     assert "reversed rule" in text
+
+
+def test_the_index_k_instead_of_the_threshold_is_not_called_the_reversed_rule():
+    def index_k(d, same):
+        best = nb01.choose_threshold(d, same)
+        return float((d < best).sum())
+
+    text = _fails_with(ex.check_choose_threshold, index_k)
+    assert "reversed rule" not in text
+    assert "number k of pairs" in text
+
+
+def test_a_threshold_outside_the_distances_gets_no_hint_that_does_not_fit():
+    text = _fails_with(ex.check_choose_threshold, lambda d, s: float(d.max()) + 10.0)
+    assert "typical mistake" not in text
 
 
 def test_the_mean_distance_is_named_and_no_threshold_value_is_revealed():
@@ -131,6 +149,7 @@ def test_a_cut_between_two_equal_distances_is_caught():
 
     text = _fails_with(ex.check_choose_threshold, ignores_ties)
     assert "many ties" in text and "sits exactly on a distance" in text
+    assert "two equal distances" in text
 
 
 def test_a_threshold_that_is_not_a_number_is_explained():
@@ -193,6 +212,7 @@ def test_batch_hard_with_nan_gradients_is_told_about_the_square_root():
 
     text = _fails_with(ex.check_batch_hard_triplet_loss, student)
     assert "gradient contains NaN" in text and "square root" in text
+    assert "typical mistake" not in text, "a gradient problem gets no value hint"
 
 
 def test_the_reference_batch_hard_loss_has_finite_gradients_for_identical_embeddings():

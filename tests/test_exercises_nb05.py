@@ -1,6 +1,7 @@
 """Notebook 05's check of the SimCLR training step."""
 
 import pytest
+import torch
 
 from phys555_cl import exercises as ex
 from phys555_cl.exercises import nb05
@@ -19,9 +20,24 @@ def test_two_forward_passes_are_as_good_as_one():
         loss = nt_xent(z1, z2, temperature)
         loss.backward()
         optimizer.step()
-        return loss  # a tensor is accepted too
+        return loss.item()
 
     assert ex.check_training_step(student) is student
+
+
+def test_a_step_returning_the_loss_tensor_is_told_to_return_a_float(capsys):
+    def student(model, optimizer, v1, v2, temperature):
+        optimizer.zero_grad()
+        _, z = model(torch.cat([v1, v2]))
+        loss = nt_xent(*z.chunk(2), temperature)
+        loss.backward()
+        optimizer.step()
+        return loss  # the next cell would fail: Can't call numpy() on Tensor that requires grad
+
+    with pytest.raises(AssertionError) as err:
+        ex.check_training_step(student)
+    assert "Python float" in str(err.value) and "loss.item()" in str(err.value)
+    assert "Well done" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("wrong,words", [

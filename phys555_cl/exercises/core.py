@@ -537,9 +537,14 @@ class Outcome:
     """What :meth:`ExerciseCheck.evaluate` found; nothing printed or raised yet."""
 
     status: str  # "right", "wrong" or "not done"
-    message: str
+    what: str  # what was found
+    action: str = ""  # what to do next
     error: BaseException | None = None  # what the student's function raised, if it did
     earlier_not_right: bool = False
+
+    @property
+    def message(self) -> str:
+        return _join(self.what, self.action)
 
 
 @dataclass(frozen=True)
@@ -553,6 +558,8 @@ class BuildsOn:
 # --------------------------------------------------------------------------------------------
 # the check
 # --------------------------------------------------------------------------------------------
+
+FIX = "Fix the function and run this cell again"
 
 
 def _call(fn, case: Case):
@@ -661,16 +668,19 @@ class ExerciseCheck:
         if outcome.status == "not done":
             return outcome
         for dep, earlier, original in swapped:
-            if not callable(original) or earlier.evaluate(original).status != "right":
-                note = (f"Exercise {earlier.exercise} is not right yet: {self.exercise} was "
-                        f"checked with the reference `{dep.name}`; fix {earlier.exercise} first, "
-                        f"run its cell, then run this cell again")
-                if outcome.status == "right":
-                    outcome.message = _join(
-                        f"{self.name} is right with the reference `{dep.name}`", note)
-                else:
-                    outcome.message = _join(outcome.message, note)
-                outcome.earlier_not_right = True
+            if callable(original) and earlier.evaluate(original).status == "right":
+                continue
+            note = (f"Exercise {earlier.exercise} is not right yet: {self.exercise} was checked "
+                    f"with the reference `{dep.name}`; fix {earlier.exercise} first")
+            if outcome.status == "right":
+                outcome.what = _join(f"{self.name} is right with the reference `{dep.name}`",
+                                     note)
+                outcome.action = f"Then run {earlier.exercise}'s cell and this cell again"
+            else:
+                outcome.what = _join(outcome.what, note)
+                outcome.action = (f"Fix both, run {earlier.exercise}'s cell, then run this cell "
+                                  f"again")
+            outcome.earlier_not_right = True
         return outcome
 
     def _evaluate(self, student_fn: Callable) -> Outcome:
@@ -683,36 +693,33 @@ class ExerciseCheck:
                 args, kwargs = case.inputs()
                 out = self.run(student_fn, case)
             except NotImplementedError:
-                return Outcome("not done", _join(
-                    f"{self.name}: not done yet, so the reference solution is used for now and "
-                    f"the rest of the notebook still runs",
-                    "Fill in the function, then run this cell again"))
+                return Outcome(
+                    "not done", f"{self.name}: not done yet, so the reference solution is used "
+                    f"for now and the rest of the notebook still runs",
+                    "Fill in the function, then run this cell again")
             except ContractError as err:
-                return Outcome("wrong", _join(f"{self.name} is not right yet: on {label}, {err}",
-                                              "Fix the function and run this cell again"))
+                return Outcome("wrong", f"{self.name} is not right yet: on {label}, {err}", FIX)
             except Exception as err:  # noqa: BLE001 - reported to the student
                 if first is not None:
                     break
                 return Outcome("wrong", _join(
                     f"{self.name} is not right yet: on {label}, your function raised "
                     f"{type(err).__name__}: {err}",
-                    "The lines of your code that led to it are listed with this message",
-                    "Fix the function and run this cell again"), error=err)
+                    "The lines of your code that led to it are listed with this message"),
+                    FIX, error=err)
             got.append(out)
             if first is None:
                 contract = self.returns.problem(out, args, kwargs) if self.returns else None
                 if contract:
-                    return Outcome("wrong", _join(
-                        f"{self.name} is not right yet: on {label}, {contract}",
-                        "Fix the function and run this cell again"))
+                    return Outcome("wrong", f"{self.name} is not right yet: on {label}, {contract}",
+                                   FIX)
                 problem = self._diff(out, exp, case)
                 if problem:
                     first = (number - 1, label, problem)
         if first is None:
             problem = self.also(student_fn) if self.also else None
             if problem:
-                return Outcome("wrong", _join(f"{self.name} is not right yet: {problem}",
-                                              "Fix the function and run this cell again"))
+                return Outcome("wrong", f"{self.name} is not right yet: {problem}", FIX)
             return Outcome("right", f"{self.name}: correct on all {len(cases)} cases. Well done!")
         index, label, problem = first
         hint = ""
@@ -722,8 +729,7 @@ class ExerciseCheck:
             hint = ""
         return Outcome("wrong", _join(
             f"{self.name} is not right yet: on {label}, {problem}",
-            f"This looks like a typical mistake: {hint}" if hint else "",
-            "Fix the function and run this cell again"))
+            f"This looks like a typical mistake: {hint}" if hint else ""), FIX)
 
     def __call__(self, student_fn: Callable) -> Callable:
         if not callable(student_fn):

@@ -40,6 +40,6 @@ check_flux_to_magnitude = make_check(
          "the factor is 2.5, not 0.4 (0.4 = 1/2.5 is the factor of the inverse relation, "
          "f = 10**(-0.4 (m - 22.5)))."),
         (lambda f: 2.5 * torch.log10(f) - ZERO_POINT,
-         "the result has the wrong sign: m = 22.5 - 2.5 log10(f)."),
+         "the whole formula is negated: m = 22.5 - 2.5 log10(f)."),
     ],
 )
