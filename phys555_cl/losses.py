@@ -102,6 +102,24 @@ def _check_matrix(name: str, x) -> None:
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}.")
 
 
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Every row of ``x`` [n, D] divided by its length, right at any finite scale.
+
+    ``F.normalize`` squares the entries: in float32 a row of length ~1e19 overflows to inf (the
+    row becomes 0) and one below ~1e-12 is divided by the eps instead of its length, so both
+    silently turn into "no direction". Dividing each row by its largest entry first (exact up to
+    rounding, since a direction does not depend on the scale) keeps the sum of squares between
+    1 and D. A row of zeros has no direction: it stays 0 (cosine similarity 0 with every row)
+    and gets a zero gradient, not the 1/eps ~ 1e12 of ``F.normalize``. NaN or inf entries give
+    NaN.
+    """
+    with torch.no_grad():  # a per-row constant: the direction's gradient is unchanged by it
+        peak = x.abs().amax(dim=1, keepdim=True)
+        nonzero = peak > 0
+        peak = torch.where(nonzero, peak, torch.ones_like(peak))
+    return torch.where(nonzero, F.normalize(x / peak, dim=1), torch.zeros_like(x))
+
+
 def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     # float64 stays float64 (exact tests); everything else (float16, bfloat16, float32) -> float32
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
@@ -352,7 +370,7 @@ def info_nce(
     with torch.autocast(query.device.type, enabled=False):
         q, k = query.to(dtype), keys.to(dtype)
         if normalize:
-            q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+            q, k = _unit_rows(q), _unit_rows(k)
         self_offset = 0 if exclude_self else None
         targets = targets.to(device=q.device, dtype=torch.long)
         return _info_nce_core(q, k, targets, 1.0 / temperature, self_offset, chunk_size, 1.0 / M,
@@ -519,6 +537,10 @@ def nt_xent(
     Returns:
         Scalar tensor (float32, or float64 for float64 inputs).
 
+    Scale: the value and gradient are right for embeddings of any finite length (1e-30 or 1e30
+    in float32, see `_unit_rows`). A row of zeros has no direction: it counts as similarity 0 to
+    every view and gets a zero gradient. NaN or inf in z1 or z2 give a NaN loss.
+
     Raises:
         ValueError: if z1 or z2 is not 2-D, their shapes differ, N = 0, temperature <= 0 or
             chunk_size < 1.
@@ -543,7 +565,7 @@ def nt_xent(
 
     dtype = _compute_dtype(z1, z2)
     with torch.autocast(z1.device.type, enabled=False):
-        z = F.normalize(torch.cat([z1, z2]).to(dtype), dim=1)  # [2N, D] unit vectors
+        z = _unit_rows(torch.cat([z1, z2]).to(dtype))  # [2N, D] unit vectors, at any scale
         # positive of view i is view i + N (mod 2N): z1[k] <-> z2[k]
         targets = torch.arange(2 * n, device=z.device).roll(n)
         if gather and _distributed():

@@ -354,3 +354,57 @@ def test_ddp_with_gather_trains_exactly_like_one_process_on_the_global_batch(tmp
                                            msg=f"{case}, rank {rank}, gradient of {name}")
         mean_loss = sum(torch.load(tmp_path / f"{case}_rank{r}.pt")["loss"] for r in range(world))
         assert mean_loss / world == pytest.approx(expected["loss"], rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# any finite scale: a diverged or collapsed network must not stall silently
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e19, 1e30])
+def test_nt_xent_in_float32_is_right_at_extreme_scales(scale):
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
+    exact = nt_xent(z1.double(), z2.double(), 0.5)
+    a, b = (scale * z1).requires_grad_(), (scale * z2).requires_grad_()
+    loss = nt_xent(a, b, 0.5)
+    loss.backward()
+    assert abs(loss.item() - exact.item()) < 1e-5
+    # the loss depends only on directions, so its gradient scales as 1 / scale
+    r1, r2 = z1.double().requires_grad_(), z2.double().requires_grad_()
+    nt_xent(r1, r2, 0.5).backward()
+    torch.testing.assert_close(a.grad.double() * scale, r1.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(b.grad.double() * scale, r2.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_nt_xent_with_a_zero_row_has_bounded_gradients():
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
+    z1[3] = 0
+    z1.requires_grad_(), z2.requires_grad_()
+    loss = nt_xent(z1, z2, 0.5)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.equal(z1.grad[3], torch.zeros(16))  # no direction, no gradient
+    assert z1.grad.abs().max() < 1 and z2.grad.abs().max() < 1
+
+
+def test_nt_xent_zero_row_counts_as_similarity_zero_to_every_view():
+    z1 = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    z2 = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    # the textbook vectorisation (F.normalize leaves a zero row at 0): view 0 has s = 0 with all
+    unit = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    s = unit @ unit.T / 0.5
+    s.fill_diagonal_(float("-inf"))
+    expected = torch.nn.functional.cross_entropy(s, torch.tensor([2, 3, 0, 1]))
+    torch.testing.assert_close(nt_xent(z1, z2, 0.5), expected)
+
+
+def test_info_nce_normalize_is_right_at_extreme_scales():
+    g = torch.Generator().manual_seed(2)
+    q, k = torch.randn(6, 8, generator=g), torch.randn(10, 8, generator=g)
+    targets = torch.arange(6)
+    exact = info_nce(q.double(), k.double(), targets, temperature=0.2, normalize=True)
+    for scale in (1e-30, 1e30):
+        got = info_nce(scale * q, scale * k, targets, temperature=0.2, normalize=True)
+        assert abs(got.item() - exact.item()) < 1e-5
