@@ -273,7 +273,8 @@ def _ratio_message(ratio: float | None, where: str, rtol: float) -> str | None:
 
 
 def _percent(x: float) -> str:
-    return f"{100 * x:.2g}%"
+    v = 100 * x
+    return f"{v:.0f}%" if v >= 10 else f"{v:.2g}%"
 
 
 def compare_outputs(got, expected, *, atol: float = 1e-5, rtol: float = 1e-4,
