@@ -55,11 +55,22 @@ DECAM_WAVELENGTH_NM = (480.0, 640.0, 920.0)
 
 
 def _check_batch(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"augmentations expect a torch.Tensor of images [B, C, H, W], got "
+                         f"{type(x).__name__}; convert with torch.as_tensor(x).float()")
     if x.ndim != 4:
         raise ValueError(
             f"augmentations expect a batch of images of shape [B, C, H, W], got shape "
             f"{tuple(x.shape)}; add a batch dimension with x[None] for a single image"
         )
+    if not x.is_floating_point():
+        raise ValueError(
+            f"augmentations expect floating-point fluxes, got dtype {x.dtype}; for 8-bit "
+            f"pictures (0-255) convert first with x.float() / 255"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"augmentations got an empty batch (shape {tuple(x.shape)}); pass at "
+                         f"least one image")
 
 
 def _uniform(n: int, low: float, high: float, generator, device) -> torch.Tensor:

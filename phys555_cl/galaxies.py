@@ -785,6 +785,23 @@ def simulate(n: int, *, size: int = 64, seed: int = 0, device=None):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     device = torch.device("cpu" if device is None else device)
     n, size, seed = int(n), int(size), int(seed)
+    # a clear message instead of the allocator's (or the OOM killer) for an impossible n
+    per_galaxy = 3 * size * size * 4 + 152  # float32 images + the labels, bytes
+    if device.type == "cuda":
+        memory = torch.cuda.get_device_properties(device).total_memory
+    else:
+        import os
+
+        sysconf = getattr(os, "sysconf", None)
+        memory = sysconf("SC_PAGE_SIZE") * sysconf("SC_PHYS_PAGES") if sysconf else None
+    if memory and n * per_galaxy > memory:
+        raise ValueError(
+            f"simulate(n={n}, size={size}) would need {n * per_galaxy / 1e9:,.1f} GB of memory "
+            f"({per_galaxy / 1e3:.0f} kB per galaxy) but "
+            f"{'the GPU' if device.type == 'cuda' else 'this computer'} has {memory / 1e9:.0f} "
+            f"GB; simulate fewer or smaller galaxies, e.g. "
+            f"n={max(1, memory // 4 // per_galaxy)} fits in a quarter of it"
+        )
     n_blocks = -(-n // BLOCK)
     _cosmology_table(device), _noise_bank(device)  # build the shared tables once, up front
     images = torch.empty(n, 3, size, size, device=device)

@@ -165,3 +165,14 @@ def test_bad_arguments_raise_value_errors():
         GalaxyAugment()(torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="channel"):
         RandomReddening()(torch.zeros(2, 1, 8, 8))
+
+
+def test_uint8_images_are_refused_saying_how_to_convert():
+    x = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"x.float\(\) / 255"):
+        GalaxyAugment()(x)
+
+
+def test_an_empty_batch_is_refused_in_words():
+    with pytest.raises(ValueError, match="empty batch"):
+        GalaxyAugment().two_views(torch.zeros(0, 3, 16, 16))

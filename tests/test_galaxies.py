@@ -247,3 +247,8 @@ def test_result_does_not_depend_on_the_number_of_torch_threads():
         torch.set_num_threads(before)
     assert torch.equal(one, two)
     assert torch.get_num_threads() == before
+
+
+def test_an_impossible_sample_size_says_how_much_memory_it_needs():
+    with pytest.raises(ValueError, match=r"49,304\.0 GB of memory .* simulate fewer"):
+        G.simulate(10**9)
