@@ -7,13 +7,14 @@ STAMP  := $(VENV)/.phys555-installed
 NBVAL  := --nbval-lax --nbval-cell-timeout=300
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup course test unit nbval lab notebooks check record bench lint clean
+.PHONY: help setup course test unit nbval lab notebooks update check record bench lint clean
 
 help:
 	@echo "make course     run every notebook (solution versions) headless: executed copies + HTML in build/course/"
 	@echo "make test       unit tests, notebook freshness check, nbval on student and solution notebooks (fast mode)"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make notebooks  rebuild the student notebooks from notebooks/source/"
+	@echo "make update     take the new course version (git pull); notebooks you changed are backed up first"
 	@echo "make record     record the output of the # NBVAL_CHECK_OUTPUT cells (after changing one)"
 	@echo "make bench      run the benchmarks (installs the peer libraries of the 'bench' extra)"
 	@echo "PHYS555_FAST=1 make course   runs everything on tiny sizes in a few minutes"
@@ -28,6 +29,9 @@ $(STAMP): pyproject.toml
 
 notebooks: $(STAMP)
 	$(BIN)/python -m phys555_cl.course build
+
+update: $(STAMP)
+	$(BIN)/python -m phys555_cl.course update
 
 check: $(STAMP)
 	$(BIN)/python -m phys555_cl.course check

@@ -17,6 +17,7 @@ Command line::
     python -m phys555_cl.course run [--out build/course] [--only NN ...]  # execute + HTML
     python -m phys555_cl.course record [--only NN ...]  # expected output of checked cells
     python -m phys555_cl.course nbval-copies [--out build/nbval]         # what nbval runs
+    python -m phys555_cl.course update      # git pull the new course version, backups first
 
 Checked cells: a code cell whose first line is ``# NBVAL_CHECK_OUTPUT`` must print the same
 thing in every run. Sources cannot hold outputs, so ``record`` executes the solution notebooks
@@ -434,6 +435,71 @@ def leaks(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS) -> list[str
     return problems
 
 
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if check and result.returncode:
+        raise UpdateError(f"`git {' '.join(args)}` failed: "
+                          f"{(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    return result
+
+
+class UpdateError(RuntimeError):
+    """The course update could not be taken; the message says why and what to do."""
+
+
+def update(repo: Path = REPO) -> list[tuple[Path, Path]]:
+    """Take the new course version (``git pull``) without losing or breaking any notebook.
+
+    1. Every student notebook whose cells you changed is copied to ``notebooks/backups/``
+       (as ``make notebooks`` does); notebooks you only ran are not.
+    2. Uncommitted changes to ``notebooks/NN_topic.ipynb`` are set aside (the copies keep
+       them), so ``git pull`` does not refuse.
+    3. The new version is fetched and merged; if you committed your own changes, the student
+       notebooks are taken from the course (your versions are in the backups), so no
+       notebook is left with merge conflict markers that JupyterLab cannot open.
+
+    Returns ``(notebook, backup copy)`` pairs. Raises :class:`UpdateError` (nothing merged)
+    when ``repo`` is not a git clone with an upstream, or when the merge conflicts outside the
+    notebooks.
+    """
+    repo = Path(repo)
+    if _git(repo, "rev-parse", "--is-inside-work-tree", check=False).returncode:
+        raise UpdateError(f"{repo} is not a git clone of the course, so it cannot be updated "
+                          f"with git; download the new version and copy your notebooks over.")
+    if _git(repo, "rev-parse", "--abbrev-ref", "@{u}", check=False).returncode:
+        raise UpdateError("this copy of the course has no upstream branch to update from; "
+                          "clone the course again with `git clone URL`, or set one with "
+                          "`git branch --set-upstream-to=origin/main`.")
+    notebooks = repo / "notebooks"
+    student = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
+    kept = [(nb, _backup(nb)) for nb in student if edited_by_student(nb)]
+    changed = _git(repo, "status", "--porcelain", "--", "notebooks/").stdout.splitlines()
+    modified = [line[3:] for line in changed if line[:2].strip() and not line.startswith("??")
+                and line[3:].endswith(".ipynb") and "/backups/" not in line]
+    if modified:
+        _git(repo, "checkout", "HEAD", "--", *modified)
+    _git(repo, "fetch", "--quiet")
+    if _git(repo, "merge-base", "--is-ancestor", "HEAD", "@{u}", check=False).returncode == 0:
+        _git(repo, "merge", "--ff-only", "--quiet", "@{u}")
+        return kept
+    merged = _git(repo, "merge", "--no-edit", "-X", "theirs", "@{u}", check=False)
+    if merged.returncode:
+        _git(repo, "merge", "--abort", check=False)
+        raise UpdateError("the update conflicts with changes you committed outside the "
+                          "notebooks (e.g. in notebooks/source/ or phys555_cl/); nothing was "
+                          "merged. Ask your instructor, or keep your changes elsewhere and run "
+                          "`git reset --hard @{u}` (this discards them).")
+    upstream = [f"notebooks/{nb.name}" for nb in student
+                if _git(repo, "cat-file", "-e", f"@{{u}}:notebooks/{nb.name}",
+                        check=False).returncode == 0]
+    if upstream:
+        _git(repo, "checkout", "@{u}", "--", *upstream)
+        if _git(repo, "diff", "--cached", "--quiet", check=False).returncode:
+            _git(repo, "commit", "--quiet", "-m", "Course update: student notebooks as the "
+                 "course ships them (my versions are in notebooks/backups/)")
+    return kept
+
+
 def checked_cells(nb) -> list[tuple[int, str]]:
     """``(index, key)`` of every code cell whose first line is ``# NBVAL_CHECK_OUTPUT``."""
     found = []
@@ -591,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--only", nargs="*", help="notebook numbers or names to run, e.g. 03 05")
     rec = sub.add_parser("record", help="record the outputs of the # NBVAL_CHECK_OUTPUT cells")
     rec.add_argument("--only", nargs="*", help="notebook numbers or names, e.g. 03 05")
+    sub.add_parser("update", help="take the new course version (git pull), backing up every "
+                                  "notebook you changed")
     nbv = sub.add_parser("nbval-copies", help="notebooks with recorded outputs, for nbval")
     nbv.add_argument("--out", type=Path, default=NBVAL_OUT)
     args = parser.parse_args(argv)
@@ -628,6 +696,21 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"All {len(sources())} student notebooks are up to date and every checked "
                   f"cell has a recorded output.")
+            return 0
+        if args.command == "update":
+            try:
+                kept = update()
+            except UpdateError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+            for notebook, copy in kept:
+                shown = copy.relative_to(REPO) if copy.is_relative_to(REPO) else copy
+                print(f"{notebook.name} has your edits: a copy is kept as {shown}")
+            where = NOTEBOOKS / "backups"
+            where = where.relative_to(REPO) if where.is_relative_to(REPO) else where
+            print(f"Course updated. {len(kept)} notebook(s) you changed are backed up in {where}/"
+                  if kept else "Course updated. You had not changed any notebook: no backups "
+                  "were needed.")
             return 0
         if args.command == "record":
             return 1 if record(args.only) else 0

@@ -302,3 +302,113 @@ def test_rebuilt_notebooks_respect_the_umask(tree):
     finally:
         os.umask(old)
     assert os.stat(tmp_path / "page.html").st_mode & 0o777 == 0o600
+
+
+# ------------------------------------------------------------------------------------------
+# taking course updates (a local bare repository stands in for the course's server)
+# ------------------------------------------------------------------------------------------
+
+
+def _git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def course_clones(tmp_path, monkeypatch):
+    """(instructor clone, student clone) of a bare 'server' repository holding a course."""
+    for key, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.org"),
+                       ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.org"),
+                       ("GIT_CONFIG_GLOBAL", os.devnull), ("GIT_CONFIG_NOSYSTEM", "1")):
+        monkeypatch.setenv(key, value)
+    server = tmp_path / "server.git"
+    _git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(server))
+    teacher = tmp_path / "teacher"
+    _git(tmp_path, "clone", "--quiet", str(server), str(teacher))
+    src = teacher / "notebooks" / "source"
+    src.mkdir(parents=True)
+    (src / "03_tiny.py").write_text(SOURCE)
+    course.build(source_dir=src, student_dir=teacher / "notebooks", solution_dir=None)
+    _git(teacher, "add", ".")
+    _git(teacher, "commit", "--quiet", "-m", "course v1")
+    _git(teacher, "push", "--quiet", "origin", "HEAD:main")
+    student = tmp_path / "student"
+    _git(tmp_path, "clone", "--quiet", str(server), str(student))
+    return teacher, student
+
+
+def _publish_new_version(teacher):
+    src = teacher / "notebooks" / "source"
+    (src / "03_tiny.py").write_text(SOURCE.replace("Next section.", "Next section (v2)."))
+    course.build(source_dir=src, student_dir=teacher / "notebooks", solution_dir=None)
+    _git(teacher, "commit", "--quiet", "-am", "course v2")
+    _git(teacher, "push", "--quiet", "origin", "HEAD:main")
+
+
+def _edit(notebook):
+    nb = json.loads(notebook.read_text())
+    nb["cells"][2]["source"] = "def area(r):\n    return 3.14159 * r * r  # my answer\n"
+    notebook.write_text(json.dumps(nb))
+
+
+def test_update_backs_up_edited_notebooks_and_takes_the_new_version(course_clones):
+    teacher, student = course_clones
+    notebook = student / "notebooks" / "03_tiny.ipynb"
+    _edit(notebook)
+    _publish_new_version(teacher)
+    kept = course.update(student)
+    assert [n for n, _ in kept] == [notebook]
+    assert "my answer" in kept[0][1].read_text() and kept[0][1].parent.name == "backups"
+    assert notebook.read_text() == (teacher / "notebooks" / "03_tiny.ipynb").read_text()
+    assert "v2" in (student / "notebooks" / "source" / "03_tiny.py").read_text()
+
+
+def test_update_after_committing_an_edit_leaves_no_conflicted_notebook(course_clones):
+    teacher, student = course_clones
+    notebook = student / "notebooks" / "03_tiny.ipynb"
+    _edit(notebook)
+    _git(student, "commit", "--quiet", "-am", "my work")
+    teacher_nb = teacher / "notebooks" / "03_tiny.ipynb"
+    nb = json.loads(teacher_nb.read_text())  # the course changes the very same cell
+    _publish_new_version(teacher)
+    assert nb != json.loads(teacher_nb.read_text())
+    kept = course.update(student)
+    assert len(kept) == 1 and "my answer" in kept[0][1].read_text()
+    json.loads(notebook.read_text())  # a notebook JupyterLab can open
+    assert notebook.read_text() == teacher_nb.read_text()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                            cwd=student, capture_output=True, text=True).stdout
+    assert status == ""
+
+
+def test_update_of_an_unchanged_copy_needs_no_backup(course_clones):
+    teacher, student = course_clones
+    _publish_new_version(teacher)
+    assert course.update(student) == []
+    assert not (student / "notebooks" / "backups").exists()
+
+
+def test_update_outside_a_git_clone_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    with pytest.raises(course.UpdateError, match="not a git clone"):
+        course.update(tmp_path)
+
+
+def test_update_cli_says_where_the_backups_are(course_clones, monkeypatch, capsys):
+    teacher, student = course_clones
+    _edit(student / "notebooks" / "03_tiny.ipynb")
+    _publish_new_version(teacher)
+    monkeypatch.setattr(course, "NOTEBOOKS", student / "notebooks")
+    monkeypatch.setattr(course.update, "__defaults__", (student,))
+    assert course.main(["update"]) == 0
+    out = capsys.readouterr().out
+    assert "03_tiny.ipynb has your edits" in out and "notebooks/backups/" in out
+
+
+def test_make_update_runs_the_course_update():
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed (Windows): `python -m phys555_cl.course update`")
+    result = subprocess.run(["make", "-n", "update"], cwd=course.REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and "-m phys555_cl.course update" in result.stdout
