@@ -11,9 +11,11 @@ here, so adding a check never means editing this file.
 import importlib
 import pkgutil
 
-from .core import Case, ExerciseCheck, compare_outputs, make_check
+from .core import (BuildsOn, Case, CheckFailed, ExerciseCheck, Returns, compare_outputs,
+                   make_check, results)
 
-__all__ = ["Case", "ExerciseCheck", "compare_outputs", "make_check"]
+__all__ = ["BuildsOn", "Case", "CheckFailed", "ExerciseCheck", "Returns", "compare_outputs",
+           "make_check", "results"]
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module.startswith("nb"):
