@@ -87,3 +87,17 @@ def test_a_right_batch_hard_loss_in_another_style_still_passes():
         return F.relu(hp - hn + margin)[valid].mean()
 
     assert ex.check_batch_hard_triplet_loss(student) is student
+
+
+def test_knn_with_collections_counter_and_another_tie_rule_passes():
+    from collections import Counter
+
+    def student(train_h, train_y, test_h, k):
+        sims = F.cosine_similarity(test_h[:, None, :], train_h[None, :, :], dim=-1)
+        out = []
+        for row in sims:
+            labels = train_y[row.argsort(descending=True)[:k]].tolist()
+            out.append(Counter(labels).most_common(1)[0][0])
+        return torch.tensor(out)
+
+    assert ex.check_knn_predict(student) is student

@@ -40,8 +40,17 @@ def _cases():
         Case("2 classes, k = 7", h2, y2, q2, 7),
         Case("2 classes, k = 1", h2, y2, q2, 1),
         Case("4 classes, k = 1", h4, y4, q4, 1),
-        Case("4 classes, k = 5", h4, y4, q4, 5),
+        Case("3 classes, k = 5 (no tied votes)", *_three_classes(), 5),
     ]
+
+
+def _three_classes():
+    """3 classes where no test galaxy's 5 nearest neighbours tie, so any way of breaking ties
+    (argmax, torch.mode, collections.Counter) is right."""
+    g = torch.Generator().manual_seed(60)
+    h, y = _clusters(g, 60, 6, 3, 1.0)
+    q, _ = _clusters(g, 12, 6, 3, 1.0)
+    return h, y, q
 
 
 def _euclidean(train_h, train_y, test_h, k):
