@@ -235,8 +235,8 @@ def test_the_contract_asks_for_integer_labels_and_the_input_dtype():
     assert labels.problem(torch.zeros(3, dtype=torch.int64)) is None
     assert ".argmax()" in labels.problem(torch.zeros(3))
     same = Returns.tensor(dtype="input")
-    assert same.problem(torch.zeros(2, dtype=torch.float64), (torch.ones(2, dtype=torch.float64),)) \
-        is None
+    doubles = torch.ones(2, dtype=torch.float64)
+    assert same.problem(torch.zeros(2, dtype=torch.float64), (doubles,)) is None
     assert "float64" in same.problem(torch.zeros(2), (torch.ones(2, dtype=torch.float64),))
 
 

@@ -17,7 +17,7 @@ IDS = [check.exercise for check in CHECKS]
 MISTAKES = [(check, i) for check in CHECKS for i in range(len(check.mistakes))]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _outcome(check, index):
     """What the check says about its listed mistake number ``index`` (run once per session)."""
     return check.evaluate(check.mistakes[index][0])

@@ -11,8 +11,16 @@ here, so adding a check never means editing this file.
 import importlib
 import pkgutil
 
-from .core import (BuildsOn, Case, CheckFailed, ExerciseCheck, Returns, compare_outputs,
-                   make_check, results)
+from .core import (
+    BuildsOn,
+    Case,
+    CheckFailed,
+    ExerciseCheck,
+    Returns,
+    compare_outputs,
+    make_check,
+    results,
+)
 
 __all__ = ["BuildsOn", "Case", "CheckFailed", "ExerciseCheck", "Returns", "compare_outputs",
            "make_check", "results"]
