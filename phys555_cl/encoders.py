@@ -223,3 +223,14 @@ def build_simclr(
     """
     enc = build_encoder(encoder, in_channels=in_channels, width=width)
     return SimCLR(enc, ProjectionHead(enc.out_dim, hidden_dim, proj_dim))
+
+
+def build_model_from_config(cfg: dict) -> SimCLR:
+    """The SimCLR model a training configuration describes (randomly initialised).
+
+    ``cfg`` is a ``phys555_cl.train`` config (e.g. the one ``load_checkpoint`` returns): its
+    ``encoder``, ``width``, ``hidden_dim`` and ``proj_dim`` are used.
+    """
+    return build_simclr(
+        cfg["encoder"], width=cfg["width"], hidden_dim=cfg["hidden_dim"], proj_dim=cfg["proj_dim"]
+    )

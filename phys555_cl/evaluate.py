@@ -114,27 +114,79 @@ def _is_regression(y: np.ndarray) -> bool:
     return np.issubdtype(y.dtype, np.floating)
 
 
-def linear_probe(train_h, train_y, test_h, test_y, *, C: float = 1.0, max_iter: int = 2000):
-    """Fit a linear model on frozen features; return test accuracy (classes) or R^2 (floats).
+def _check_label_kind(y: np.ndarray) -> None:
+    """Float labels mean a regression; refuse floats that look like class labels."""
+    if not _is_regression(y):
+        return
+    values = np.unique(y[np.isfinite(y)])
+    if 0 < len(values) <= 20 and np.all(values == np.round(values)):
+        shown = ", ".join(f"{v:g}" for v in values[:6])
+        raise ValueError(
+            f"the labels are floats but take only whole values ({shown}{', ...' if len(values) > 6 else ''}): "
+            f"are they class labels? Pass them as integers (y.long() or y.astype(int)) for a "
+            f"classification probe; float labels mean a regression (e.g. redshift)."
+        )
 
-    Integer labels -> standardise + logistic regression (``C`` is the inverse L2 strength);
-    float labels (e.g. ``redshift``) -> standardise + ridge regression. Labels < 0 are "not
-    applicable" for integer labels and are left out.
 
-    Shapes: ``train_h [N, D], train_y [N], test_h [M, D], test_y [M] -> float``.
+class _OneClass:
+    """The best a probe can do after seeing a single class: predict it."""
+
+    def __init__(self, label):
+        self.label = label
+
+    def predict(self, x):
+        return np.full(len(x), self.label)
+
+
+def fit_linear_probe(train_h, train_y, *, C: float = 1.0, max_iter: int = 2000):
+    """The fitted linear probe of :func:`linear_probe`; use its ``.predict(h)``.
+
+    Integer labels -> standardise + logistic regression; float labels -> standardise + ridge
+    regression. Rows with an integer label < 0 ("not applicable") are left out; with a single
+    class left, the probe predicts that class.
+
+    Shapes: ``train_h [N, D], train_y [N]``. Raises ``ValueError`` when no labelled row is
+    left, or for float labels that only take whole values (class labels given as floats).
     """
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    xtr, ytr, xte, yte = _valid(train_h, train_y, test_h, test_y)
-    if _is_regression(ytr):
-        model = make_pipeline(StandardScaler(), Ridge(alpha=1.0 / C))
-        return float(model.fit(xtr, ytr).score(xte, yte))
-    if len(np.unique(ytr)) < 2:  # one class only: the best a probe can do is predict it
-        return float(np.mean(yte == ytr[0]))
+    x, y = _np(train_h), _np(train_y)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"need features [N, D] and one label per row, got {x.shape} and {y.shape}")
+    _check_label_kind(y)
+    if _is_regression(y):
+        return make_pipeline(StandardScaler(), Ridge(alpha=1.0 / C)).fit(x, y)
+    keep = y >= 0
+    x, y = x[keep], y[keep]
+    if len(y) == 0:
+        raise ValueError("no labelled galaxies to fit the probe on (all labels are -1): "
+                         "give it galaxies to which the question applies")
+    if len(np.unique(y)) < 2:
+        return _OneClass(y[0])
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    return float(model.fit(xtr, ytr).score(xte, yte))
+    return model.fit(x, y)
+
+
+def linear_probe(train_h, train_y, test_h, test_y, *, C: float = 1.0, max_iter: int = 2000):
+    """Fit a linear model on frozen features; return test accuracy (classes) or R^2 (floats).
+
+    Integer labels -> standardise + logistic regression (``C`` is the inverse L2 strength);
+    float labels (e.g. ``redshift``) -> standardise + ridge regression. Labels < 0 are "not
+    applicable" for integer labels and are left out. Class labels must be integers: float
+    labels that only take whole values raise ``ValueError`` instead of silently becoming a
+    regression.
+
+    Shapes: ``train_h [N, D], train_y [N], test_h [M, D], test_y [M] -> float``.
+    """
+    xtr, ytr, xte, yte = _valid(train_h, train_y, test_h, test_y)
+    model = fit_linear_probe(xtr, ytr, C=C, max_iter=max_iter)
+    if _is_regression(ytr):
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(yte, model.predict(xte)))
+    return float(np.mean(model.predict(xte) == yte))
 
 
 def knn_probe(train_h, train_y, test_h, test_y, *, k: int = 10):
@@ -158,6 +210,7 @@ def knn_probe(train_h, train_y, test_h, test_y, *, k: int = 10):
 
 def _valid(train_h, train_y, test_h, test_y):
     xtr, ytr, xte, yte = _np(train_h), _np(train_y), _np(test_h), _np(test_y)
+    _check_label_kind(ytr)
     if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
         raise ValueError(
             f"features must be [N, D] and [M, D] with the same D, got {xtr.shape} and {xte.shape}"
@@ -171,284 +224,22 @@ def _valid(train_h, train_y, test_h, test_y):
         keep_tr, keep_te = ytr >= 0, yte >= 0
         xtr, ytr, xte, yte = xtr[keep_tr], ytr[keep_tr], xte[keep_te], yte[keep_te]
     if len(xtr) == 0 or len(xte) == 0:
-        raise ValueError("no labelled galaxies left to fit or score (all labels are -1)")
+        raise ValueError(
+            "no labelled galaxies left to fit or score (all labels are -1): the question does "
+            "not apply to any of these galaxies; give the probe galaxies it applies to"
+        )
     return xtr, ytr, xte, yte
 
 
 def probe_all(train_h, train_labels: dict, test_h, test_labels: dict, *, tasks=tuple(TASKS),
               probe=linear_probe) -> dict:
     """Run ``probe`` for every task; returns ``{task: score, ..., "mean": mean score}``."""
+    unknown = [t for t in tasks if t not in train_labels or t not in test_labels]
+    if unknown:
+        raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(train_labels)}")
     scores = {t: probe(train_h, train_labels[t], test_h, test_labels[t]) for t in tasks}
     scores["mean"] = float(np.mean([scores[t] for t in tasks]))
     return scores
-
-
-# ------------------------------------------------------------------------------------------
-# label efficiency
-# ------------------------------------------------------------------------------------------
-
-
-class ResultTable(list):
-    """A list of row dicts that prints as a Markdown table (``print(table)`` in a notebook).
-
-    ``subset_means[(fraction, method)]`` keeps the mean accuracy on every random labelled
-    subset behind a row, for :meth:`compare`.
-    """
-
-    def __init__(self, rows=(), subset_means: dict | None = None):
-        super().__init__(rows)
-        self.subset_means = dict(subset_means or {})
-
-    def compare(self, a: str, b: str, fraction: float) -> dict:
-        """Paired comparison of methods ``a`` and ``b`` on the same labelled subsets.
-
-        Returns ``{"difference": mean of (a - b), "sem": its standard error (0 for one
-        subset), "wins": subsets where a scored higher, "subsets": how many}``; accuracies as
-        fractions (0.012 = 1.2 points). Both methods saw exactly the same labels on each subset,
-        so the subset-to-subset luck cancels in the difference.
-        """
-        try:
-            sa, sb = (np.asarray(self.subset_means[(fraction, m)]) for m in (a, b))
-        except KeyError as err:
-            known = sorted({m for _, m in self.subset_means})
-            raise KeyError(
-                f"no scores for {err.args[0]!r}; methods: {known}, fractions: "
-                f"{sorted({f for f, _ in self.subset_means})}"
-            ) from None
-        d = sa - sb
-        sem = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
-        return {"difference": float(d.mean()), "sem": sem, "wins": int((d > 0).sum()),
-                "subsets": len(d)}
-
-    def __str__(self) -> str:
-        if not self:
-            return "(empty table)"
-        cols = list(self[0])
-        fmt = [
-            (f"{r[c] * 100:.1f}" if isinstance(r[c], float) and c not in ("fraction",)
-             else f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]))
-            for r in self
-            for c in cols
-        ]
-        cells = [fmt[i * len(cols) : (i + 1) * len(cols)] for i in range(len(self))]
-        widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(cols)]
-        line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |"
-        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-        body = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
-        return "\n".join([line, rule, *body])
-
-    __repr__ = __str__
-
-
-def _subset(n: int, fraction: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    m = max(1, int(round(fraction * n)))
-    return np.sort(rng.permutation(n)[:m])
-
-
-def train_supervised(
-    encoder: nn.Module,
-    images: torch.Tensor,
-    labels: dict,
-    tasks=tuple(TASKS),
-    *,
-    steps: int = 300,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 0,
-    augment: nn.Module | None = None,
-    device=None,
-    progress: bool = False,
-) -> nn.Module:
-    """Train ``encoder`` plus one linear head per task from scratch with cross-entropy.
-
-    The supervised baseline of :func:`label_efficiency`: the same architecture, the same
-    augmentations, every task at once (labels < 0 are masked out), ``steps`` AdamW steps.
-    Returns a module whose forward gives ``{task: logits [B, n_classes]}``.
-    """
-    from phys555_cl.augment import GalaxyAugment
-    from phys555_cl.encoders import AsinhStretch
-
-    device = torch.device(device or "cpu")
-    n_classes = {t: max(2, int(torch.as_tensor(labels[t]).max()) + 1) for t in tasks}
-    model = _MultiHead(AsinhStretch(), encoder, n_classes).to(device)
-    augment = (augment or GalaxyAugment()).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    gen = torch.Generator().manual_seed(seed)
-    ys = {t: torch.as_tensor(labels[t]).long() for t in tasks}
-    n = len(images)
-    bs = min(batch_size, n)
-    it = range(steps)
-    if progress:
-        from phys555_cl.config import progress as bar
-
-        it = bar(it, desc="supervised", leave=False)
-    model.train()
-    for _ in it:
-        idx = torch.randint(n, (bs,), generator=gen)
-        x = augment(torch.as_tensor(images[idx]).float(), generator=gen).to(device)
-        out = model(x)
-        loss = 0.0
-        for t in tasks:
-            y = ys[t][idx].to(device)
-            ok = y >= 0
-            if ok.any():
-                loss = loss + nn.functional.cross_entropy(out[t][ok], y[ok])
-        opt.zero_grad(set_to_none=True)
-        if torch.is_tensor(loss):
-            loss.backward()
-            opt.step()
-        sched.step()
-    return model.eval()
-
-
-class _MultiHead(nn.Module):
-    def __init__(self, normalize: nn.Module, encoder: nn.Module, n_classes: dict):
-        super().__init__()
-        self.normalize, self.encoder = normalize, encoder
-        self.heads = nn.ModuleDict({t: nn.Linear(encoder.out_dim, c) for t, c in n_classes.items()})
-
-    def forward(self, x):
-        h = self.encoder(self.normalize(x))
-        return {t: head(h) for t, head in self.heads.items()}
-
-
-@torch.no_grad()
-def _supervised_scores(model: _MultiHead, images, labels, tasks, batch_size=256) -> dict:
-    model.eval()
-    device = next(model.parameters()).device
-    preds = {t: [] for t in tasks}
-    for start in range(0, len(images), batch_size):
-        out = model(torch.as_tensor(images[start : start + batch_size]).float().to(device))
-        for t in tasks:
-            preds[t].append(out[t].argmax(1).cpu())
-    scores = {}
-    for t in tasks:
-        y, p = torch.as_tensor(labels[t]), torch.cat(preds[t])
-        ok = y >= 0
-        scores[t] = float((p[ok] == y[ok]).float().mean())
-    scores["mean"] = float(np.mean([scores[t] for t in tasks]))
-    return scores
-
-
-def label_efficiency(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: dict,
-    config: dict | None = None,
-    *,
-    fractions=(0.01, 0.1, 1.0),
-    tasks=tuple(TASKS),
-    test_fraction: float = 0.5,
-    supervised_steps: int = 600,
-    raw_pixel_baseline: bool = True,
-    repeats: int = 1,
-    seed: int = 0,
-    device=None,
-    progress: bool = True,
-) -> ResultTable:
-    """SimCLR + linear probe vs the same encoder supervised from scratch vs random init.
-
-    The galaxies are split once into a probe-training part and a test part
-    (``test_fraction``). For each fraction of the training part that carries labels, every
-    method is fitted on those labels only and scored on the whole test part:
-
-    - ``simclr + linear``: frozen ``h`` of ``model``, logistic regression;
-    - ``random init + linear``: the same architecture untrained (seed ``seed``), same probe;
-    - ``raw pixels + linear``: asinh-stretched pixels, same probe (only at 100% by default:
-      it does not depend on the representation);
-    - ``supervised``: the same architecture trained from scratch on the labelled galaxies
-      (:func:`train_supervised`, ``supervised_steps`` steps, with augmentations).
-
-    Args:
-        model: the trained SimCLR model.
-        images, labels: evaluation galaxies (e.g. ``simulate(n, seed=EVAL_SEED)``), never
-            seen in training.
-        config: the training config (from ``load_checkpoint``) to rebuild the architecture;
-            default: a copy of ``model``'s encoder with its weights re-initialised.
-        supervised_steps: training steps of the supervised baseline; 0 skips it (fast). The
-            default, 600, was chosen on validation galaxies (``simulate(4000, seed=1234)``,
-            never the test seed) to give the baseline a fair chance: with 20 labels it
-            scored 73.4% after 150 steps, 75.2% after 300 and 75.8% after 600.
-        repeats: for every fraction below 1, draw this many different random labelled
-            subsets and average the scores over them. With 1% of 2000 galaxies (20 labels,
-            about two of them edge-on) one subset can be lucky or unlucky by several points;
-            the average is the number to compare.
-
-    Returns:
-        :class:`ResultTable` with one row per (fraction, method): ``fraction``, ``labels``
-        (galaxies with labels), ``method``, one accuracy per task and their ``mean``
-        (averaged over the subsets), ``subsets`` (how many) and ``std`` (the standard
-        deviation of ``mean`` from subset to subset; 0 for a single subset).
-        ``print(table)`` shows it as Markdown (accuracies in %).
-    """
-    import copy
-
-    from phys555_cl.train import build_model
-
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    for f in fractions:
-        if not 0 < f <= 1:
-            raise ValueError(f"fractions must be in (0, 1], got {f}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive whole number, got {repeats!r}")
-    images = torch.as_tensor(images)
-    n = len(images)
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    n_test = int(round(test_fraction * n))
-    test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    lab = {t: torch.as_tensor(labels[t]) for t in tasks}
-    lab_tr = {t: v[train_idx] for t, v in lab.items()}
-    lab_te = {t: v[test_idx] for t, v in lab.items()}
-
-    def fresh_model():
-        torch.manual_seed(seed)
-        if config is not None:
-            return build_model(config)
-        fresh = copy.deepcopy(model)
-        for m in fresh.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-        return fresh
-
-    h = embed(model, images, device=device)
-    h_rand = embed(fresh_model(), images, device=device)
-    features = {"simclr + linear": h, "random init + linear": h_rand}
-    if raw_pixel_baseline:
-        features["raw pixels + linear"] = raw_pixels(images)
-
-    table = ResultTable()
-    for f in fractions:
-        subsets = [_subset(len(train_idx), f, seed + 1 + r) for r in range(repeats if f < 1 else 1)]
-        runs: dict[str, list[dict]] = {}
-        for sub in subsets:
-            tr = {t: v[sub] for t, v in lab_tr.items()}
-            for method, feats in features.items():
-                if method.startswith("raw") and f != max(fractions):
-                    continue
-                scores = probe_all(feats[train_idx][sub], tr, feats[test_idx], lab_te, tasks=tasks)
-                runs.setdefault(method, []).append(scores)
-            if supervised_steps > 0:
-                enc = fresh_model().encoder
-                sup = train_supervised(
-                    enc, images[train_idx][sub], tr, tasks, steps=supervised_steps, seed=seed,
-                    device=device, progress=progress,
-                )
-                runs.setdefault("supervised", []).append(
-                    _supervised_scores(sup, images[test_idx], lab_te, tasks)
-                )
-        for method, scores in runs.items():
-            means = [s["mean"] for s in scores]
-            table.subset_means[(f, method)] = means
-            table.append({
-                "fraction": f, "labels": len(subsets[0]), "method": method,
-                **{k: float(np.mean([s[k] for s in scores])) for k in scores[0]},
-                "subsets": len(scores), "std": float(np.std(means)),
-            })
-    return table
 
 
 # ------------------------------------------------------------------------------------------
@@ -545,6 +336,58 @@ def nearest_neighbours(query_h, gallery_h, k: int = 8, *, exclude_self: bool = F
     return idx, val
 
 
+def retrieval_precision(features, kinds, *, query_kinds=None, ks=(10, 50), names=None,
+                        batch_size: int = 1024) -> dict:
+    """One-shot retrieval: how many of a query's nearest neighbours are of the query's kind?
+
+    Every galaxy of a kind in turn is the one labelled example (the query); the others are the
+    gallery. Its ``k`` most similar galaxies by cosine similarity of ``features`` are retrieved,
+    and precision@k is the fraction of them of the same kind, averaged over every query of that
+    kind (Stein et al. 2021 search 42 million galaxies this way, with no classifier trained).
+
+    Args:
+        features: ``[N, D]`` (e.g. ``h``, raw pixels).
+        kinds: ``[N]`` integer kind of every galaxy (e.g. ``labels["kind"]``).
+        query_kinds: the kinds to use as queries (default: every kind present).
+        ks: the cut-offs ``k``.
+        names: optional ``{kind: name}`` (or a sequence indexed by kind) for the result keys.
+
+    Returns:
+        ``{kind (or name): {"queries": n, "chance": fraction of the gallery of that kind,
+        "p@10": ..., "p@50": ...}}``; a kind with no galaxy has ``queries`` 0 and NaN
+        precisions.
+    """
+    x = torch.as_tensor(_np(features)).double()
+    y = torch.as_tensor(_np(kinds)).long()
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"need features [N, D] and one kind per row, got {tuple(x.shape)} "
+                         f"and {tuple(y.shape)}")
+    ks = tuple(int(k) for k in ks)
+    if not ks or min(ks) < 1 or max(ks) > len(x) - 1:
+        raise ValueError(f"every k must be between 1 and N - 1 = {len(x) - 1}, got {ks}")
+    x = nn.functional.normalize(x, dim=1)
+    kmax = max(ks)
+    query_kinds = sorted(set(y.tolist())) if query_kinds is None else list(query_kinds)
+    out = {}
+    for kind in query_kinds:
+        rows = torch.nonzero(y == kind).flatten()
+        hits = {k: [] for k in ks}
+        for start in range(0, len(rows), batch_size):
+            q = rows[start:start + batch_size]
+            sim = x[q] @ x.T
+            sim[torch.arange(len(q)), q] = -math.inf  # a query does not retrieve itself
+            same = (y[sim.topk(kmax, dim=1).indices] == kind).double()
+            for k in ks:
+                hits[k].append(same[:, :k].mean(1))
+        key = kind if names is None else names[kind]
+        n_kind = len(rows)
+        out[key] = {"queries": n_kind,
+                    "chance": (n_kind - 1) / (len(y) - 1) if n_kind else float("nan")}
+        for k in ks:
+            out[key][f"p@{k}"] = float(torch.cat(hits[k]).mean()) if n_kind else float("nan")
+    return out
+
+
 def plot_neighbours(query_images, gallery_images, indices, similarity=None, *, labels=None,
                     **kwargs):
     """Gallery plot: each row is a query galaxy followed by its nearest neighbours.
@@ -576,53 +419,15 @@ def plot_neighbours(query_images, gallery_images, indices, similarity=None, *, l
 
 
 # ------------------------------------------------------------------------------------------
-# command line: the numbers of data/pretrained/README.md
+# command line: the study of data/pretrained/README.md (phys555_cl.study)
 # ------------------------------------------------------------------------------------------
 
 
 def main(argv=None) -> int:
-    from phys555_cl.galaxies import simulate
-    from phys555_cl.train import load_checkpoint
+    """``python -m phys555_cl.evaluate CHECKPOINT ...``: see :func:`phys555_cl.study.main`."""
+    from phys555_cl.study import main as study_main
 
-    parser = argparse.ArgumentParser(
-        prog="python -m phys555_cl.evaluate",
-        description="Label-efficiency table of a SimCLR checkpoint on held-out simulated galaxies.",
-    )
-    parser.add_argument("checkpoint")
-    parser.add_argument("--n", type=int, default=4000, help="evaluation galaxies (half for test)")
-    parser.add_argument("--seed", type=int, default=EVAL_SEED, help="simulator seed")
-    parser.add_argument("--supervised-steps", type=int, default=600,
-                        help="training steps of the supervised baseline (0: skip it)")
-    parser.add_argument("--repeats", type=int, default=10,
-                        help="random labelled subsets averaged for each fraction below 1")
-    args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    if args.supervised_steps < 0:
-        parser.error(f"--supervised-steps must be 0 (skip) or more, got {args.supervised_steps}")
-    t0 = time.perf_counter()
-    model, cfg = load_checkpoint(args.checkpoint)
-    images, labels = simulate(args.n, size=cfg["image_size"], seed=args.seed)
-    table = label_efficiency(model, images, labels, cfg, supervised_steps=args.supervised_steps,
-                             repeats=args.repeats)
-    print(f"{args.checkpoint}: {args.n} galaxies of seed {args.seed}, "
-          f"image_size {cfg['image_size']}, accuracies in % (mean over {args.repeats} random "
-          f"labelled subsets below 100%; std: their spread)\n")
-    print(table)
-    if args.supervised_steps > 0:
-        print()
-        for f in sorted({r["fraction"] for r in table}):
-            c = table.compare("simclr + linear", "supervised", f)
-            print(f"{f:.0%} of the labels: simclr + linear - supervised = "
-                  f"{100 * c['difference']:+.1f} +- {100 * c['sem']:.1f} points (paired, "
-                  f"standard error), simclr ahead on {c['wins']} of {c['subsets']} subsets")
-    h = embed(model, images)
-    n_test = args.n // 2
-    r2 = linear_probe(h[n_test:], labels["redshift"][n_test:], h[:n_test],
-                      labels["redshift"][:n_test])
-    print(f"\nredshift R^2 of a linear probe on h (all labels): {r2:.3f}")
-    print(f"({time.perf_counter() - t0:.0f} s)")
-    return 0
+    return study_main(argv)
 
 
 if __name__ == "__main__":

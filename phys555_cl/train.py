@@ -45,7 +45,7 @@ from torch import nn
 
 from phys555_cl import config as course_config
 from phys555_cl.augment import GalaxyAugment
-from phys555_cl.encoders import SimCLR, build_simclr
+from phys555_cl.encoders import SimCLR, build_model_from_config
 from phys555_cl.losses import nt_xent
 
 CHECKPOINT_FORMAT = "phys555_cl.simclr/1"
@@ -126,11 +126,8 @@ def make_config(name: str = "default", **overrides) -> dict:
     return cfg
 
 
-def build_model(cfg: dict) -> SimCLR:
-    """The SimCLR model a configuration describes (randomly initialised)."""
-    return build_simclr(
-        cfg["encoder"], width=cfg["width"], hidden_dim=cfg["hidden_dim"], proj_dim=cfg["proj_dim"]
-    )
+#: The SimCLR model a configuration describes (randomly initialised).
+build_model = build_model_from_config
 
 
 def load_training_images(cfg: dict, rank: int = 0, world_size: int = 1) -> torch.Tensor:

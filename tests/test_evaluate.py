@@ -10,15 +10,15 @@ import torch  # noqa: E402
 
 from phys555_cl.encoders import build_simclr  # noqa: E402
 from phys555_cl.evaluate import (  # noqa: E402
-    ResultTable,
     embed,
+    fit_linear_probe,
     knn_probe,
-    label_efficiency,
     linear_probe,
     nearest_neighbours,
     plot_neighbours,
     plot_umap,
     raw_pixels,
+    retrieval_precision,
     umap_embedding,
 )
 
@@ -91,69 +91,44 @@ def test_raw_pixels_flattens_stretched_images():
     assert raw_pixels(x).shape == (4, 3 * 16 * 16)
 
 
-def test_label_efficiency_compares_simclr_supervised_and_random_init():
-    x, labels = blobs(80)
-    table = label_efficiency(tiny_model(), x, labels, fractions=(0.1, 1.0),
-                             supervised_steps=2, progress=False)
-    assert isinstance(table, ResultTable)
-    methods = {(row["fraction"], row["method"]) for row in table}
-    for f in (0.1, 1.0):
-        for m in ("simclr + linear", "random init + linear", "supervised"):
-            assert (f, m) in methods
-    assert (1.0, "raw pixels + linear") in methods
-    row = table[0]
-    assert set(row) >= {"labels", "smooth_or_featured", "edge_on", "odd_feature",
-                        "redshift_high", "mean"}
-    assert all(0 <= r["mean"] <= 1 for r in table)
-    assert str(table).splitlines()[0].startswith("| fraction | labels | method")
+def test_float_labels_with_whole_values_are_refused_not_regressed():
+    h = torch.randn(20, 4)
+    y = torch.tensor([0.0, 1.0] * 10)
+    with pytest.raises(ValueError, match="integers"):
+        linear_probe(h, y, h, y)
+    # real floats are a regression (R^2)
+    z = h[:, 0] * 2 + 0.01 * torch.randn(20)
+    assert linear_probe(h, z, h, z) > 0.99
 
 
-def test_label_efficiency_averages_over_random_subsets():
-    x, labels = blobs(80)
-    kw = dict(fractions=(0.1, 1.0), supervised_steps=0, raw_pixel_baseline=False,
-              progress=False)
-    one = label_efficiency(tiny_model(), x, labels, repeats=1, **kw)
-    five = label_efficiency(tiny_model(), x, labels, repeats=5, **kw)
-    rows = {(r["fraction"], r["method"]): r for r in five}
-    assert rows[(0.1, "simclr + linear")]["subsets"] == 5
-    assert rows[(1.0, "simclr + linear")]["subsets"] == 1  # all labels: one possible subset
-    assert rows[(1.0, "simclr + linear")]["std"] == 0.0
-    assert all(r["subsets"] == 1 and r["std"] == 0.0 for r in one)
-    # with all labels there is nothing to redraw; with 10% the five subsets differ, so their
-    # scores spread
-    first = {(r["fraction"], r["method"]): r for r in one}
-    assert rows[(1.0, "simclr + linear")]["mean"] == first[(1.0, "simclr + linear")]["mean"]
-    assert rows[(0.1, "simclr + linear")]["std"] > 0
-    assert "| subsets | std" in str(five).splitlines()[0]
+def test_linear_probe_says_what_to_do_when_no_galaxy_is_labelled():
+    h = torch.randn(6, 3)
+    with pytest.raises(ValueError, match="all labels are -1"):
+        linear_probe(h, torch.full((6,), -1), h, torch.zeros(6, dtype=torch.long))
 
 
-def test_compare_pairs_methods_on_the_same_subsets():
-    x, labels = blobs(80)
-    table = label_efficiency(tiny_model(), x, labels, fractions=(0.1,), repeats=4,
-                             supervised_steps=2, raw_pixel_baseline=False, progress=False)
-    a = np.asarray(table.subset_means[(0.1, "simclr + linear")])
-    b = np.asarray(table.subset_means[(0.1, "supervised")])
-    c = table.compare("simclr + linear", "supervised", 0.1)
-    assert c["subsets"] == 4 and c["wins"] == int((a > b).sum())
-    assert c["difference"] == pytest.approx((a - b).mean())
-    assert c["sem"] == pytest.approx((a - b).std(ddof=1) / 2)
-    row = next(r for r in table if r["method"] == "supervised")
-    assert row["mean"] == pytest.approx(b.mean())
-    with pytest.raises(KeyError, match="methods"):
-        table.compare("simclr + linear", "no such method", 0.1)
+def test_fit_linear_probe_predicts_the_only_class_it_saw():
+    probe = fit_linear_probe(torch.randn(5, 3), torch.full((5,), 2))
+    assert probe.predict(np.zeros((4, 3))).tolist() == [2, 2, 2, 2]
 
 
-def test_label_efficiency_rejects_bad_repeats():
-    x, labels = blobs(20)
-    for bad in (0, 2.5, True):
-        with pytest.raises(ValueError, match="repeats"):
-            label_efficiency(tiny_model(), x, labels, repeats=bad, supervised_steps=0)
+def test_retrieval_precision_counts_same_kind_neighbours_excluding_the_query():
+    # two tight clusters of kinds 0 and 1, one outlier of kind 1 inside cluster 0
+    feats = torch.tensor([[1.0, 0.0], [0.99, 0.05], [0.98, 0.1], [0.97, 0.12],
+                          [0.0, 1.0], [0.05, 0.99], [0.1, 0.98]])
+    kinds = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    out = retrieval_precision(feats, kinds, ks=(1, 2), names=("a", "b"))
+    assert out["a"]["queries"] == 3 and out["b"]["queries"] == 4
+    # kind 0: each query's nearest other galaxy is kind 0 except the last (the kind-1 outlier)
+    assert out["a"]["p@1"] == pytest.approx(2 / 3)
+    assert out["a"]["chance"] == pytest.approx(2 / 6)
+    # kind 1: the outlier (index 3) retrieves kind-0 galaxies first
+    assert out["b"]["p@1"] == pytest.approx(3 / 4)
 
 
-def test_label_efficiency_rejects_bad_fractions():
-    x, labels = blobs(20)
-    with pytest.raises(ValueError, match="fractions"):
-        label_efficiency(tiny_model(), x, labels, fractions=(0.0,), supervised_steps=0)
+def test_retrieval_precision_rejects_k_larger_than_the_gallery():
+    with pytest.raises(ValueError, match="between 1 and N - 1"):
+        retrieval_precision(torch.randn(5, 2), torch.zeros(5, dtype=torch.long), ks=(5,))
 
 
 def test_nearest_neighbour_of_a_gallery_item_is_itself():
@@ -198,11 +173,26 @@ def test_plot_umap_names_the_available_labels():
 
 @pytest.mark.parametrize("args, message", [
     (["--repeats", "0"], "--repeats must be at least 1"),
-    (["--supervised-steps", "-5"], "--supervised-steps must be 0"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--labels", "0"], "label count must be >= 1"),
+    (["--labels", "ten"], "not a label count"),
+    (["--methods", "simclr"], "unknown method"),
+    (["--protocol", "tiers"], "invalid choice"),
+    (["--n-galaxies", "5"], "--n-galaxies must be at least 20"),
+    (["--json", "/no/such/folder/out.json"], "existing folder"),
 ])
-def test_evaluate_cli_refuses_bad_numbers_before_any_work(args, message, capsys):
+def test_evaluate_cli_refuses_bad_arguments_before_any_work(args, message, capsys):
     from phys555_cl.evaluate import main
 
     with pytest.raises(SystemExit):
         main(["no_such_checkpoint.pt", *args])
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_evaluate_cli_missing_checkpoint_is_one_line(capsys):
+    from phys555_cl.evaluate import main
+
+    assert main(["no_such_checkpoint.pt"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no checkpoint at") and len(err.splitlines()) == 1

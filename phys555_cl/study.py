@@ -1,0 +1,920 @@
+"""When does self-supervision pay off? Every way to use the encoder, against labels alone.
+
+The lecture's promise (Hayat et al. 2021): a representation learned without labels lets the
+few labels an astronomer has go further. This module measures it on the course's galaxies,
+honestly, with every method fitted on exactly the same labelled galaxies:
+
+- ``simclr + linear``: the frozen SimCLR representation ``h`` and a logistic regression;
+- ``simclr + fine-tune``: the SimCLR encoder, trained further on the labelled galaxies
+  (new linear heads, the same augmentations and step budget as ``supervised``);
+- ``simclr + fine-tune + distill`` (SimCLRv2, Chen et al. 2020b): the fine-tuned network
+  labels the probe-training galaxies that carry no label with soft targets, and a network of
+  the same architecture (started from the SimCLR weights) learns from those targets and the
+  labels;
+- ``supervised``: the same architecture trained from scratch on the labelled galaxies;
+- ``random init + linear`` and ``raw pixels + linear``: what no learning gives.
+
+Two protocols choose the labelled galaxies:
+
+- ``random``: any galaxy of the probe-training part may carry the labels;
+- ``survey``: as in a real survey, morphology labels exist only for ``label_tier`` 2 (the
+  brightest galaxies) and redshift labels for tiers 1-2; every method is then scored on the
+  test galaxies of *every* tier and reported per tier (tier 0 is what a survey most wants:
+  the faint galaxies nobody labelled).
+
+The study measures the method, not one seed: several independent evaluation populations
+(simulator seeds never used to train or choose anything), several random labelled subsets in
+each, and a fresh initialisation seed for every network trained. Each SimCLR arm is compared
+with ``supervised`` by paired differences, one per (population, subset), with a 95%
+t-interval over all of them. :func:`retrieval_table` adds one-shot similarity search (the use
+with no supervised alternative).
+
+From a shell (the numbers of ``data/pretrained/README.md``)::
+
+    python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt --json results.json
+    python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt --protocol survey
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import zlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
+
+#: Every method of the study, in table order.
+METHODS = (
+    "simclr + linear",
+    "simclr + fine-tune",
+    "simclr + fine-tune + distill",
+    "supervised",
+    "random init + linear",
+    "raw pixels + linear",
+)
+#: The arms that use the SimCLR encoder; each is compared with ``supervised``.
+SIMCLR_ARMS = METHODS[:3]
+#: Labelled galaxies per task; ``"all"`` = every galaxy of the probe-training part allowed to
+#: carry that label.
+LABEL_COUNTS = (5, 20, 200, "all")
+#: Simulator seeds of the evaluation populations: never used for training or for any choice.
+EVAL_SEEDS = (2021, 2022, 2023, 2024)
+#: Simulator seeds of the validation populations: every choice of the recipe below was made on
+#: these (see ``data/pretrained/README.md``), never on ``EVAL_SEEDS``.
+VALIDATION_SEEDS = (1234, 1235, 1236, 1237)
+PROTOCOLS = ("random", "survey")
+#: Tasks whose labels come from a visual morphology (tier 2 in the survey protocol); the
+#: others come from a spectrum (tiers 1-2).
+MORPHOLOGY_TASKS = ("smooth_or_featured", "edge_on", "odd", "odd_feature")
+#: Classes of each task (a head has this many outputs even when few labels show fewer).
+N_CLASSES = {"smooth_or_featured": 2, "edge_on": 2, "odd": 2, "odd_feature": 4,
+             "redshift_high": 2, "label_tier": 3}
+#: The rare kinds of :func:`retrieval_table` (names of ``phys555_cl.galaxies.KIND_NAMES``).
+RARE_KINDS = ("ring", "lens", "merger", "irregular", "disk_edge_on")
+
+#: Training recipe of every network trained on labels (supervised, fine-tune, distillation
+#: student), chosen on the validation populations (data/pretrained/README.md): the same step
+#: budget and batch for every arm; fine-tuning at a lower learning rate than training from
+#: scratch; soft targets at ``distill_temperature``.
+RECIPE = dict(
+    steps=300,
+    batch_size=64,
+    supervised_lr=2e-3,
+    finetune_lr=5e-4,
+    distill_temperature=1.0,
+    weight_decay=1e-4,
+)
+
+#: Default number of random labelled subsets per population and label count.
+REPEATS = 3
+
+
+def _seed(*parts) -> int:
+    """A reproducible 31-bit seed from any values (population, count, subset, method...)."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+# ------------------------------------------------------------------------------------------
+# networks trained on labels
+# ------------------------------------------------------------------------------------------
+
+
+class MultiHead(nn.Module):
+    """``normalize -> encoder -> one linear head per task``; forward gives ``{task: logits}``."""
+
+    def __init__(self, normalize: nn.Module, encoder: nn.Module, n_classes: dict):
+        super().__init__()
+        self.normalize, self.encoder = normalize, encoder
+        self.heads = nn.ModuleDict({t: nn.Linear(encoder.out_dim, c) for t, c in n_classes.items()})
+
+    def representation(self, x):
+        return self.encoder(self.normalize(x))
+
+    def forward(self, x):
+        h = self.representation(x)
+        return {t: head(h) for t, head in self.heads.items()}
+
+
+def _n_classes(labels: dict, tasks) -> dict:
+    return {t: N_CLASSES.get(t) or max(2, int(torch.as_tensor(labels[t]).max()) + 1)
+            for t in tasks}
+
+
+def train_on_labels(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    labels: dict,
+    tasks=tuple(TASKS),
+    *,
+    steps: int = RECIPE["steps"],
+    lr: float = RECIPE["supervised_lr"],
+    batch_size: int = RECIPE["batch_size"],
+    weight_decay: float = RECIPE["weight_decay"],
+    seed: int = 0,
+    augment: nn.Module | None = None,
+    teacher: nn.Module | None = None,
+    unlabelled: torch.Tensor | None = None,
+    temperature: float = RECIPE["distill_temperature"],
+    device=None,
+    progress: bool = False,
+) -> MultiHead:
+    """Train ``encoder`` plus one new linear head per task with cross-entropy on the labels.
+
+    Every task at once; a label < 0 means "no label for this galaxy" and is masked out, so each
+    galaxy may carry any subset of the tasks. ``steps`` AdamW steps (one-cycle schedule) on
+    augmented minibatches (``GalaxyAugment()`` by default). The same function serves the
+    supervised baseline (a fresh encoder), fine-tuning (the SimCLR encoder) and, with
+    ``teacher`` and ``unlabelled``, distillation: each step also shows the student a minibatch
+    of unlabelled galaxies and adds ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task
+    (Hinton et al. 2015; SimCLRv2), with the teacher seeing the same augmented view.
+
+    Shapes: ``images [N, 3, H, W]``, ``labels[t] [N]``, ``unlabelled [U, 3, H, W]``.
+    Returns the trained :class:`MultiHead` in eval mode.
+    """
+    from phys555_cl.augment import GalaxyAugment
+    from phys555_cl.encoders import AsinhStretch
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    device = torch.device(device or "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the heads' initialisation
+    model = MultiHead(AsinhStretch(), encoder, _n_classes(labels, tasks)).to(device)
+    augment = (augment or GalaxyAugment()).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    ys = {t: torch.as_tensor(labels[t]).long() for t in tasks}
+    labelled = torch.nonzero(torch.stack([ys[t] >= 0 for t in tasks]).any(0)).flatten()
+    if len(labelled) == 0:
+        raise ValueError("no galaxy carries a label for any task: nothing to train on")
+    images = torch.as_tensor(images)
+    distill = teacher is not None and unlabelled is not None and len(unlabelled) > 0
+    if distill:
+        teacher = teacher.to(device).eval()
+    it = range(steps)
+    if progress:
+        from phys555_cl.config import progress as bar
+
+        it = bar(it, desc="training on labels", leave=False)
+    model.train()
+    for _ in it:
+        idx = labelled[torch.randint(len(labelled), (min(batch_size, len(labelled)),),
+                                     generator=gen)]
+        x = augment(images[idx].float(), generator=gen).to(device)
+        out = model(x)
+        loss = x.new_zeros(())
+        for t in tasks:
+            y = ys[t][idx].to(device)
+            ok = y >= 0
+            if ok.any():
+                loss = loss + nn.functional.cross_entropy(out[t][ok], y[ok])
+        if distill:
+            u = torch.randint(len(unlabelled), (batch_size,), generator=gen)
+            xu = augment(torch.as_tensor(unlabelled[u]).float(), generator=gen).to(device)
+            with torch.no_grad():
+                soft = {t: (v / temperature).softmax(1) for t, v in teacher(xu).items()}
+            out_u = model(xu)
+            for t in tasks:
+                log_p = (out_u[t] / temperature).log_softmax(1)
+                loss = loss + temperature**2 * nn.functional.kl_div(
+                    log_p, soft[t], reduction="batchmean")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: MultiHead, images, batch_size: int = 512) -> dict:
+    """Class predictions ``{task: int64 [N]}`` of a :class:`MultiHead`."""
+    model.eval()
+    device = next(model.parameters()).device
+    preds: dict = {}
+    for start in range(0, len(images), batch_size):
+        out = model(torch.as_tensor(images[start:start + batch_size]).float().to(device))
+        for t, logits in out.items():
+            preds.setdefault(t, []).append(logits.argmax(1).cpu())
+    return {t: torch.cat(p).numpy() for t, p in preds.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# labelled subsets and scores
+# ------------------------------------------------------------------------------------------
+
+
+def label_pools(train_labels: dict, tasks, protocol: str) -> dict:
+    """Which probe-training galaxies may carry each task's label: ``{task: indices}``.
+
+    ``random``: all of them. ``survey``: morphology tasks only tier 2, redshift tasks tiers
+    1-2 (``label_tier``), as a survey's spectroscopic and visual selections allow.
+    """
+    n = len(train_labels[tasks[0]])
+    if protocol == "random":
+        return {t: np.arange(n) for t in tasks}
+    tier = np.asarray(train_labels["label_tier"])
+    return {t: np.flatnonzero(tier >= (2 if t in MORPHOLOGY_TASKS else 1)) for t in tasks}
+
+
+def draw_subset(pools: dict, count, rng: np.random.Generator, shared: bool) -> dict:
+    """``{task: sorted indices}`` of the labelled galaxies: ``count`` of each task's pool
+    (``"all"``: the whole pool). ``shared`` (the random protocol): one draw for every task."""
+    out, cache = {}, {}
+    for t, pool in pools.items():
+        key = tuple(pool) if shared else t
+        if key not in cache:
+            cache[key] = pool if count == "all" else np.sort(rng.choice(pool, count, replace=False))
+        out[t] = cache[key]
+    return out
+
+
+def _masked_labels(train_labels: dict, subset: dict) -> dict:
+    """Train labels with -1 everywhere outside each task's labelled subset."""
+    out = {}
+    for t, idx in subset.items():
+        y = torch.full_like(torch.as_tensor(train_labels[t]), -1)
+        y[idx] = torch.as_tensor(train_labels[t])[idx]
+        out[t] = y
+    return out
+
+
+def score(preds: dict, test_labels: dict, tasks, tiers=None) -> dict:
+    """Accuracy per task (on the test galaxies the task applies to, label >= 0), their
+    ``mean``, and with ``tiers`` the mean accuracy over tasks on each tier (``tier0``...).
+    A task without predictions (no labelled example) scores NaN and is left out of the means.
+    """
+    out = {}
+    for t in tasks:
+        y = np.asarray(test_labels[t])
+        ok = y >= 0
+        defined = preds.get(t) is not None and ok.any()
+        out[t] = float(np.mean(preds[t][ok] == y[ok])) if defined else math.nan
+    out["mean"] = _nanmean([out[t] for t in tasks])
+    if tiers is not None:
+        tiers = np.asarray(tiers)
+        for k in range(3):
+            accs = []
+            for t in tasks:
+                y = np.asarray(test_labels[t])
+                ok = (y >= 0) & (tiers == k)
+                if preds.get(t) is not None and ok.any():
+                    accs.append(float(np.mean(preds[t][ok] == y[ok])))
+            out[f"tier{k}"] = _nanmean(accs)
+    return out
+
+
+def _nanmean(values) -> float:
+    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
+    return float(v.mean()) if len(v) else math.nan
+
+
+def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict:
+    preds = {}
+    for t in tasks:
+        y = np.asarray(labels_sub[t])
+        ok = y >= 0
+        preds[t] = (fit_linear_probe(feats_train[ok], y[ok]).predict(feats_test)
+                    if ok.any() else None)
+    return preds
+
+
+# ------------------------------------------------------------------------------------------
+# results
+# ------------------------------------------------------------------------------------------
+
+
+class ResultTable(list):
+    """Aggregated rows (one per protocol, label count and method) that print as Markdown.
+
+    ``records`` keeps every single score behind the rows: one dict per (population, subset,
+    method) with its per-task accuracies and means; :meth:`compare` pairs them.
+    """
+
+    def __init__(self, records=(), tasks=tuple(TASKS)):
+        super().__init__()
+        self.records = list(records)
+        self.tasks = tuple(tasks)
+        self._aggregate()
+
+    @classmethod
+    def concat(cls, tables) -> ResultTable:
+        tables = list(tables)
+        return cls([r for t in tables for r in t.records], tables[0].tasks if tables else TASKS)
+
+    def _aggregate(self) -> None:
+        self.clear()
+        groups: dict = {}
+        for r in self.records:
+            groups.setdefault((r["protocol"], r["labels"], r["method"]), []).append(r)
+        order = {m: i for i, m in enumerate(METHODS)}
+        counts = {c: i for i, c in enumerate(LABEL_COUNTS)}
+        for (protocol, count, method), rs in sorted(
+            groups.items(),
+            key=lambda kv: (kv[0][0], counts.get(kv[0][1], 99), order.get(kv[0][2], 99))):
+            row = {"protocol": protocol, "labels": count, "method": method}
+            metrics = [k for k in rs[0] if k in self.tasks or k == "mean" or k.startswith("tier")]
+            for k in metrics:
+                row[k] = _nanmean([x[k] for x in rs])
+            means = [x["mean"] for x in rs if not math.isnan(x["mean"])]
+            row["std"] = float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
+            row["subsets"] = len(rs)
+            missing = {t: sum(t in x["no_labels"] for x in rs) for t in self.tasks}
+            row["no labelled example"] = ", ".join(
+                f"{t} {k}/{len(rs)}" for t, k in missing.items() if k) or "-"
+            self.append(row)
+
+    def compare(self, a: str, b: str, labels, protocol: str = "random",
+                metric: str = "mean") -> dict:
+        """Paired comparison of methods ``a`` and ``b`` at one label count.
+
+        One difference ``a - b`` per (population, subset): both methods saw exactly the same
+        labelled galaxies, so the luck of the draw cancels. Returns ``{"difference": mean,
+        "ci95": half-width of the 95% t-interval over the pairs, "low", "high", "sem",
+        "wins": pairs where a scored higher, "pairs": how many}`` (accuracies as fractions).
+        """
+        def by_pair(m):
+            return {(r["population"], r["subset"]): r[metric] for r in self.records
+                    if r["method"] == m and r["labels"] == labels and r["protocol"] == protocol}
+
+        sa, sb = by_pair(a), by_pair(b)
+        if not sa or not sb:
+            known = sorted({(r["protocol"], str(r["labels"]), r["method"]) for r in self.records})
+            raise KeyError(f"no scores for {a!r} or {b!r} at labels={labels!r}, "
+                           f"protocol={protocol!r}; have {known}")
+        d = np.array([sa[k] - sb[k] for k in sorted(sa) if k in sb
+                      and not math.isnan(sa[k]) and not math.isnan(sb[k])])
+        n = len(d)
+        sem = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        half = _t975(n - 1) * sem if n > 1 else math.nan
+        mean = float(d.mean()) if n else math.nan
+        return {"difference": mean, "ci95": half, "low": mean - half, "high": mean + half,
+                "sem": sem, "wins": int((d > 0).sum()), "pairs": n}
+
+    def comparisons(self, metric: str = "mean") -> list[dict]:
+        """Every SimCLR arm against ``supervised`` at every protocol and label count."""
+        out = []
+        keys = {(r["protocol"], r["labels"]) for r in self.records}
+        counts = {c: i for i, c in enumerate(LABEL_COUNTS)}
+        for protocol, count in sorted(keys, key=lambda k: (k[0], counts.get(k[1], 99))):
+            have = {r["method"] for r in self.records
+                    if r["protocol"] == protocol and r["labels"] == count}
+            if "supervised" not in have:
+                continue
+            metrics = [metric] + (["tier0"] if protocol == "survey" and metric == "mean" else [])
+            for arm in (m for m in SIMCLR_ARMS if m in have):
+                for mt in metrics:
+                    c = self.compare(arm, "supervised", count, protocol, mt)
+                    out.append({"protocol": protocol, "labels": count, "method": arm,
+                                "versus": "supervised", "metric": mt, **c})
+        return out
+
+    def __str__(self) -> str:
+        if not self:
+            return "(empty table)"
+        cols = list(self[0])
+        cells = [[_fmt(c, r.get(c, "")) for c in cols] for r in self]
+        return _markdown(cols, cells)
+
+    __repr__ = __str__
+
+
+def _fmt(col, v) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{100 * v:.1f}"
+    return str(v)
+
+
+def _markdown(cols, cells) -> str:
+    widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(cols)]
+    line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
+    return "\n".join([line, rule, *body])
+
+
+def _t975(dof: int) -> float:
+    """The 97.5% quantile of Student's t with ``dof`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, dof))
+
+
+def format_comparisons(comparisons: list[dict]) -> str:
+    """The paired comparisons as Markdown (differences in points, 95% t-intervals)."""
+    cols = ["protocol", "labels", "method", "scored on", "minus supervised", "95% interval",
+            "ahead on"]
+    cells = []
+    for c in comparisons:
+        where = "all tiers" if c["metric"] == "mean" else c["metric"].replace("tier", "tier ")
+        cells.append([c["protocol"], str(c["labels"]), c["method"], where,
+                      f"{100 * c['difference']:+.1f}",
+                      f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+                      if not math.isnan(c["ci95"]) else "n/a",
+                      f"{c['wins']} of {c['pairs']}"])
+    return _markdown(cols, cells)
+
+
+# ------------------------------------------------------------------------------------------
+# one population
+# ------------------------------------------------------------------------------------------
+
+
+def _check_counts(label_counts) -> tuple:
+    if isinstance(label_counts, (int, str)):
+        label_counts = (label_counts,)
+    try:
+        counts = tuple(label_counts)
+    except TypeError:
+        raise ValueError(f"label_counts must be a list like (5, 20, 200, 'all'), got "
+                         f"{label_counts!r}") from None
+    for c in counts:
+        if c != "all" and (isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1):
+            raise ValueError(f"every label count must be a whole number >= 1 or 'all', got {c!r}")
+    if not counts:
+        raise ValueError("label_counts is empty: give at least one, e.g. (20,)")
+    return counts
+
+
+def _check_methods(methods) -> tuple:
+    if isinstance(methods, str):
+        methods = (methods,)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    return tuple(methods)
+
+
+def label_efficiency(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: dict,
+    config: dict | None = None,
+    *,
+    label_counts=LABEL_COUNTS,
+    methods=METHODS,
+    tasks=tuple(TASKS),
+    protocol: str = "random",
+    repeats: int = REPEATS,
+    test_fraction: float = 0.5,
+    recipe: dict | None = None,
+    population=0,
+    device=None,
+    progress: bool = True,
+    keep_models: bool = False,
+) -> ResultTable:
+    """Every method fitted on the same labelled galaxies of one population, scored on its test part.
+
+    The galaxies are split once into a probe-training part and a test part (``test_fraction``,
+    seeded by ``population``). For each label count, ``repeats`` random labelled subsets are
+    drawn (one for ``"all"``) and every method in ``methods`` (see :data:`METHODS`) is fitted
+    on exactly those labels. Each network trained gets its own initialisation seed.
+
+    Args:
+        model: the trained SimCLR model (``load_checkpoint``).
+        images, labels: the evaluation galaxies, e.g. ``simulate(2000, size=32, seed=2021)``.
+        config: its training config, to rebuild the architecture for ``supervised`` and
+            ``random init``; default: a copy of ``model`` with its weights re-initialised.
+        label_counts: labelled galaxies per task, e.g. ``(5, 20, 200, "all")``. A count larger
+            than a task's pool is skipped and noted in ``table.notes``.
+        protocol: ``"random"`` or ``"survey"`` (labels only where ``label_tier`` allows them,
+            scores per tier as ``tier0``, ``tier1``, ``tier2``).
+        recipe: overrides of :data:`RECIPE` (steps, learning rates, distillation temperature).
+        population: a name for this population in the records (e.g. its simulator seed).
+        keep_models: keep the networks trained on ``"all"`` labels (first subset) in
+            ``table.models[method]``, e.g. for :func:`retrieval_table`.
+
+    Returns:
+        :class:`ResultTable`; ``table.records`` holds every (subset, method) score and
+        ``table.seconds`` the time per method.
+    """
+    import copy
+
+    from phys555_cl.encoders import build_model_from_config
+
+    counts = _check_counts(label_counts)
+    methods = _check_methods(methods)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive whole number, got {repeats!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    unknown = [t for t in tasks if t not in labels]
+    if unknown:
+        raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(labels)}")
+    if protocol == "survey" and "label_tier" not in labels:
+        raise ValueError("the survey protocol needs labels['label_tier'] (0, 1, 2)")
+    rec = {**RECIPE, **(recipe or {})}
+    unknown = sorted(set(rec) - set(RECIPE))
+    if unknown:
+        raise ValueError(f"unknown recipe key(s) {unknown}; keys are {sorted(RECIPE)}")
+
+    images = torch.as_tensor(images)
+    n = len(images)
+    perm = np.random.default_rng(_seed("split", population)).permutation(n)
+    n_test = int(round(test_fraction * n))
+    test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    keys = list(tasks) + (["label_tier"] if "label_tier" in labels else [])
+    lab_tr = {t: torch.as_tensor(labels[t])[train_idx] for t in keys}
+    lab_te = {t: torch.as_tensor(labels[t])[test_idx].numpy() for t in tasks}
+    tiers_te = (torch.as_tensor(labels["label_tier"])[test_idx].numpy()
+                if protocol == "survey" else None)
+    x_tr, x_te = images[train_idx], images[test_idx]
+
+    def fresh_encoder(seed):
+        torch.manual_seed(seed)
+        if config is not None:
+            return build_model_from_config(config).encoder
+        fresh = copy.deepcopy(model)
+        for m in fresh.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        return fresh.encoder
+
+    def simclr_encoder():
+        return copy.deepcopy(model.encoder)
+
+    seconds = {m: 0.0 for m in methods}
+    t0 = time.perf_counter()
+    features = {}
+    if "simclr + linear" in methods:
+        features["simclr + linear"] = embed(model, images, device=device).numpy()
+    if "random init + linear" in methods:
+        rand = copy.deepcopy(model)
+        rand.encoder = fresh_encoder(_seed("random init", population))
+        features["random init + linear"] = embed(rand, images, device=device).numpy()
+    if "raw pixels + linear" in methods:
+        features["raw pixels + linear"] = raw_pixels(images).numpy()
+    for m in features:
+        seconds[m] += (time.perf_counter() - t0) / len(features)
+
+    table_records, notes, models = [], [], {}
+    pools = label_pools(lab_tr, list(tasks), protocol)
+    for count in counts:
+        short = {t: len(p) for t, p in pools.items() if count != "all" and len(p) < count}
+        if short:
+            notes.append(f"population {population}, protocol {protocol}: {count} labels asked "
+                         f"but only {short} galaxies may carry them; skipped")
+            continue
+        n_subsets = 1 if count == "all" else repeats
+        rng = np.random.default_rng(_seed("subsets", population, protocol, count))
+        for r in range(n_subsets):
+            subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
+            union = np.unique(np.concatenate([subset[t] for t in tasks]))
+            sub_labels = _masked_labels(lab_tr, {t: subset[t] for t in tasks})
+            no_labels = [t for t in tasks
+                         if not (torch.as_tensor(sub_labels[t]) >= 0).any()]
+            union_labels = {t: v[union] for t, v in sub_labels.items()}
+            preds_by_method = {}
+            for m, f in features.items():
+                t1 = time.perf_counter()
+                preds_by_method[m] = _probe_predictions(
+                    f[train_idx][union], union_labels, f[test_idx], tasks)
+                seconds[m] += time.perf_counter() - t1
+            trained = {}
+            for m in ("supervised", "simclr + fine-tune", "simclr + fine-tune + distill"):
+                if m not in methods and not (m == "simclr + fine-tune"
+                                             and "simclr + fine-tune + distill" in methods):
+                    continue
+                t1 = time.perf_counter()
+                seed = _seed(m, population, protocol, count, r)
+                common = dict(steps=rec["steps"], batch_size=rec["batch_size"],
+                              weight_decay=rec["weight_decay"], seed=seed, device=device,
+                              progress=progress)
+                if m == "supervised":
+                    net = train_on_labels(fresh_encoder(seed), x_tr[union], union_labels,
+                                          tasks, lr=rec["supervised_lr"], **common)
+                elif m == "simclr + fine-tune":
+                    net = train_on_labels(simclr_encoder(), x_tr[union], union_labels, tasks,
+                                          lr=rec["finetune_lr"], **common)
+                else:
+                    others = np.setdiff1d(np.arange(len(train_idx)), union)
+                    net = train_on_labels(simclr_encoder(), x_tr[union], union_labels, tasks,
+                                          lr=rec["finetune_lr"], teacher=trained[
+                                              "simclr + fine-tune"], unlabelled=x_tr[others],
+                                          temperature=rec["distill_temperature"], **common)
+                trained[m] = net
+                preds = predict(net, x_te)
+                preds_by_method[m] = {t: (None if t in no_labels else preds[t]) for t in tasks}
+                seconds[m if m in seconds else "simclr + fine-tune + distill"] += (
+                    time.perf_counter() - t1)
+                if keep_models and count == "all" and r == 0:
+                    models[m] = net
+            for m in methods:
+                table_records.append({
+                    "protocol": protocol, "population": population, "labels": count,
+                    "subset": r, "method": m, "no_labels": no_labels,
+                    "n_labelled": {t: len(subset[t]) for t in tasks},
+                    **score(preds_by_method[m], lab_te, tasks, tiers_te),
+                })
+    table = ResultTable(table_records, tasks)
+    table.notes, table.models, table.seconds = notes, models, seconds
+    table.test_index = test_idx
+    return table
+
+
+# ------------------------------------------------------------------------------------------
+# one-shot retrieval
+# ------------------------------------------------------------------------------------------
+
+
+def retrieval_table(features: dict, kinds, *, rare_kinds=RARE_KINDS, ks=(10, 50)) -> dict:
+    """Precision@k of one-shot retrieval for every rare kind and every feature set.
+
+    ``features``: ``{name: [N, D]}`` (e.g. ``h``, raw pixels, random init, supervised);
+    ``kinds``: ``[N]`` integer kinds (``labels["kind"]``). Returns ``{name: {kind: {"queries",
+    "chance", "p@10", "p@50"}}}`` (see :func:`phys555_cl.evaluate.retrieval_precision`).
+    """
+    from phys555_cl.galaxies import KIND_NAMES
+
+    codes = [KIND_NAMES.index(k) for k in rare_kinds]
+    return {name: retrieval_precision(f, kinds, query_kinds=codes, ks=ks, names=KIND_NAMES)
+            for name, f in features.items()}
+
+
+def _mean_retrieval(tables: list[dict]) -> dict:
+    """Average several populations' retrieval tables (precisions weighted by queries)."""
+    out: dict = {}
+    for name in tables[0]:
+        out[name] = {}
+        for kind in tables[0][name]:
+            rows = [t[name][kind] for t in tables]
+            q = sum(r["queries"] for r in rows)
+            entry = {"queries": q}
+            for key in rows[0]:
+                if key == "queries":
+                    continue
+                entry[key] = (sum(r[key] * r["queries"] for r in rows if r["queries"]) / q
+                              if q else math.nan)
+            out[name][kind] = entry
+    return out
+
+
+def format_retrieval(table: dict, k: int = 10) -> str:
+    """Markdown: one row per rare kind, precision@k of every feature set and chance."""
+    names = list(table)
+    kinds = list(table[names[0]])
+    cols = ["kind", "queries", "chance", *(f"{n} p@{k}" for n in names)]
+    cells = []
+    for kind in kinds:
+        first = table[names[0]][kind]
+        cells.append([kind, str(first["queries"]), _fmt("", first["chance"]),
+                      *(_fmt("", table[n][kind][f"p@{k}"]) for n in names)])
+    return _markdown(cols, cells)
+
+
+# ------------------------------------------------------------------------------------------
+# the whole study: several populations
+# ------------------------------------------------------------------------------------------
+
+
+class Study:
+    """The result of :func:`payoff_study`: ``table`` (:class:`ResultTable` over every
+    population), ``comparisons``, ``retrieval`` (averaged over populations), ``notes``,
+    ``seconds`` per method and in total. ``print(study)`` shows all of it as Markdown."""
+
+    def __init__(self, table, retrieval, notes, seconds, settings):
+        self.table, self.retrieval, self.notes = table, retrieval, notes
+        self.seconds, self.settings = seconds, settings
+        self.comparisons = table.comparisons() if table.records else []
+
+    def to_json(self) -> dict:
+        def clean(v):
+            if isinstance(v, float) and math.isnan(v):
+                return None
+            if isinstance(v, dict):
+                return {str(k): clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            if isinstance(v, (np.integer, np.floating)):
+                return v.item()
+            return v
+
+        return clean({"settings": self.settings, "rows": list(self.table),
+                      "comparisons": self.comparisons, "retrieval": self.retrieval,
+                      "notes": self.notes, "seconds": self.seconds})
+
+    def __str__(self) -> str:
+        parts = [str(self.table)]
+        if self.comparisons:
+            parts.append("Paired differences, one per (population, subset); 95% t-interval "
+                         "over the pairs; points of mean accuracy:\n\n"
+                         + format_comparisons(self.comparisons))
+        if self.retrieval:
+            parts.append("One-shot retrieval, precision@10 (%; every galaxy of the kind in "
+                         "turn is the query, cosine similarity, test galaxies of every "
+                         "population):\n\n" + format_retrieval(self.retrieval, 10))
+            parts.append("precision@50:\n\n" + format_retrieval(self.retrieval, 50))
+        parts += [f"note: {n}" for n in self.notes]
+        return "\n\n".join(parts)
+
+    __repr__ = __str__
+
+
+def payoff_study(
+    model: nn.Module,
+    config: dict,
+    *,
+    eval_seeds=EVAL_SEEDS,
+    n_galaxies: int = 2000,
+    label_counts=LABEL_COUNTS,
+    repeats: int = REPEATS,
+    protocol: str = "random",
+    methods=METHODS,
+    retrieval: bool = True,
+    recipe: dict | None = None,
+    device=None,
+    progress: bool = True,
+) -> Study:
+    """:func:`label_efficiency` on several independent populations, plus one-shot retrieval.
+
+    Every population is ``simulate(n_galaxies, size=config["image_size"], seed=s)`` for ``s``
+    in ``eval_seeds``; the rows and paired comparisons pool every (population, subset).
+    Retrieval runs on each population's test galaxies with ``h``, raw pixels, a random
+    encoder and, when ``supervised`` is among the methods and ``"all"`` among the counts, the
+    representation of the supervised network trained on all labels.
+    """
+    from phys555_cl.galaxies import simulate
+
+    if isinstance(n_galaxies, bool) or not isinstance(n_galaxies, int) or n_galaxies < 20:
+        raise ValueError(f"n_galaxies must be a whole number >= 20, got {n_galaxies!r}")
+    seeds = list(eval_seeds)
+    if not seeds:
+        raise ValueError("eval_seeds is empty: give at least one simulator seed")
+    t0 = time.perf_counter()
+    tables, retrievals, notes = [], [], []
+    seconds = {m: 0.0 for m in _check_methods(methods)}
+    for s in seeds:
+        images, labels = simulate(n_galaxies, size=config["image_size"], seed=int(s))
+        keep = retrieval and "supervised" in methods and "all" in label_counts
+        t = label_efficiency(model, images, labels, config, label_counts=label_counts,
+                             methods=methods, protocol=protocol, repeats=repeats,
+                             recipe=recipe, population=int(s), device=device,
+                             progress=progress, keep_models=keep)
+        tables.append(t)
+        notes += t.notes
+        for m, sec in t.seconds.items():
+            seconds[m] += sec
+        if retrieval:
+            retrievals.append(_retrieval_features(model, config, images, labels, t, device))
+    table = ResultTable.concat(tables)
+    ret = _mean_retrieval(retrievals) if retrievals else {}
+    seconds["total"] = time.perf_counter() - t0
+    settings = {"eval_seeds": seeds, "n_galaxies": n_galaxies, "label_counts": list(label_counts),
+                "repeats": repeats, "protocol": protocol, "methods": list(methods),
+                "recipe": {**RECIPE, **(recipe or {})}, "image_size": config["image_size"]}
+    return Study(table, ret, notes, seconds, settings)
+
+
+def _retrieval_features(model, config, images, labels, table, device) -> dict:
+    from phys555_cl.encoders import build_model_from_config
+
+    test = table.test_index
+    x = images[test]
+    torch.manual_seed(_seed("random init retrieval"))
+    rand = build_model_from_config(config)
+    feats = {"h (simclr)": embed(model, x, device=device),
+             "raw pixels": raw_pixels(x),
+             "random init": embed(rand, x, device=device)}
+    if "supervised" in table.models:
+        feats["supervised"] = embed(table.models["supervised"], x, device=device)
+    return retrieval_table(feats, labels["kind"][test])
+
+
+# ------------------------------------------------------------------------------------------
+# command line: python -m phys555_cl.evaluate CHECKPOINT ...
+# ------------------------------------------------------------------------------------------
+
+
+def _count(text: str):
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a label count: use whole numbers >= 1 or 'all'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a label count must be >= 1 or 'all', got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m phys555_cl.evaluate",
+        description="When does self-supervision pay off? Every way to use a SimCLR checkpoint "
+                    "with few labels, against a network trained on the labels alone, on "
+                    "independent populations of simulated galaxies; plus one-shot retrieval.",
+    )
+    p.add_argument("checkpoint", help="a checkpoint.pt from phys555_cl.train (or data/pretrained/)")
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=list(EVAL_SEEDS), metavar="S",
+                   help=f"simulator seeds of the evaluation populations (default {EVAL_SEEDS})")
+    p.add_argument("--n-galaxies", type=int, default=2000, metavar="N",
+                   help="galaxies per population, half of them for the probes (default 2000)")
+    p.add_argument("--labels", type=_count, nargs="+", default=list(LABEL_COUNTS), metavar="L",
+                   help="labelled galaxies per task: whole numbers or 'all' (default 5 20 200 all)")
+    p.add_argument("--repeats", type=int, default=REPEATS, metavar="R",
+                   help=f"random labelled subsets per population and count (default {REPEATS})")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="random",
+                   help="random: any galaxy may be labelled; survey: labels follow label_tier")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M",
+                   help="methods to run (quote names with spaces), default: all of "
+                        + ", ".join(f"'{m}'" for m in METHODS))
+    p.add_argument("--steps", type=int, default=RECIPE["steps"],
+                   help=f"training steps of every network trained on labels "
+                        f"(default {RECIPE['steps']})")
+    p.add_argument("--no-retrieval", action="store_true", help="skip the retrieval table")
+    p.add_argument("--json", metavar="PATH", help="also write every row, comparison and the "
+                   "retrieval table to PATH as JSON")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # every argument checked before anything is loaded
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.n_galaxies < 20:
+        parser.error(f"--n-galaxies must be at least 20, got {args.n_galaxies}")
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
+    if any(s < 0 for s in args.eval_seeds):
+        parser.error(f"--eval-seeds must be non-negative, got {args.eval_seeds}")
+    bad = [m for m in args.methods if m not in METHODS]
+    if bad:
+        parser.error(f"unknown method(s) {bad}; choose from " + ", ".join(map(repr, METHODS)))
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if os.path.isdir(args.json) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error(f"--json {args.json!r}: give a file path in an existing folder you can "
+                         f"write to")
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C); nothing was written", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as err:  # CheckpointError is a ValueError
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
+    from phys555_cl.train import load_checkpoint
+
+    t0 = time.perf_counter()
+    model, cfg = load_checkpoint(args.checkpoint)
+    study = payoff_study(model, cfg, eval_seeds=args.eval_seeds, n_galaxies=args.n_galaxies,
+                         label_counts=args.labels, repeats=args.repeats,
+                         protocol=args.protocol, methods=args.methods,
+                         retrieval=not args.no_retrieval, recipe={"steps": args.steps})
+    print(f"{args.checkpoint}: protocol {args.protocol}; populations (simulator seeds) "
+          f"{args.eval_seeds}, {args.n_galaxies} galaxies each (half to fit, half to score); "
+          f"{args.repeats} labelled subsets per count below 'all'; accuracies in %, averaged "
+          f"over (population, subset); std: spread of the mean accuracy between them.\n")
+    print(study)
+    took = time.perf_counter() - t0
+    per = ", ".join(f"{m} {s:.0f} s" for m, s in study.seconds.items() if m != "total")
+    print(f"\n({took:.0f} s: {per})")
+    if args.json:
+        from phys555_cl.train import _atomic_save
+
+        text = json.dumps({"checkpoint": args.checkpoint, **study.to_json()}, indent=1)
+        _atomic_save(args.json, lambda fh: fh.write(text.encode("utf-8")))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

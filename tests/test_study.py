@@ -1,0 +1,199 @@
+"""Specification of phys555_cl.study: every arm on the same labels, protocols, pairs, retrieval."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from phys555_cl.encoders import build_simclr
+from phys555_cl.study import (
+    METHODS,
+    ResultTable,
+    draw_subset,
+    label_efficiency,
+    label_pools,
+    payoff_study,
+    predict,
+    train_on_labels,
+)
+
+TINY = dict(encoder="compact", width=4, hidden_dim=16, proj_dim=8, image_size=16)
+QUICK = dict(steps=3, batch_size=16)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return build_simclr("compact", width=4, hidden_dim=16, proj_dim=8)
+
+
+@pytest.fixture(scope="module")
+def galaxies():
+    from phys555_cl.galaxies import simulate
+
+    return simulate(160, size=16, seed=5)
+
+
+def test_every_method_is_fitted_on_the_same_subsets_and_scored(galaxies):
+    images, labels = galaxies
+    table = label_efficiency(tiny_model(), images, labels, TINY, label_counts=(10, "all"),
+                             repeats=2, recipe=QUICK, progress=False)
+    assert isinstance(table, ResultTable)
+    rows = {(r["labels"], r["method"]): r for r in table}
+    for count in (10, "all"):
+        for m in METHODS:
+            assert (count, m) in rows
+    assert rows[(10, "supervised")]["subsets"] == 2 and rows[("all", "supervised")]["subsets"] == 1
+    for r in table.records:
+        assert r["n_labelled"]["smooth_or_featured"] == (10 if r["labels"] == 10 else 80)
+        assert 0 <= r["mean"] <= 1
+    assert str(table).splitlines()[0].startswith("| protocol | labels | method")
+
+
+def test_compare_is_a_paired_t_interval_over_population_subset_pairs(galaxies):
+    images, labels = galaxies
+    tables = [label_efficiency(tiny_model(), images, labels, TINY, label_counts=(10,), repeats=2,
+                               methods=("simclr + linear", "raw pixels + linear"),
+                               population=p, progress=False) for p in (1, 2)]
+    table = ResultTable.concat(tables)
+    a = {(r["population"], r["subset"]): r["mean"] for r in table.records
+         if r["method"] == "simclr + linear"}
+    b = {(r["population"], r["subset"]): r["mean"] for r in table.records
+         if r["method"] == "raw pixels + linear"}
+    d = np.array([a[k] - b[k] for k in sorted(a)])
+    c = table.compare("simclr + linear", "raw pixels + linear", 10)
+    assert c["pairs"] == 4
+    assert c["difference"] == pytest.approx(d.mean())
+    # t(0.975, 3 dof) = 3.182
+    assert c["ci95"] == pytest.approx(3.1824 * d.std(ddof=1) / 2, rel=1e-3)
+    assert c["low"] < c["difference"] < c["high"]
+    with pytest.raises(KeyError, match="no scores"):
+        table.compare("simclr + linear", "no such method", 10)
+
+
+def test_different_populations_draw_different_subsets_and_splits(galaxies):
+    images, labels = galaxies
+    kw = dict(label_counts=(10,), repeats=1, methods=("simclr + linear",), progress=False)
+    t1 = label_efficiency(tiny_model(), images, labels, TINY, population=1, **kw)
+    t2 = label_efficiency(tiny_model(), images, labels, TINY, population=2, **kw)
+    assert not np.array_equal(t1.test_index, t2.test_index)
+
+
+def test_a_task_with_no_labelled_example_is_reported_not_dropped(galaxies):
+    images, labels = galaxies
+    labels = dict(labels)
+    odd = labels["odd_feature"].clone()
+    keep = torch.nonzero(odd >= 0).flatten()[:1]  # a single odd galaxy in the whole sample
+    labels["odd_feature"] = torch.full_like(odd, -1)
+    labels["odd_feature"][keep] = odd[keep]
+    table = label_efficiency(tiny_model(), images, labels, TINY, label_counts=(5,), repeats=3,
+                             methods=("simclr + linear", "supervised"), recipe=QUICK,
+                             progress=False)
+    row = next(r for r in table if r["method"] == "simclr + linear")
+    assert "odd_feature" in row["no labelled example"]
+    assert any(math.isnan(r["odd_feature"]) for r in table.records)
+    # the mean is over the tasks that could be scored, not NaN
+    assert all(not math.isnan(r["mean"]) for r in table.records)
+
+
+def test_survey_protocol_labels_only_the_tiers_a_survey_has(galaxies):
+    _, labels = galaxies
+    pools = label_pools(labels, ["smooth_or_featured", "redshift_high"], "survey")
+    tier = labels["label_tier"].numpy()
+    assert (tier[pools["smooth_or_featured"]] == 2).all()
+    assert (tier[pools["redshift_high"]] >= 1).all()
+    assert len(pools["redshift_high"]) > len(pools["smooth_or_featured"])
+    sub = draw_subset(pools, 4, np.random.default_rng(0), shared=False)
+    assert set(sub["smooth_or_featured"]) <= set(pools["smooth_or_featured"])
+    assert len(sub["redshift_high"]) == 4
+    random_pools = label_pools(labels, ["smooth_or_featured", "redshift_high"], "random")
+    shared = draw_subset(random_pools, 7, np.random.default_rng(0), shared=True)
+    assert np.array_equal(shared["smooth_or_featured"], shared["redshift_high"])
+
+
+def test_survey_protocol_scores_every_tier_and_skips_counts_beyond_the_pool(galaxies):
+    images, labels = galaxies
+    table = label_efficiency(tiny_model(), images, labels, TINY, protocol="survey",
+                             label_counts=(3, 10_000, "all"), repeats=1,
+                             methods=("simclr + linear", "raw pixels + linear"), progress=False)
+    assert {r["labels"] for r in table} == {3, "all"}
+    assert any("10000 labels asked" in n for n in table.notes)
+    for r in table:
+        assert {"tier0", "tier1", "tier2"} <= set(r)
+
+
+def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies(galaxies):
+    images, labels = galaxies
+    tasks = ("smooth_or_featured",)
+    # a teacher with answers of its own: trained on labels that contradict the truth for half
+    flipped = labels["smooth_or_featured"].clone()
+    flipped[labels["redshift_high"] == 1] = 1 - flipped[labels["redshift_high"] == 1]
+    teacher = train_on_labels(tiny_model().encoder, images, {"smooth_or_featured": flipped},
+                              tasks, steps=40, batch_size=32, seed=1)
+
+    def probs(net):
+        with torch.no_grad():
+            return net(images)["smooth_or_featured"].softmax(1)[:, 1]
+
+    few = {"smooth_or_featured": torch.full((160,), -1)}
+    few["smooth_or_featured"][:2] = flipped[:2]
+    kw = dict(steps=40, batch_size=32, seed=2, lr=2e-3)
+    student = train_on_labels(tiny_model().encoder, images, few, tasks, teacher=teacher,
+                              unlabelled=images, **kw)
+    alone = train_on_labels(tiny_model().encoder, images, few, tasks, **kw)
+    gap = (probs(student) - probs(teacher)).abs().mean()
+    gap_alone = (probs(alone) - probs(teacher)).abs().mean()
+    assert gap < 0.5 * gap_alone
+
+
+def test_bad_arguments_are_refused_with_what_to_do(galaxies):
+    images, labels = galaxies
+    model = tiny_model()
+    with pytest.raises(ValueError, match="label count"):
+        label_efficiency(model, images, labels, TINY, label_counts=(0.1,))
+    with pytest.raises(ValueError, match="unknown method"):
+        label_efficiency(model, images, labels, TINY, methods=("simclr",))
+    with pytest.raises(ValueError, match="no labels for task"):
+        label_efficiency(model, images, labels, TINY, tasks=("colour",))
+    with pytest.raises(ValueError, match="protocol"):
+        label_efficiency(model, images, labels, TINY, protocol="tiers")
+    with pytest.raises(ValueError, match="recipe"):
+        label_efficiency(model, images, labels, TINY, recipe={"stpes": 3})
+
+
+def test_payoff_study_pools_populations_and_adds_retrieval():
+    study = payoff_study(tiny_model(), TINY, eval_seeds=(3, 4), n_galaxies=128,
+                         label_counts=(10, "all"), repeats=2, recipe=QUICK, progress=False,
+                         methods=("simclr + linear", "simclr + fine-tune", "supervised",
+                                  "raw pixels + linear"))
+    row = next(r for r in study.table if r["labels"] == 10 and r["method"] == "supervised")
+    assert row["subsets"] == 4  # 2 populations x 2 subsets
+    arms = {(c["labels"], c["method"]) for c in study.comparisons}
+    assert arms == {(10, "simclr + linear"), (10, "simclr + fine-tune"),
+                    ("all", "simclr + linear"), ("all", "simclr + fine-tune")}
+    assert set(study.retrieval) == {"h (simclr)", "raw pixels", "random init", "supervised"}
+    ring = study.retrieval["h (simclr)"]["ring"]
+    assert ring["queries"] > 0 and 0 <= ring["p@10"] <= 1
+    text = json.dumps(study.to_json())
+    assert "NaN" not in text and "comparisons" in text
+    assert "One-shot retrieval" in str(study)
+
+
+def test_evaluate_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys):
+    from phys555_cl.evaluate import main
+    from phys555_cl.train import CHECKPOINT_FORMAT, save_checkpoint
+
+    ckpt = tmp_path / "tiny.pt"
+    cfg = {**TINY, "name": "tiny"}
+    save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": cfg,
+                                "model": tiny_model().state_dict(), "epoch": 1})
+    out = tmp_path / "study.json"
+    rc = main([str(ckpt), "--eval-seeds", "7", "--n-galaxies", "96", "--labels", "8", "all",
+               "--repeats", "2", "--steps", "2", "--json", str(out)])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert {"rows", "comparisons", "retrieval", "settings"} <= set(data)
+    assert {(r["labels"], r["method"]) for r in data["rows"]} >= {(8, m) for m in METHODS}
+    assert any(c["method"] == "simclr + fine-tune + distill" for c in data["comparisons"])
+    assert "minus supervised" in capsys.readouterr().out
