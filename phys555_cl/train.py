@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -392,7 +393,64 @@ def _epoch_seed(seed: int, epoch: int, rank: int, stream: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------
-# the training loop
+# one training step
+# ------------------------------------------------------------------------------------------
+
+
+def simclr_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    v1: torch.Tensor,
+    v2: torch.Tensor,
+    temperature: float,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    gather: bool = False,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> float:
+    """One SimCLR optimisation step on positive pairs ``(v1[k], v2[k])``; returns the loss.
+
+    The step of the lecture (and the reference of notebook 05's exercise 5.1)::
+
+        (h, z) = model(cat([v1, v2]))         [2N, C, H, W] -> h [2N, F], z [2N, D]
+        z1, z2 = z.chunk(2)                   the embeddings of v1 and of v2, [N, D] each
+        loss   = nt_xent(z1, z2, temperature) (loss on z = g(h), never on h)
+        zero the gradients, loss.backward(), optimizer.step()
+
+    Args:
+        model: returns ``(h, z)`` for a batch of views: a :class:`~phys555_cl.encoders.SimCLR`,
+            or DistributedDataParallel around one.
+        optimizer: over the model's parameters.
+        v1, v2: two views of the same N galaxies, ``[N, C, H, W]`` each.
+        temperature: τ of NT-Xent.
+        scaler: a ``torch.amp.GradScaler`` for float16 mixed precision (``None``: no scaling).
+        amp_dtype: run the forward pass under ``torch.autocast`` with this dtype
+            (``None``: full precision).
+        gather: take the negatives from every process (under torchrun; see ``nt_xent``).
+        memory_format: of the views, e.g. ``torch.channels_last`` (faster convolutions).
+
+    Returns:
+        the loss as a Python float, for the history and the progress bar.
+    """
+    # one forward pass for both views: BatchNorm sees all 2N views
+    views = torch.cat([v1, v2]).contiguous(memory_format=memory_format)
+    with torch.autocast(views.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        _, z = model(views)
+    z1, z2 = z.float().chunk(2)
+    loss = nt_xent(z1, z2, temperature, gather=gather)
+    if scaler is None:
+        scaler = torch.amp.GradScaler("cuda", enabled=False)  # backward() and step() as they are
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    value = loss.item()  # synchronise before the parameters change (Ctrl-C safety)
+    scaler.step(optimizer)
+    scaler.update()
+    return value
+
+
+# ------------------------------------------------------------------------------------------
+# setup: device, data, model, DDP, optimizer, schedule, AMP
 # ------------------------------------------------------------------------------------------
 
 
@@ -406,6 +464,243 @@ def _lr_lambda(warmup_steps: int, total_steps: int):
         return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     return factor
+
+
+def _resolve_config(config: str | dict, overrides: dict) -> dict:
+    """The configuration ``train_simclr`` was asked for: a name or a dict, with overrides."""
+    if isinstance(config, dict):
+        base = {k: v for k, v in config.items() if k != "name"}
+        return make_config(config.get("name", "default"), **{**base, **overrides})
+    return make_config(config, **overrides)
+
+
+def _training_device(device, world: int, local_rank: int) -> torch.device:
+    """``device`` if given, else this process's GPU under torchrun, else the course default."""
+    if device is None:
+        device = (
+            torch.device("cuda", local_rank)
+            if world > 1 and torch.cuda.is_available()
+            else course_config.device()
+        )
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def _given_images(images: torch.Tensor, cfg: dict, rank: int, world: int) -> torch.Tensor:
+    """This process's share of ``images`` (every ``world``-th); records them in ``cfg``."""
+    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"images must be [N, C, S, S], got shape {tuple(images.shape)}")
+    cfg["image_size"], cfg["data"], cfg["n_train"] = images.shape[-1], "given", len(images)
+    return images[rank::world].float().cpu()
+
+
+@dataclasses.dataclass
+class _Training:
+    """Everything the loop works with, made by :func:`_setup`."""
+
+    cfg: dict
+    rank: int
+    world: int
+    device: torch.device
+    data: torch.Tensor  # this process's training images (on the GPU when training on one)
+    local_batch: int  # this process's share of the global batch
+    steps_per_epoch: int
+    augment: GalaxyAugment
+    model: SimCLR  # what checkpoints save
+    net: nn.Module  # what the loop calls: the model, or DistributedDataParallel around it
+    memory_format: torch.memory_format
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None  # None: full precision
+
+    def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
+        """The galaxies of ``step`` in this epoch's ``order``, on the training device."""
+        idx = order[step * self.local_batch : (step + 1) * self.local_batch]
+        return self.data[idx.to(self.data.device)].to(self.device, non_blocking=True)
+
+
+def _setup(cfg: dict, data: torch.Tensor | None, device: torch.device, rank: int,
+           world: int) -> _Training:
+    """Seed, build the model, load the data (``None``: the configured data), wrap the model
+    for the device and for DDP, make the optimizer, its schedule and mixed precision."""
+    course_config.seed_everything(cfg["seed"])
+    model = build_model(cfg).to(device)
+    if data is None:
+        data = load_training_images(cfg, rank, world)
+    local_batch = cfg["batch_size"] // world
+    if len(data) < local_batch:
+        raise ValueError(
+            f"each process has {len(data)} training images, fewer than its batch of "
+            f"{local_batch}; use a smaller --batch-size or more data"
+        )
+    steps_per_epoch = len(data) // local_batch
+    data = data.to(device) if device.type == "cuda" else data
+    augment = GalaxyAugment(**cfg["augment"]).to(device)
+    # channels-last: 1.24x on a 2-core CPU for the compact encoder (benchmarks/bench_training.py)
+    # and the usual choice on CUDA; not measured on Apple GPUs, so left off there
+    channels_last = cfg["channels_last"] and device.type in ("cpu", "cuda")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    if world > 1 and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    lr = cfg["lr"] * cfg["batch_size"] / 256  # linear scaling with the global batch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg["weight_decay"])
+    warmup = int(cfg["warmup_epochs"] * steps_per_epoch)
+    schedule = _lr_lambda(warmup, steps_per_epoch * cfg["epochs"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    amp_dtype = None
+    if cfg["amp"] and device.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return _Training(cfg, rank, world, device, data, local_batch, steps_per_epoch, augment,
+                     model, net, memory_format, optimizer, scheduler, scaler, amp_dtype)
+
+
+# ------------------------------------------------------------------------------------------
+# restore and checkpointer
+# ------------------------------------------------------------------------------------------
+
+
+def _checkpoint_to_resume(out: str | None, resume: bool, cfg: dict, rank: int) -> dict | None:
+    """The checkpoint state in ``out`` to continue from, or ``None`` for a new run. Refuses to
+    overwrite a checkpoint without ``resume`` and to resume one made with another config."""
+    path = os.path.join(out, CHECKPOINT_NAME) if out else None
+    if not (path and os.path.exists(path)):
+        if resume and rank == 0:
+            print(f"no checkpoint in {out!r} yet: starting a new run", file=sys.stderr)
+        return None
+    if not resume:
+        raise FileExistsError(
+            f"{path!r} already exists: pass --resume (resume=True) to continue it, or "
+            f"choose another --out folder"
+        )
+    saved = read_checkpoint(path)
+    _check_same_config(saved["config"], cfg, path)
+    return saved
+
+
+def _restore(t: _Training, saved: dict | None, out: str | None):
+    """Load ``saved`` into the model, optimizer, schedule, scaler and random streams.
+
+    Returns ``(history, (epoch, step, generators))``: the history so far, and where to
+    continue: epochs done, steps done in the next epoch, and every process's augmentation
+    generator state at that step (``None`` at an epoch boundary or when not saved).
+    """
+    if saved is None:
+        return {"step": [], "epoch": [], "loss": [], "lr": [], "epochs": []}, (0, 0, None)
+    t.model.load_state_dict(saved["model"])
+    t.optimizer.load_state_dict(saved["optimizer"])
+    t.scheduler.load_state_dict(saved["scheduler"])
+    t.scaler.load_state_dict(saved["scaler"])
+    _set_rng_state(saved["rng"])
+    epoch, step = saved["epoch"], saved["step"]
+    gen_states = saved["generators"] if step else None
+    if gen_states is not None and len(gen_states) != t.world:
+        raise CheckpointError(
+            f"{os.path.join(out, CHECKPOINT_NAME)!r} was interrupted mid-epoch by a run with "
+            f"{len(gen_states)} processes; resume it with the same number of processes"
+        )
+    if step and gen_states is None and t.rank == 0:
+        print("resuming mid-epoch without the saved augmentation streams of every process: "
+              "the rest of this epoch draws new augmentations", file=sys.stderr)
+    return saved["history"], (epoch, step, gen_states)
+
+
+class _Checkpointer:
+    """Writes ``checkpoint.pt`` and ``history.json`` into ``out`` (rank 0 only; ``out=None``
+    writes nothing). A point ``(epoch, step, generator state)`` says where a resumed run
+    continues: epochs done, steps done in the next epoch, the augmentation stream there."""
+
+    def __init__(self, t: _Training, out: str | None, history: dict):
+        self.t, self.out, self.history = t, out, history
+        self.path = os.path.join(out, CHECKPOINT_NAME) if out else None
+
+    def snapshot(self, point: tuple, gather: bool = True) -> dict:
+        """Everything needed to continue at ``point``; every process must call it (gather)."""
+        t = self.t
+        epoch, step, gen_state = point
+        gens = None
+        if step and t.world == 1:
+            gens = [gen_state]
+        elif step and gather:  # every process's augmentation stream, so resume is exact
+            import torch.distributed as dist
+
+            gens = [None] * t.world
+            dist.all_gather_object(gens, gen_state.cpu())
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": t.cfg,
+            "model": t.model.state_dict(),
+            "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(),
+            "scaler": t.scaler.state_dict(),
+            "rng": _rng_state(),
+            "generators": gens,
+            "epoch": epoch,
+            "step": step,
+            "history": self.history,
+        }
+
+    def save(self, point: tuple) -> None:
+        """Save at ``point`` (every process calls this; rank 0 writes)."""
+        state = self.snapshot(point)
+        if self.t.rank == 0 and self.out:
+            save_checkpoint(self.path, state)
+            _write_history(os.path.join(self.out, HISTORY_NAME), self.t.cfg, state["history"])
+
+    def save_interrupted(self, point: tuple) -> None:
+        """After Ctrl-C: the step in flight is dropped, everything before it is saved. Under
+        torchrun the other processes may be stuck in a collective, so rank 0 saves without
+        gathering (a mid-epoch resume then re-seeds the other ranks' augmentation streams)."""
+        if self.t.rank == 0 and self.out:
+            save_checkpoint(self.path, self.snapshot(point, gather=False))
+            print(
+                f"\ninterrupted: saved {self.path} at epoch {point[0] + 1}, step {point[1]}; "
+                f"continue with --resume", file=sys.stderr,
+            )
+
+
+# ------------------------------------------------------------------------------------------
+# the training loop
+# ------------------------------------------------------------------------------------------
+
+
+def _epoch_streams(t: _Training, epoch: int, first_step: int, gen_states: list | None):
+    """This epoch's shuffled order and augmentation generator. Every epoch has its own
+    seeds, so a resumed run draws the same numbers; a run resumed mid-epoch continues the
+    saved generator state instead."""
+    seed = t.cfg["seed"]
+    order_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0, "order"))
+    order = torch.randperm(len(t.data), generator=order_gen)
+    gen = torch.Generator(device=t.device if t.device.type == "cuda" else "cpu")
+    gen.manual_seed(_epoch_seed(seed, epoch, t.rank, "augment"))
+    if first_step and gen_states is not None:
+        gen.set_state(gen_states[t.rank].to("cpu"))
+    return order, gen
+
+
+def _record_step(history: dict, t: _Training, epoch: int, step: int, loss: float) -> None:
+    history["step"].append(epoch * t.steps_per_epoch + step + 1)
+    history["epoch"].append(epoch + (step + 1) / t.steps_per_epoch)
+    history["loss"].append(loss)
+    history["lr"].append(t.scheduler.get_last_lr()[0])
+
+
+def _epoch_summary(epoch: int, losses: list, images: int, seconds: float) -> dict:
+    return {
+        "epoch": epoch + 1,
+        "loss": float(np.mean(losses)) if losses else float("nan"),
+        "images_per_s": images / seconds if seconds > 0 else float("nan"),
+        "seconds": seconds,
+    }
 
 
 def train_simclr(
@@ -446,218 +741,70 @@ def train_simclr(
     trained so far; resuming it later repeats exactly the random numbers an uninterrupted run
     would have drawn.
     """
-    if isinstance(config, dict):
-        base = {k: v for k, v in config.items() if k != "name"}
-        cfg = make_config(config.get("name", "default"), **{**base, **overrides})
-    else:
-        cfg = make_config(config, **overrides)
+    cfg = _resolve_config(config, overrides)
     if out:
         check_out_folder(out)  # before any work: a bad --out must not cost an epoch
     rank, world, local_rank = _init_distributed()
-    if device is None:
-        device = (
-            torch.device("cuda", local_rank)
-            if world > 1 and torch.cuda.is_available()
-            else course_config.device()
-        )
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-
-    if images is not None:
-        if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-            raise ValueError(f"images must be [N, C, S, S], got shape {tuple(images.shape)}")
-        cfg["image_size"], cfg["data"], cfg["n_train"] = images.shape[-1], "given", len(images)
-        data = images[rank::world].float().cpu()
-    else:
-        data = None  # loaded after the resume check, so a bad --out fails fast
-
+    device = _training_device(device, world, local_rank)
+    # given images are shared out now; the configured data is loaded after the resume check,
+    # so a bad --out fails fast
+    data = _given_images(images, cfg, rank, world) if images is not None else None
     if cfg["batch_size"] % world:
         raise ValueError(
             f"batch_size {cfg['batch_size']} is the global batch and must divide evenly over "
             f"{world} processes"
         )
-    local_batch = cfg["batch_size"] // world
-
-    ckpt_path = os.path.join(out, CHECKPOINT_NAME) if out else None
-    saved = None
-    if ckpt_path and os.path.exists(ckpt_path):
-        if not resume:
-            raise FileExistsError(
-                f"{ckpt_path!r} already exists: pass --resume (resume=True) to continue it, or "
-                f"choose another --out folder"
-            )
-        saved = read_checkpoint(ckpt_path)
-        _check_same_config(saved["config"], cfg, ckpt_path)
-    elif resume and rank == 0:
-        print(f"no checkpoint in {out!r} yet: starting a new run", file=sys.stderr)
-
-    course_config.seed_everything(cfg["seed"])
-    model = build_model(cfg).to(device)
-    if data is None:
-        data = load_training_images(cfg, rank, world)
-    n_local = len(data)
-    if n_local < local_batch:
-        raise ValueError(
-            f"each process has {n_local} training images, fewer than its batch of {local_batch}; "
-            f"use a smaller --batch-size or more data"
-        )
-    data = data.to(device) if device.type == "cuda" else data
-    steps_per_epoch = n_local // local_batch
-    total_steps = steps_per_epoch * cfg["epochs"]
-
-    augment = GalaxyAugment(**cfg["augment"]).to(device)
-    # channels-last: 1.24x on a 2-core CPU for the compact encoder (benchmarks/bench_training.py)
-    # and the usual choice on CUDA; not measured on Apple GPUs, so left off there
-    channels_last = cfg["channels_last"] and device.type in ("cpu", "cuda")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    if world > 1 and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    net = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    lr = cfg["lr"] * cfg["batch_size"] / 256
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg["weight_decay"])
-    warmup = int(cfg["warmup_epochs"] * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(warmup, total_steps))
-    use_amp = bool(cfg["amp"]) and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
-    history = {"step": [], "epoch": [], "loss": [], "lr": [], "epochs": []}
-    start_epoch, start_step, gen_states = 0, 0, None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        _set_rng_state(saved["rng"])
-        history = saved["history"]
-        start_epoch, start_step = saved["epoch"], saved["step"]
-        gen_states = saved["generators"] if start_step else None
-        if gen_states is not None and len(gen_states) != world:
-            raise CheckpointError(
-                f"{ckpt_path!r} was interrupted mid-epoch by a run with {len(gen_states)} "
-                f"processes; resume it with the same number of processes"
-            )
-        if start_step and gen_states is None and rank == 0:
-            print("resuming mid-epoch without the saved augmentation streams of every process: "
-                  "the rest of this epoch draws new augmentations", file=sys.stderr)
-
-    def snapshot(point: tuple, gather: bool = True) -> dict:
-        """Everything needed to continue at ``point = (epoch, step, generator state)``."""
-        epoch, step, gen_state = point
-        gens = None
-        if step and world == 1:
-            gens = [gen_state]
-        elif step and gather:  # every process's augmentation stream, so resume is exact
-            import torch.distributed as dist
-
-            gens = [None] * world
-            dist.all_gather_object(gens, gen_state.cpu())
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": cfg,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": _rng_state(),
-            "generators": gens,
-            "epoch": epoch,
-            "step": step,
-            "history": history,
-        }
-
-    def write(state: dict) -> None:
-        if rank == 0 and out:
-            save_checkpoint(ckpt_path, state)
-            _write_history(os.path.join(out, HISTORY_NAME), cfg, state["history"])
-
-    gen_device = device if device.type == "cuda" else torch.device("cpu")
+    saved = _checkpoint_to_resume(out, resume, cfg, rank)
+    t = _setup(cfg, data, device, rank, world)
+    history, (start_epoch, start_step, gen_states) = _restore(t, saved, out)
+    checkpointer = _Checkpointer(t, out, history)
     bar = None
     if rank == 0 and progress:
         bar = course_config.progress(
-            total=total_steps, initial=start_epoch * steps_per_epoch + start_step,
-            desc=f"SimCLR {cfg['encoder']}", unit="step",
+            total=t.steps_per_epoch * cfg["epochs"], desc=f"SimCLR {cfg['encoder']}",
+            initial=start_epoch * t.steps_per_epoch + start_step, unit="step",
         )
     steps_done = 0
-    # where a resumed run would continue: (epochs done, steps done in the next epoch, the
-    # augmentation generator's state at that step); updated only after a step is complete
+    # where a resumed run would continue (see _Checkpointer); updated once a step is complete
     point = (start_epoch, start_step, None)
-    net.train()
+    t.net.train()
     try:
         for epoch in range(start_epoch, cfg["epochs"]):
-            # every epoch has its own streams, so a resumed run draws the same numbers
-            order_gen = torch.Generator().manual_seed(_epoch_seed(cfg["seed"], epoch, 0, "order"))
-            order = torch.randperm(n_local, generator=order_gen)
-            gen = torch.Generator(device=gen_device)
-            gen.manual_seed(_epoch_seed(cfg["seed"], epoch, rank, "augment"))
             first = start_step if epoch == start_epoch else 0
-            if first and gen_states is not None:
-                gen.set_state(gen_states[rank].to("cpu"))
+            order, gen = _epoch_streams(t, epoch, first, gen_states)
             point = (epoch, first, gen.get_state())
-            t0, seen, losses = time.perf_counter(), 0, []
-            for step in range(first, steps_per_epoch):
+            t0, losses = time.perf_counter(), []
+            for step in range(first, t.steps_per_epoch):
                 if max_steps is not None and steps_done >= max_steps:
                     raise _StopTraining
-                idx = order[step * local_batch : (step + 1) * local_batch]
-                x = data[idx.to(data.device)].to(device, non_blocking=True)
                 with torch.no_grad():
-                    v1, v2 = augment.two_views(x, generator=gen)
-                # one forward pass for both views: BatchNorm sees all 2N views
-                views = torch.cat([v1, v2]).contiguous(memory_format=memory_format)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    _, z = net(views)
-                z1, z2 = z.float().chunk(2)
-                loss = nt_xent(z1, z2, cfg["temperature"], gather=world > 1)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                value = loss.item()  # synchronise before the state changes (Ctrl-C safety)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                    v1, v2 = t.augment.two_views(t.batch(order, step), generator=gen)
+                loss = simclr_step(t.net, t.optimizer, v1, v2, cfg["temperature"],
+                                   scaler=t.scaler, amp_dtype=t.amp_dtype, gather=world > 1,
+                                   memory_format=t.memory_format)
+                t.scheduler.step()
                 steps_done += 1
-                losses.append(value)
-                seen += cfg["batch_size"]
-                history["step"].append(epoch * steps_per_epoch + step + 1)
-                history["epoch"].append(epoch + (step + 1) / steps_per_epoch)
-                history["loss"].append(value)
-                history["lr"].append(scheduler.get_last_lr()[0])
+                losses.append(loss)
+                _record_step(history, t, epoch, step, loss)
                 point = (epoch, step + 1, gen.get_state())
                 if bar is not None:
-                    rate = seen / (time.perf_counter() - t0)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", img_s=f"{rate:.0f}")
+                    rate = len(losses) * cfg["batch_size"] / (time.perf_counter() - t0)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}")
                     bar.update(1)
             seconds = time.perf_counter() - t0
-            history["epochs"].append({
-                "epoch": epoch + 1,
-                "loss": float(np.mean(losses)) if losses else float("nan"),
-                "images_per_s": seen / seconds if seconds > 0 else float("nan"),
-                "seconds": seconds,
-            })
+            history["epochs"].append(
+                _epoch_summary(epoch, losses, len(losses) * cfg["batch_size"], seconds))
             point = (epoch + 1, 0, None)
-            write(snapshot(point))
+            checkpointer.save(point)
     except _StopTraining:
-        write(snapshot(point))
+        checkpointer.save(point)
     except KeyboardInterrupt:
-        # the step in flight is dropped; everything before it is saved. Under torchrun the
-        # other processes may be stuck in a collective, so rank 0 saves without gathering
-        # (a mid-epoch resume then re-seeds the other ranks' augmentation streams).
-        if rank == 0 and out:
-            save_checkpoint(ckpt_path, snapshot(point, gather=False))
-            print(
-                f"\ninterrupted: saved {ckpt_path} at epoch {point[0] + 1}, step {point[1]}; "
-                f"continue with --resume", file=sys.stderr,
-            )
+        checkpointer.save_interrupted(point)
     finally:
         if bar is not None:
             bar.close()
-    model.eval()
-    return model, history
+    t.model.eval()
+    return t.model, history
 
 
 class _StopTraining(Exception):

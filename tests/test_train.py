@@ -60,6 +60,29 @@ def test_a_few_training_steps_lower_the_loss():
     assert fixed_loss(model) < before - 0.05
 
 
+def test_one_step_lives_in_one_place_the_loop_and_exercise_5_1_share_simclr_step():
+    from phys555_cl.exercises import nb05
+
+    assert nb05.training_step_reference is train.simclr_step
+
+
+def test_simclr_step_is_nt_xent_on_z_of_both_views_then_one_optimizer_step():
+    from phys555_cl.losses import nt_xent
+
+    cfg = make_config("fast", **TINY)
+    x = tiny_images(8)
+    v1, v2 = x, x.flip(-1)
+    torch.manual_seed(0)
+    model = train.build_model(cfg).train()
+    before = [p.detach().clone() for p in model.parameters()]
+    _, z = model(torch.cat([v1, v2]))
+    expected = nt_xent(*z.chunk(2), 0.3).item()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = train.simclr_step(model, optimizer, v1, v2, 0.3)
+    assert type(loss) is float and loss == pytest.approx(expected, rel=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
 def test_history_has_one_entry_per_step_and_per_epoch(tmp_path):
     _, history = run(tmp_path)
     assert history["step"] == list(range(1, 9))
