@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from phys555_cl import config as course_config
+from phys555_cl import config
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.encoders import SimCLR, build_model_from_config
 from phys555_cl.losses import nt_xent
@@ -466,12 +466,12 @@ def _lr_lambda(warmup_steps: int, total_steps: int):
     return factor
 
 
-def _resolve_config(config: str | dict, overrides: dict) -> dict:
+def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
     """The configuration ``train_simclr`` was asked for: a name or a dict, with overrides."""
-    if isinstance(config, dict):
-        base = {k: v for k, v in config.items() if k != "name"}
-        return make_config(config.get("name", "default"), **{**base, **overrides})
-    return make_config(config, **overrides)
+    if isinstance(name_or_cfg, dict):
+        base = {k: v for k, v in name_or_cfg.items() if k != "name"}
+        return make_config(name_or_cfg.get("name", "default"), **{**base, **overrides})
+    return make_config(name_or_cfg, **overrides)
 
 
 def _training_device(device, world: int, local_rank: int) -> torch.device:
@@ -480,7 +480,7 @@ def _training_device(device, world: int, local_rank: int) -> torch.device:
         device = (
             torch.device("cuda", local_rank)
             if world > 1 and torch.cuda.is_available()
-            else course_config.device()
+            else config.device()
         )
     device = torch.device(device)
     if device.type == "cuda":
@@ -526,7 +526,7 @@ def _setup(cfg: dict, data: torch.Tensor | None, device: torch.device, rank: int
            world: int) -> _Training:
     """Seed, build the model, load the data (``None``: the configured data), wrap the model
     for the device and for DDP, make the optimizer, its schedule and mixed precision."""
-    course_config.seed_everything(cfg["seed"])
+    config.seed_everything(cfg["seed"])
     model = build_model(cfg).to(device)
     if data is None:
         data = load_training_images(cfg, rank, world)
@@ -704,7 +704,7 @@ def _epoch_summary(epoch: int, losses: list, images: int, seconds: float) -> dic
 
 
 def train_simclr(
-    config: str | dict = "default",
+    cfg: str | dict = "default",
     *,
     images: torch.Tensor | None = None,
     out: str | None = None,
@@ -717,7 +717,7 @@ def train_simclr(
     """Train SimCLR with NT-Xent and return ``(model, history)``.
 
     Args:
-        config: ``"fast"``, ``"default"`` or ``"gpu"`` (see :data:`CONFIGS`), or a dict made by
+        cfg: ``"fast"``, ``"default"`` or ``"gpu"`` (see :data:`CONFIGS`), or a dict made by
             :func:`make_config`.
         images: train on these ``[N, 3, H, W]`` images (fluxes, as ``simulate()`` returns them)
             instead of the configured data; H = W is recorded as ``image_size``.
@@ -741,7 +741,7 @@ def train_simclr(
     trained so far; resuming it later repeats exactly the random numbers an uninterrupted run
     would have drawn.
     """
-    cfg = _resolve_config(config, overrides)
+    cfg = _resolve_config(cfg, overrides)
     if out:
         check_out_folder(out)  # before any work: a bad --out must not cost an epoch
     rank, world, local_rank = _init_distributed()
@@ -760,7 +760,7 @@ def train_simclr(
     checkpointer = _Checkpointer(t, out, history)
     bar = None
     if rank == 0 and progress:
-        bar = course_config.progress(
+        bar = config.progress(
             total=t.steps_per_epoch * cfg["epochs"], desc=f"SimCLR {cfg['encoder']}",
             initial=start_epoch * t.steps_per_epoch + start_step, unit="step",
         )
