@@ -64,8 +64,9 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory nbval
 
+# LAB_ARGS: more JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --port=8890"
 lab: $(STAMP)
-	$(BIN)/python -m jupyter lab notebooks/
+	$(BIN)/python -m jupyter lab notebooks/ $(LAB_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
