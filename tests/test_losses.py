@@ -408,3 +408,24 @@ def test_info_nce_normalize_is_right_at_extreme_scales():
     for scale in (1e-30, 1e30):
         got = info_nce(scale * q, scale * k, targets, temperature=0.2, normalize=True)
         assert abs(got.item() - exact.item()) < 1e-5
+
+
+# --------------------------------------------------------------------------------------------
+# the private kernel behind nt_xent equals the textbook lines it replaces
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_the_fused_kernel_equals_the_textbook_lines_in_value_and_gradient(chunk):
+    from phys555_cl import _info_nce_kernel
+
+    z1, z2 = views(6, 5, seed=3)
+    z = F.normalize(torch.cat([z1, z2]), dim=1).requires_grad_()
+    partner = torch.arange(12).roll(6)
+    logits = z @ z.T / 0.3
+    logits = logits.masked_fill(torch.eye(12, dtype=torch.bool), float("-inf"))
+    textbook = F.cross_entropy(logits, partner)
+    fused = _info_nce_kernel.fused_nt_xent(z, partner, 1 / 0.3, chunk, gather=False)
+    assert fused.item() == pytest.approx(textbook.item(), rel=1e-13)
+    torch.testing.assert_close(torch.autograd.grad(fused, z)[0],
+                               torch.autograd.grad(textbook, z)[0], rtol=1e-12, atol=1e-14)
