@@ -28,6 +28,11 @@ and nbval compares every checked cell against them (``--nbval-lax`` checks only 
 
 Student notebooks are never paired with their sources: a student's edits must never reach a
 source, so the builder writes ``.ipynb`` files with no jupytext metadata.
+
+Cloud run: when ``pyproject.toml`` names the course repository (``[project.urls] Repository``),
+every student notebook starts with an "Open in Colab" badge (for a github.com repository) and
+its first code cell sets the course up on Google Colab (clone, install, change into it); it does
+nothing anywhere else. Without a repository URL there is neither.
 """
 
 from __future__ import annotations
@@ -278,9 +283,161 @@ def _backup(path: Path) -> Path:
     return target
 
 
-def build_pair(source: Path):
-    """Return ``(student_notebook, solution_notebook)`` (nbformat objects) for one source."""
+# --------------------------------------------------------------------------------------------
+# cloud run (Google Colab)
+# --------------------------------------------------------------------------------------------
+
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+_GITHUB = re.compile(r"^(?:https://|git@)github\.com[/:](?P<owner>[\w.-]+)/(?P<repo>[\w.-]+?)"
+                     r"(?:\.git)?/?$")
+
+
+class CourseConfigError(ValueError):
+    """A course setting in ``pyproject.toml`` that cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class CloudRun:
+    """Where a notebook opened on Colab fetches the course from.
+
+    ``repository`` is anything ``git clone`` accepts; the "Open in Colab" badge needs a
+    github.com repository (Colab opens notebooks from GitHub) and links to ``branch``.
+    """
+
+    repository: str
+    branch: str = "main"
+
+    @property
+    def folder(self) -> str:
+        """The folder the clone goes to (the repository's name), e.g. ``phys555-cl``."""
+        name = self.repository.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        return name.removesuffix(".git") or "course"
+
+    def badge_url(self, notebook: str) -> str | None:
+        """Colab's address of ``notebooks/<notebook>.ipynb`` on GitHub; None off GitHub."""
+        m = _GITHUB.match(self.repository)
+        if not m:
+            return None
+        return (f"https://colab.research.google.com/github/{m['owner']}/{m['repo']}/blob/"
+                f"{self.branch}/notebooks/{notebook}.ipynb")
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: only the two settings read here
+        text = path.read_text(encoding="utf-8")
+        found: dict = {}
+        for table, key in (("project.urls", "Repository"), ("tool.phys555", "branch")):
+            m = re.search(rf"^\[{re.escape(table)}\][^\[]*?^{key}\s*=\s*\"([^\"]*)\"", text,
+                          re.M | re.S)
+            if m:
+                node = found
+                for part in table.split("."):
+                    node = node.setdefault(part, {})
+                node[key] = m.group(1)
+        return found
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def cloud_run(pyproject: Path = REPO / "pyproject.toml") -> CloudRun | None:
+    """The cloud-run setting of ``pyproject.toml``: ``[project.urls] Repository`` (and
+    ``[tool.phys555] branch``, default ``main``), or None when no repository is named."""
+    settings = _read_toml(Path(pyproject))
+    url = settings.get("project", {}).get("urls", {}).get("Repository")
+    if not url:
+        return None
+    if not isinstance(url, str) or any(c in url for c in "\"'\n\\") or url.startswith("-"):
+        raise CourseConfigError(f"{pyproject}: [project.urls] Repository = {url!r} is not a "
+                                f"repository address; write the URL students clone, e.g. "
+                                f"Repository = \"https://github.com/OWNER/phys555-cl\".")
+    branch = settings.get("tool", {}).get("phys555", {}).get("branch", "main")
+    return CloudRun(url, branch)
+
+
+COLAB_SETUP = '''# Google Colab: this cell fetches the course and installs it (about a minute,
+# once per session). Anywhere else (your laptop, JupyterLab, the tests) it does nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+COURSE_REPOSITORY = {repository}
+
+
+def _on_colab() -> bool:
+    if "google.colab" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("google.colab") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _setup_step(what: str, command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        said = (done.stderr or done.stdout).strip()[-600:]
+        raise RuntimeError(f"Colab setup could not {{what}}: {{said}}"
+                           f"\\nCheck that this runtime is connected to the internet and that "
+                           f"{{COURSE_REPOSITORY}} is public, then run this cell again.")
+
+
+if _on_colab():
+    _course = os.environ.get("PHYS555_COURSE_DIR") or os.path.abspath({folder})
+    if not os.path.isdir(os.path.join(_course, ".git")):
+        _setup_step("clone the course",
+                    ["git", "clone", "--quiet", "--depth", "1", COURSE_REPOSITORY, _course])
+    # Colab's own PyTorch (with its GPU build) stays; the rest comes from pyproject.toml
+    _setup_step("install the course", [sys.executable, "-m", "pip", "install", "--quiet",
+                                       "-e", _course])
+    if _course not in sys.path:  # importable now, without restarting the runtime
+        sys.path.insert(0, _course)
+    os.chdir(_course)
+    os.environ["PHYS555_COURSE_DIR"] = _course
+    print(f"Colab: the course from {{COURSE_REPOSITORY}} is installed in {{_course}}. For a GPU, "
+          f"choose Runtime > Change runtime type > GPU before you run anything (a new runtime "
+          f"starts: run this cell again).")'''
+
+
+def colab_setup_code(cloud: CloudRun) -> str:
+    """The first code cell of a student notebook when the course names its repository."""
+    return COLAB_SETUP.format(repository=json.dumps(cloud.repository),
+                              folder=json.dumps(cloud.folder))
+
+
+class _FromPyproject:
+    def __repr__(self) -> str:
+        return "FROM_PYPROJECT"
+
+
+#: ``cloud=`` default of the builders: read :func:`cloud_run` from ``pyproject.toml``.
+FROM_PYPROJECT = _FromPyproject()
+
+
+def _add_cloud_run(student, cloud: CloudRun, name: str) -> None:
     import nbformat
+
+    first_code = next((i for i, c in enumerate(student.cells) if c.cell_type == "code"),
+                      len(student.cells))
+    student.cells.insert(first_code, nbformat.v4.new_code_cell(colab_setup_code(cloud)))
+    url = cloud.badge_url(name)
+    if url:
+        student.cells.insert(0, nbformat.v4.new_markdown_cell(
+            f"[![Open In Colab]({COLAB_BADGE})]({url})"))
+
+
+def build_pair(source: Path, cloud: CloudRun | None | _FromPyproject = FROM_PYPROJECT):
+    """Return ``(student_notebook, solution_notebook)`` (nbformat objects) for one source.
+
+    ``cloud``: the Colab setting (default: :func:`cloud_run` of ``pyproject.toml``); with one,
+    the student notebook gets the "Open in Colab" badge on top and the setup cell as its first
+    code cell; ``None`` builds without them.
+    """
+    import nbformat
+
+    if isinstance(cloud, _FromPyproject):
+        cloud = cloud_run()
 
     text = source.read_text(encoding="utf-8")
     find_regions(text, str(source.relative_to(REPO) if source.is_relative_to(REPO) else source))
@@ -308,6 +465,8 @@ def build_pair(source: Path):
     note = nbformat.v4.new_markdown_cell(STUDENT_NOTE.format(name=name))
     insert_at = 1 if student.cells and student.cells[0].cell_type == "markdown" else 0
     student.cells.insert(insert_at, note)
+    if cloud is not None:
+        _add_cloud_run(student, cloud, name)
     return _clean_notebook(student, name, "student"), _clean_notebook(solution, name, "solution")
 
 
@@ -345,14 +504,21 @@ def sources(source_dir: Path = SOURCES) -> list[Path]:
 
 
 def build(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS,
-          solution_dir: Path | None = SOLUTIONS, write_student: bool = True) -> list[Path]:
+          solution_dir: Path | None = SOLUTIONS, write_student: bool = True,
+          cloud: CloudRun | None | _FromPyproject = FROM_PYPROJECT) -> list[Path]:
     """Write the student (and solution) notebooks for every source; return written paths.
 
     Every source is validated before anything is written, so a marker error leaves all
     notebooks as they were. A student notebook whose cells were edited since it was built is
     copied to ``notebooks/backups/`` before it is replaced, so no student work is lost.
     """
-    pairs = [(src, *build_pair(src)) for src in sources(source_dir)]
+    if isinstance(cloud, _FromPyproject):
+        cloud = cloud_run()
+    if cloud is not None and cloud.badge_url("x") is None:
+        print(f"note: {cloud.repository} is not a github.com repository, so the notebooks get "
+              f"the Colab setup cell but no \"Open in Colab\" badge (Colab opens notebooks "
+              f"from GitHub only).")
+    pairs = [(src, *build_pair(src, cloud)) for src in sources(source_dir)]
     written = []
     for src, student, solution in pairs:
         if write_student:
@@ -719,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
             return 0
         return 1 if run(args.out, args.only) else 0
-    except MarkerError as err:
+    except (MarkerError, CourseConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
