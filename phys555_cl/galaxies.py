@@ -55,6 +55,7 @@ Galaxy Zoo decision trees; Hayat et al. (2021) self-supervised learning on SDSS 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -448,45 +449,81 @@ def _gaussian(x, y, sigma):
 _CHANNELS = ("bulge", "disk", "young", "bar", "companion", "tail", "source", "neighbour", "star")
 
 
+class _Canvas:
+    """The pixel grid of one block and its light maps, one single-band map per component.
+
+    ``x, y``: offsets from each galaxy's centre in arcsec, x to the right and y up (north up),
+    kept separable ([B, 1, W] and [B, H, 1]; they broadcast to [B, H, W] when combined);
+    ``u, v``: the same along the major and minor axes of the main galaxy. ``maps[:, c]`` holds
+    component ``c``'s light (unit-flux profiles times fluxes) and ``colours[:, :, c]`` its
+    (g, r, z) colour; :meth:`images` mixes them.
+    """
+
+    def __init__(self, p: dict, size: int, device: torch.device):
+        self.size, self.device = size, device
+        self.pix = pix = FIELD_ARCSEC / size
+        self.soft = 0.4 * pix  # stands in for the pixel window (no aliasing of cusps, thin disks)
+        self.coords = coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5
+                                - size / 2) * pix
+        self.x = coords[None, None, :] - p["center"][:, 0, None, None]
+        self.y = -coords[None, :, None] - p["center"][:, 1, None, None]
+        self.u, self.v = _rotate(self.x, self.y, p["position_angle"])
+        self.flux = 10 ** (-0.4 * (p["mag_r"] - 22.5))  # nanomaggies, r band
+        self.maps = torch.zeros(BLOCK, len(_CHANNELS), size, size, device=device)
+        self.colours = torch.zeros(BLOCK, 3, len(_CHANNELS), device=device)
+        self.channel = {name: c for c, name in enumerate(_CHANNELS)}
+
+    def add(self, name: str, idx: torch.Tensor | None, light: torch.Tensor) -> None:
+        """maps[idx, channel] += light (``idx`` None: every galaxy)."""
+        if idx is None:
+            self.maps[:, self.channel[name]] += light
+        else:
+            self.maps[:, self.channel[name]].index_add_(0, idx, light)
+
+    def set_colour(self, name: str, colour: torch.Tensor) -> None:
+        """The (g, r, z) colour [B, 3] of component ``name``."""
+        self.colours[:, :, self.channel[name]] = colour
+
+    def images(self) -> torch.Tensor:
+        """images[b, band] = sum over components of colours[b, band, c] * maps[b, c]."""
+        images = torch.bmm(self.colours, self.maps.reshape(BLOCK, len(_CHANNELS), -1))
+        return images.reshape(BLOCK, 3, self.size, self.size)
+
+
 def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """Render ``BLOCK`` galaxies of parameters ``p`` into ``[BLOCK, 3, size, size]`` fluxes.
 
-    Each light component is drawn (unit flux times its flux) into its own single-band map
-    ``maps[:, c]``; one batched matrix product then gives every map its (g, r, z) colour.
-    Dust, the PSF and the sky noise come last, as in a real observation.
+    Each light component is drawn (unit flux times its flux) into its own single-band map;
+    one batched matrix product then gives every map its (g, r, z) colour. Dust, the PSF and
+    the sky noise come last, as in a real observation.
     """
-    pix = FIELD_ARCSEC / size
-    soft = 0.4 * pix  # stands in for the pixel window (avoid aliasing of cusps / thin disks)
-    k, z = p["kind"], p["redshift"]
-    coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5 - size / 2) * pix
-    # offsets from the galaxy centre in arcsec, x to the right and y up (north up), kept
-    # separable ([B, 1, W] and [B, H, 1]); they broadcast to [B, H, W] when combined
-    x = coords[None, None, :] - p["center"][:, 0, None, None]
-    y = -coords[None, :, None] - p["center"][:, 1, None, None]
-    flux = 10 ** (-0.4 * (p["mag_r"] - 22.5))  # nanomaggies, r band
-    re = p["half_light_radius"]
-    jit = p["colour_jitter"]
-    maps = torch.zeros(BLOCK, len(_CHANNELS), size, size, device=device)
-    colours = torch.zeros(BLOCK, 3, len(_CHANNELS), device=device)
-    channel = {name: c for c, name in enumerate(_CHANNELS)}
+    canvas = _Canvas(p, size, device)
+    z, jit = p["redshift"], p["colour_jitter"]
     for name, j in (("bulge", 0), ("disk", 1), ("young", 2), ("bar", 3), ("tail", 5),
                     ("source", 5)):
-        colours[:, :, channel[name]] = _colour(name, z, jit[:, j])
-    colours[:, :, channel["companion"]] = _colour("bulge", z, jit[:, 4])
-
-    def add(name, idx, light):
-        """maps[idx, channel] += light (``idx`` None: every galaxy)."""
-        if idx is None:
-            maps[:, channel[name]] += light
-        else:
-            maps[:, channel[name]].index_add_(0, idx, light)
-
-    # major/minor axis frame of the main galaxy
-    u, v = _rotate(x, y, p["position_angle"])
+        canvas.set_colour(name, _colour(name, z, jit[:, j]))
+    canvas.set_colour("companion", _colour("bulge", z, jit[:, 4]))
+    # projected axis ratio of a disk of intrinsic thickness q0 at inclination i
     inc = p["inclination"]
     q_disk = torch.sqrt(torch.cos(inc) ** 2 + (p["thickness"] * torch.sin(inc)) ** 2)
+    _render_bulge(canvas, p, q_disk)
+    plane = _render_disk_and_arms(canvas, p, q_disk)
+    _render_bar(canvas, p, plane, q_disk)
+    _render_ring(canvas, p, plane, q_disk)
+    _render_irregular(canvas, p)
+    _render_merger(canvas, p)
+    _render_lens(canvas, p)
+    _render_neighbour(canvas, p)
+    _render_star(canvas, p)
+    images = _render_dust(canvas.images(), canvas, p, q_disk)
+    images = _render_psf(images, p, canvas.pix)
+    return _render_sky_noise(images, p, gen)
 
-    # --- bulges and ellipticals (irregulars have a bulge fraction of 0) ----------------------
+
+def _render_bulge(canvas: _Canvas, p: dict, q_disk: torch.Tensor) -> None:
+    """Sersic bulges of disks and ellipticals (irregulars have a bulge fraction of 0); a
+    merger's primary is an elliptical or a disk with a small bulge."""
+    k, re, flux = p["kind"], p["half_light_radius"], canvas.flux
     is_smooth = (k == SMOOTH) | (k == LENS)
     prim_smooth = (k == MERGER) & p["primary_smooth"]
     q_bulge = torch.where(is_smooth | prim_smooth, p["smooth_q"],
@@ -495,17 +532,33 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     re_bulge = torch.where(prim_smooth, re * 0.7, re_bulge)
     fb = flux * p["bulge_fraction"]
     fb = torch.where(k == MERGER, flux * 0.6 * torch.where(p["primary_smooth"], 1.0, 0.3), fb)
-    light = _sersic(u, v, re_bulge, p["sersic_n"], q_bulge, soft)
-    add("bulge", None, light.mul_(fb[:, None, None]))
+    light = _sersic(canvas.u, canvas.v, re_bulge, p["sersic_n"], q_bulge, canvas.soft)
+    canvas.add("bulge", None, light.mul_(fb[:, None, None]))
 
-    # --- exponential disks, in the disk plane -----------------------------------------------
+
+@dataclasses.dataclass
+class _DiskPlane:
+    """The disks of a block in their own plane, for the bar and the ring drawn in it."""
+
+    idx: torch.Tensor  # the galaxies with a disk
+    xd: torch.Tensor  # disk-plane coordinates [b, H, W]
+    yd: torch.Tensor
+    rd: torch.Tensor  # disk-plane radius, softened
+    fd: torch.Tensor  # disk flux without the bar's share
+    fr: torch.Tensor  # share of it in the ring (0 unless a ring galaxy)
+    ring_k: torch.Tensor  # is a ring galaxy [b]
+
+
+def _render_disk_and_arms(canvas: _Canvas, p: dict, q_disk: torch.Tensor) -> _DiskPlane:
+    """Exponential disks seen at an inclination, with logarithmic spiral arms."""
+    k, re, flux, soft = p["kind"], p["half_light_radius"], canvas.flux, canvas.soft
     disk_merger = (k == MERGER) & ~p["primary_smooth"]
     has_disk = (k == FACE_ON) | (k == EDGE_ON) | (k == RING) | disk_merger
     idx = torch.nonzero(has_disk).squeeze(1)
     h = (re[idx] / 1.678)[:, None, None]  # exponential scale length
     # a disk thinner than a pixel is drawn one pixel thick (the pixel window), flux unchanged
     qd = torch.sqrt(q_disk[idx] ** 2 + (soft / re[idx]) ** 2)[:, None, None]
-    xd, yd = u[idx], v[idx] / qd  # disk-plane coordinates
+    xd, yd = canvas.u[idx], canvas.v[idx] / qd  # disk-plane coordinates
     rd = torch.addcmul(xd * xd, yd, yd).add_(soft**2).sqrt_()
     # unit flux on the sky; e^-x (1 + x) is the light outside the softening radius x = soft / h
     x_s = soft / h
@@ -516,161 +569,205 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     # ring galaxies keep a faint inner disk: most of their disk light goes into the ring
     ring_k = k[idx] == RING
     fr = torch.where(ring_k, p["ring_fraction"][idx], torch.zeros_like(fd))
-    # spiral arms: a logarithmic spiral density wave carrying a share ``a`` of the disk light,
-    # ``I = I_disk [(1 - a) + a arm(phase)]`` with ``arm`` of mean 1 over the phase
     smooth_part = disk * (fd * (1 - fr))[:, None, None]
     sub = torch.nonzero(p["n_arms"][idx] > 0).squeeze(1)
     if len(sub):
         j = idx[sub]
-        hs, rs = h[sub], rd[sub]
-        theta = torch.atan2(yd[sub], xd[sub])
-        m = p["n_arms"][j].float()[:, None, None]
-        wind = (p["chirality"][j] / torch.tan(p["pitch_angle"][j]))[:, None, None]
-        phase = (rs / hs).log_().mul_(-wind).add_(theta).mul_(m).sub_(p["arm_phase"][j, None, None])
-        c = phase.cos_().add_(1).mul_(0.5)
-        arm = c * c * c * (16 / 5)
-        inner = 1 - torch.exp(-((rs / (0.8 * hs)) ** 2))  # no arms inside the bulge
-        a = inner.mul_(p["arm_strength"][j, None, None])
+        a, arm = _spiral_arms(p, j, xd[sub], yd[sub], rd[sub], h[sub])
         arm_light = smooth_part[sub] * a
         smooth_part[sub] -= arm_light
-        add("young", j, arm_light.mul_(arm))
-    add("disk", idx, smooth_part)
+        canvas.add("young", j, arm_light.mul_(arm))
+    canvas.add("disk", idx, smooth_part)
+    return _DiskPlane(idx, xd, yd, rd, fd, fr, ring_k)
 
-    # --- bars (in the disk plane, projected) --------------------------------------------------
-    sub = torch.nonzero(p["bar"][idx] > 0).squeeze(1)
-    if len(sub):
-        j = idx[sub]
-        bx, by = _rotate(xd[sub], yd[sub], p["bar_angle"][j])
-        bar = _sersic(bx, by, re[j] * p["bar_length"][j], torch.full_like(re[j], 0.5),
-                      p["bar_q"][j], soft)
-        add("bar", j, bar.mul_((flux[j] * p["bar_fraction"][j] / q_disk[j])[:, None, None]))
 
-    # --- rings: a Gaussian annulus in the disk plane, knotty with star formation -------------
-    sub = torch.nonzero(ring_k).squeeze(1)
-    if len(sub):
-        j = idx[sub]
-        theta = torch.atan2(yd[sub], xd[sub])
-        rr = (re[j] * p["ring_radius"][j])[:, None, None]
-        w = torch.sqrt((re[j] * p["ring_width"][j])[:, None, None] ** 2 + soft**2)
-        knots = 1 + 0.5 * torch.cos(7 * theta + p["arm_phase"][j, None, None])
-        ring = torch.exp(-0.5 * ((rd[sub] - rr) / w) ** 2) * knots
-        norm = (fd[sub] * fr[sub])[:, None, None] / (
-            2 * math.pi * rr * w * math.sqrt(2 * math.pi) * q_disk[j, None, None])
-        add("young", j, ring.mul_(norm))
+def _spiral_arms(p, j, xd, yd, rd, h):
+    """A logarithmic spiral density wave in disks ``j``: ``I = I_disk [(1 - a) + a arm(phase)]``.
 
-    # --- irregulars: a lopsided diffuse body plus bright star-forming clumps ---------------
-    idx = torch.nonzero(k == IRREGULAR).squeeze(1)
-    if len(idx):
-        r_i = re[idx]
-        off = p["irr_offset"][idx] * r_i[:, None]
-        body = _sersic(u[idx] - off[:, 0, None, None], v[idx] - off[:, 1, None, None], r_i,
-                       torch.ones_like(r_i), p["smooth_q"][idx].clamp(min=0.5), soft)
-        add("disk", idx, body.mul_((0.55 * flux[idx])[:, None, None]))
-        # round clumps are separable in x and y: one batched matrix product renders all 8
-        cu = p["clump_xy"][idx, :, 0] * r_i[:, None]  # [b, 8], along the major axis
-        cv = p["clump_xy"][idx, :, 1] * r_i[:, None]
-        pa = p["position_angle"][idx, None]
-        c, s_ = torch.cos(pa), torch.sin(pa)
-        cx = cu * c - cv * s_ + p["center"][idx, 0, None]  # [b, 8] offsets from the stamp centre
-        cy = cu * s_ + cv * c + p["center"][idx, 1, None]
-        cs = p["clump_size"][idx] * r_i[:, None]  # [b, 8]
-        cf = 0.45 * flux[idx, None] * p["clump_flux"][idx] / p["clump_flux"][idx].sum(1, True)
-        gx_ = _gaussian_1d(coords, cx[..., None], cs[..., None], pix) * cf[..., None]  # [b, 8, W]
-        gy_ = _gaussian_1d(-coords, cy[..., None], cs[..., None], pix)  # [b, 8, H]
-        add("young", idx, torch.bmm(gy_.transpose(1, 2), gx_))
+    Returns ``a`` (the share of the disk light in the arms, none inside the bulge) and ``arm``
+    (the arm pattern, of mean 1 over the phase), [b, H, W] each.
+    """
+    theta = torch.atan2(yd, xd)
+    m = p["n_arms"][j].float()[:, None, None]
+    wind = (p["chirality"][j] / torch.tan(p["pitch_angle"][j]))[:, None, None]
+    phase = (rd / h).log_().mul_(-wind).add_(theta).mul_(m).sub_(p["arm_phase"][j, None, None])
+    c = phase.cos_().add_(1).mul_(0.5)
+    arm = c * c * c * (16 / 5)
+    inner = 1 - torch.exp(-((rd / (0.8 * h)) ** 2))  # no arms inside the bulge
+    return inner.mul_(p["arm_strength"][j, None, None]), arm
 
-    # --- mergers: a companion and tidal tails ------------------------------------------------
-    idx = torch.nonzero(k == MERGER).squeeze(1)
-    if len(idx):
-        r_m = re[idx]
-        sep = (p["comp_sep"][idx] * r_m)[:, None, None]
-        ang = p["comp_angle"][idx]
-        cxm = sep * torch.cos(ang)[:, None, None]
-        cym = sep * torch.sin(ang)[:, None, None]
-        xc, yc = x[idx] - cxm, y[idx] - cym
-        uc, vc = _rotate(xc, yc, ang + 0.7)
-        comp = _sersic(uc, vc, r_m * p["comp_size"][idx], p["sersic_n"][idx],
-                       p["smooth_q"][idx].clamp(min=0.5), soft)
-        add("companion", idx, comp.mul_((0.6 * flux[idx] * p["comp_ratio"][idx])[:, None, None]))
-        # two tails: tightly wound one-armed spirals of low surface brightness, one launched
-        # from each nucleus in opposite senses (Toomre & Toomre 1972 in cartoon form)
-        tails = 0
-        for xs, ys, sgn in ((x[idx], y[idx], 1.0), (xc, yc, -1.0)):
-            rel = torch.sqrt(xs**2 + ys**2 + soft**2) / r_m[:, None, None]
-            th = torch.atan2(ys, xs)
-            ph = th - sgn * p["chirality"][idx, None, None] * torch.log(rel) / 0.45
-            ph = ph - ang[:, None, None] - (1 - sgn) * math.pi / 2
-            band = ((1 + torch.cos(ph)) / 2) ** 10
-            env = torch.exp(-rel / 1.4) * (1 - torch.exp(-rel * rel))
-            tails = tails + band * env
-        ft = flux[idx] * p["tail_fraction"][idx]
-        tails = tails / tails.sum((1, 2), keepdim=True).clamp(min=1e-12) / pix**2
-        add("tail", idx, tails * ft[:, None, None])
 
-    # --- lenses: an isothermal sphere with shear bends a blue background galaxy ---------------
-    idx = torch.nonzero(k == LENS).squeeze(1)
-    if len(idx):
-        te = p["einstein_radius"][idx][:, None, None]
-        xs, ys = x[idx], y[idx]
-        r = torch.sqrt(xs**2 + ys**2 + soft**2)
-        g1, g2 = p["shear"][idx, 0, None, None], p["shear"][idx, 1, None, None]
-        bx = xs - te * xs / r - (g1 * xs + g2 * ys)  # the lens equation: source-plane position
-        by = ys - te * ys / r - (g2 * xs - g1 * ys)
-        off = p["source_offset"][idx] * te[:, :, 0]
-        ss = torch.sqrt((p["source_size"][idx, None, None] * te) ** 2 + soft**2)
-        src = _gaussian(bx - off[:, 0, None, None], by - off[:, 1, None, None], ss)
-        fs = flux[idx] * p["source_fraction"][idx] / 4  # intrinsic flux; lensing magnifies it
-        add("source", idx, src * fs[:, None, None])
+def _render_bar(canvas: _Canvas, p: dict, plane: _DiskPlane, q_disk: torch.Tensor) -> None:
+    """Bars: a flat (n = 0.5) Sersic ellipse in the disk plane, projected with the disk."""
+    sub = torch.nonzero(p["bar"][plane.idx] > 0).squeeze(1)
+    if not len(sub):
+        return
+    j, re, flux = plane.idx[sub], p["half_light_radius"], canvas.flux
+    bx, by = _rotate(plane.xd[sub], plane.yd[sub], p["bar_angle"][j])
+    bar = _sersic(bx, by, re[j] * p["bar_length"][j], torch.full_like(re[j], 0.5),
+                  p["bar_q"][j], canvas.soft)
+    canvas.add("bar", j, bar.mul_((flux[j] * p["bar_fraction"][j] / q_disk[j])[:, None, None]))
 
-    # --- a neighbouring galaxy, a star ---------------------------------------------------------
-    half = FIELD_ARCSEC / 2
+
+def _render_ring(canvas: _Canvas, p: dict, plane: _DiskPlane, q_disk: torch.Tensor) -> None:
+    """Rings: a Gaussian annulus in the disk plane, knotty with star formation."""
+    sub = torch.nonzero(plane.ring_k).squeeze(1)
+    if not len(sub):
+        return
+    j, re = plane.idx[sub], p["half_light_radius"]
+    theta = torch.atan2(plane.yd[sub], plane.xd[sub])
+    rr = (re[j] * p["ring_radius"][j])[:, None, None]
+    w = torch.sqrt((re[j] * p["ring_width"][j])[:, None, None] ** 2 + canvas.soft**2)
+    knots = 1 + 0.5 * torch.cos(7 * theta + p["arm_phase"][j, None, None])
+    ring = torch.exp(-0.5 * ((plane.rd[sub] - rr) / w) ** 2) * knots
+    norm = (plane.fd[sub] * plane.fr[sub])[:, None, None] / (
+        2 * math.pi * rr * w * math.sqrt(2 * math.pi) * q_disk[j, None, None])
+    canvas.add("young", j, ring.mul_(norm))
+
+
+def _render_irregular(canvas: _Canvas, p: dict) -> None:
+    """Irregulars: a lopsided diffuse body plus bright star-forming clumps."""
+    idx = torch.nonzero(p["kind"] == IRREGULAR).squeeze(1)
+    if not len(idx):
+        return
+    r_i, flux, pix = p["half_light_radius"][idx], canvas.flux, canvas.pix
+    off = p["irr_offset"][idx] * r_i[:, None]
+    body = _sersic(canvas.u[idx] - off[:, 0, None, None], canvas.v[idx] - off[:, 1, None, None],
+                   r_i, torch.ones_like(r_i), p["smooth_q"][idx].clamp(min=0.5), canvas.soft)
+    canvas.add("disk", idx, body.mul_((0.55 * flux[idx])[:, None, None]))
+    # round clumps are separable in x and y: one batched matrix product renders all 8
+    cu = p["clump_xy"][idx, :, 0] * r_i[:, None]  # [b, 8], along the major axis
+    cv = p["clump_xy"][idx, :, 1] * r_i[:, None]
+    pa = p["position_angle"][idx, None]
+    c, s_ = torch.cos(pa), torch.sin(pa)
+    cx = cu * c - cv * s_ + p["center"][idx, 0, None]  # [b, 8] offsets from the stamp centre
+    cy = cu * s_ + cv * c + p["center"][idx, 1, None]
+    cs = p["clump_size"][idx] * r_i[:, None]  # [b, 8]
+    cf = 0.45 * flux[idx, None] * p["clump_flux"][idx] / p["clump_flux"][idx].sum(1, True)
+    gx_ = _gaussian_1d(canvas.coords, cx[..., None], cs[..., None], pix) * cf[..., None]
+    gy_ = _gaussian_1d(-canvas.coords, cy[..., None], cs[..., None], pix)  # [b, 8, H]
+    canvas.add("young", idx, torch.bmm(gy_.transpose(1, 2), gx_))
+
+
+def _render_merger(canvas: _Canvas, p: dict) -> None:
+    """Mergers: a companion galaxy and two tidal tails."""
+    idx = torch.nonzero(p["kind"] == MERGER).squeeze(1)
+    if not len(idx):
+        return
+    r_m, flux = p["half_light_radius"][idx], canvas.flux
+    sep = (p["comp_sep"][idx] * r_m)[:, None, None]
+    ang = p["comp_angle"][idx]
+    cxm = sep * torch.cos(ang)[:, None, None]
+    cym = sep * torch.sin(ang)[:, None, None]
+    xc, yc = canvas.x[idx] - cxm, canvas.y[idx] - cym
+    uc, vc = _rotate(xc, yc, ang + 0.7)
+    comp = _sersic(uc, vc, r_m * p["comp_size"][idx], p["sersic_n"][idx],
+                   p["smooth_q"][idx].clamp(min=0.5), canvas.soft)
+    canvas.add("companion", idx, comp.mul_((0.6 * flux[idx] * p["comp_ratio"][idx])[:, None, None]))
+    tails = _tidal_tails(p, idx, (canvas.x[idx], canvas.y[idx]), (xc, yc), canvas.soft)
+    ft = flux[idx] * p["tail_fraction"][idx]
+    tails = tails / tails.sum((1, 2), keepdim=True).clamp(min=1e-12) / canvas.pix**2
+    canvas.add("tail", idx, tails * ft[:, None, None])
+
+
+def _tidal_tails(p, idx, primary, companion, soft):
+    """Two tails (unnormalised): tightly wound one-armed spirals of low surface brightness,
+    one launched from each nucleus in opposite senses (Toomre & Toomre 1972 in cartoon form).
+    ``primary``, ``companion``: offsets ``(x, y)`` from each nucleus [b, H, W]."""
+    r_m, ang = p["half_light_radius"][idx], p["comp_angle"][idx]
+    tails = 0
+    for (xs, ys), sgn in ((primary, 1.0), (companion, -1.0)):
+        rel = torch.sqrt(xs**2 + ys**2 + soft**2) / r_m[:, None, None]
+        th = torch.atan2(ys, xs)
+        ph = th - sgn * p["chirality"][idx, None, None] * torch.log(rel) / 0.45
+        ph = ph - ang[:, None, None] - (1 - sgn) * math.pi / 2
+        band = ((1 + torch.cos(ph)) / 2) ** 10
+        env = torch.exp(-rel / 1.4) * (1 - torch.exp(-rel * rel))
+        tails = tails + band * env
+    return tails
+
+
+def _render_lens(canvas: _Canvas, p: dict) -> None:
+    """Lens arcs: a singular isothermal sphere with external shear bends a blue background
+    galaxy (the lens equation maps each pixel to the source plane; Kormann et al. 1994)."""
+    idx = torch.nonzero(p["kind"] == LENS).squeeze(1)
+    if not len(idx):
+        return
+    soft = canvas.soft
+    te = p["einstein_radius"][idx][:, None, None]
+    xs, ys = canvas.x[idx], canvas.y[idx]
+    r = torch.sqrt(xs**2 + ys**2 + soft**2)
+    g1, g2 = p["shear"][idx, 0, None, None], p["shear"][idx, 1, None, None]
+    bx = xs - te * xs / r - (g1 * xs + g2 * ys)  # the lens equation: source-plane position
+    by = ys - te * ys / r - (g2 * xs - g1 * ys)
+    off = p["source_offset"][idx] * te[:, :, 0]
+    ss = torch.sqrt((p["source_size"][idx, None, None] * te) ** 2 + soft**2)
+    src = _gaussian(bx - off[:, 0, None, None], by - off[:, 1, None, None], ss)
+    fs = canvas.flux[idx] * p["source_fraction"][idx] / 4  # intrinsic flux; lensing magnifies it
+    canvas.add("source", idx, src * fs[:, None, None])
+
+
+def _render_neighbour(canvas: _Canvas, p: dict) -> None:
+    """A neighbouring galaxy near the edge of some stamps, with its own colour."""
     idx = torch.nonzero(p["neighbour"] > 0).squeeze(1)
     if len(idx):
-        rad = half * (0.45 + 0.5 * p["neighbour_xy"][idx, 0])
+        rad = FIELD_ARCSEC / 2 * (0.45 + 0.5 * p["neighbour_xy"][idx, 0])
         ang = 2 * math.pi * p["neighbour_xy"][idx, 1]
-        xn = x[idx] - (rad * torch.cos(ang))[:, None, None]
-        yn = y[idx] - (rad * torch.sin(ang))[:, None, None]
+        xn = canvas.x[idx] - (rad * torch.cos(ang))[:, None, None]
+        yn = canvas.y[idx] - (rad * torch.sin(ang))[:, None, None]
         un, vn = _rotate(xn, yn, ang * 3)
         qn = 0.4 + 0.6 * p["neighbour_xy"][idx, 0]
-        nb = _sersic(un, vn, p["neighbour_re"][idx], p["sersic_n"][idx], qn, soft)
+        nb = _sersic(un, vn, p["neighbour_re"][idx], p["sersic_n"][idx], qn, canvas.soft)
         fn = 10 ** (-0.4 * (p["mag_r"][idx] + p["neighbour_dmag"][idx] - 22.5))
-        add("neighbour", idx, nb.mul_(fn[:, None, None]))
+        canvas.add("neighbour", idx, nb.mul_(fn[:, None, None]))
     gr = p["neighbour_colour"]
-    colours[:, :, channel["neighbour"]] = torch.stack(
-        [10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.2 * gr)], 1)
+    canvas.set_colour("neighbour",
+                      torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.2 * gr)], 1))
+
+
+def _render_star(canvas: _Canvas, p: dict) -> None:
+    """A foreground star in some stamps: a point source, blurred by the PSF later."""
     idx = torch.nonzero(p["star"] > 0).squeeze(1)
     if len(idx):
-        rad = half * (0.35 + 0.6 * p["star_xy"][idx, 0])
+        coords, pix = canvas.coords, canvas.pix
+        rad = FIELD_ARCSEC / 2 * (0.35 + 0.6 * p["star_xy"][idx, 0])
         ang = 2 * math.pi * p["star_xy"][idx, 1]
         sx = (rad * torch.cos(ang) + p["center"][idx, 0])[:, None]
         sy = (rad * torch.sin(ang) + p["center"][idx, 1])[:, None]
         fs = 10 ** (-0.4 * (p["star_mag"][idx] - 22.5))
         gx_ = _gaussian_1d(coords, sx, 0.05, pix) * fs[:, None]  # a point source
-        add("star", idx, _gaussian_1d(-coords, sy, 0.05, pix)[:, :, None] * gx_[:, None])
+        canvas.add("star", idx, _gaussian_1d(-coords, sy, 0.05, pix)[:, :, None] * gx_[:, None])
     gr = p["star_colour"]
-    colours[:, :, channel["star"]] = torch.stack(
-        [10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.16 * gr)], 1)
+    canvas.set_colour("star",
+                      torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.16 * gr)], 1))
 
-    # --- colours: images[b, band] = sum over components of colours[b, band, c] * maps[b, c] ----
-    images = torch.bmm(colours, maps.reshape(BLOCK, len(_CHANNELS), -1))
-    images = images.reshape(BLOCK, 3, size, size)
 
-    # --- dust lanes of edge-on disks: attenuation, strongest in g ----------------------------
-    idx = torch.nonzero(k == EDGE_ON).squeeze(1)
-    if len(idx):
-        h = re[idx, None, None] / 1.678
-        # the lane is a fixed fraction of the disk's drawn thickness (at least a pixel, see
-        # the disks above), so it hides the same share of light at any sampling
-        q_drawn = torch.sqrt(q_disk[idx] ** 2 + (soft / re[idx]) ** 2)[:, None, None]
-        w = 0.4 * q_drawn * h
-        v0 = torch.cos(inc[idx])[:, None, None] * 0.6 * h  # the near side hides the far side
-        lane = torch.exp(-0.5 * ((v[idx] - v0) / w) ** 2) * torch.exp(-(u[idx] / (2.5 * h)) ** 2)
-        reddening = torch.tensor([1.2, 1.0, 0.7], device=device)[:, None, None]  # g, r, z
-        tau = p["dust_tau"][idx, None, None, None] * reddening
-        images[idx] = images[idx] * torch.exp(-tau * lane[:, None])
+def _render_dust(images: torch.Tensor, canvas: _Canvas, p: dict,
+                 q_disk: torch.Tensor) -> torch.Tensor:
+    """Dust lanes of edge-on disks: attenuation along the mid-plane, strongest in g."""
+    idx = torch.nonzero(p["kind"] == EDGE_ON).squeeze(1)
+    if not len(idx):
+        return images
+    re, soft = p["half_light_radius"], canvas.soft
+    h = re[idx, None, None] / 1.678
+    # the lane is a fixed fraction of the disk's drawn thickness (at least a pixel, see
+    # _render_disk_and_arms), so it hides the same share of light at any sampling
+    q_drawn = torch.sqrt(q_disk[idx] ** 2 + (soft / re[idx]) ** 2)[:, None, None]
+    w = 0.4 * q_drawn * h
+    v0 = torch.cos(p["inclination"][idx])[:, None, None] * 0.6 * h  # the near side hides the far
+    u, v = canvas.u[idx], canvas.v[idx]
+    lane = torch.exp(-0.5 * ((v - v0) / w) ** 2) * torch.exp(-(u / (2.5 * h)) ** 2)
+    reddening = torch.tensor([1.2, 1.0, 0.7], device=images.device)[:, None, None]  # g, r, z
+    tau = p["dust_tau"][idx, None, None, None] * reddening
+    images[idx] = images[idx] * torch.exp(-tau * lane[:, None])
+    return images
 
-    # --- PSF: per band and per galaxy, a pixel-integrated Gaussian; separable, so two batched
-    # matrix products: K @ image @ K^T, with K[i, j] the PSF flux that falls from pixel j to i
+
+def _render_psf(images: torch.Tensor, p: dict, pix: float) -> torch.Tensor:
+    """Seeing: per band and per galaxy, a pixel-integrated Gaussian PSF. It is separable, so
+    two batched matrix products, K @ image @ K^T, with K[i, j] the PSF flux that falls from
+    pixel j to pixel i."""
+    size, device = images.shape[-1], images.device
     sigma = p["psf_fwhm"][:, None] * torch.tensor(_BAND_PSF, device=device) / 2.3548 / pix
     offs = torch.arange(size, device=device)
     d = torch.arange(-size + 1, size, device=device, dtype=torch.float32)  # pixel separations
@@ -678,10 +775,14 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     k1 = 0.5 * (torch.erf((d + 0.5) / s2) - torch.erf((d - 0.5) / s2))  # [B*3, 2H-1]
     kern = k1[:, offs[:, None] - offs[None, :] + size - 1]  # [B*3, H, H], Toeplitz
     flat = images.reshape(-1, size, size)
-    images = torch.bmm(torch.bmm(kern, flat), kern.transpose(1, 2)).reshape(BLOCK, 3, size, size)
+    return torch.bmm(torch.bmm(kern, flat), kern.transpose(1, 2)).reshape(BLOCK, 3, size, size)
 
-    # --- sky noise: windows at random offsets in a bank of Gaussian numbers, with a random sign
-    # (a fresh torch.randn per pixel costs more than all the galaxy light together on a CPU)
+
+def _render_sky_noise(images: torch.Tensor, p: dict, gen: torch.Generator) -> torch.Tensor:
+    """Gaussian sky noise of each galaxy's depth, per band: windows at random offsets in a bank
+    of Gaussian numbers, with a random sign (a fresh torch.randn per pixel costs more than all
+    the galaxy light together on a CPU)."""
+    size, device = images.shape[-1], images.device
     hw = size * size
     bank = _noise_bank(device)
     start = torch.randint(0, len(bank) - hw + 1, (BLOCK * 3,), generator=gen, device=device)

@@ -252,3 +252,24 @@ def test_result_does_not_depend_on_the_number_of_torch_threads():
 def test_an_impossible_sample_size_says_how_much_memory_it_needs():
     with pytest.raises(ValueError, match=r"49,304\.0 GB of memory .* simulate fewer"):
         G.simulate(10**9)
+
+
+# The pixels of simulate(256, size, seed) as made before the renderer was split into its
+# _render_* components (commit 0d77911): for each kind of galaxy, the sum over its galaxies of
+# sum(image * w), with w a fixed random positive weight per band and pixel. A change in any
+# component (its light, shape, colour, the dust, PSF or sky noise) moves these by far more than
+# the 1e-6 allowed for the last-bit differences between CPUs.
+PINNED_PIXELS = {
+    (32, 0): [32784.1304, 55331.7309, 6042.2984, 6148.3329, 7186.5111, 8597.072, 6044.0698],
+    (64, 1): [114199.0378, 166994.2737, 59876.3436, 51542.844, 31641.5968, 36398.054,
+              35851.2056],
+}
+
+
+@pytest.mark.parametrize("size, seed", sorted(PINNED_PIXELS))
+def test_the_pixels_of_every_kind_are_those_pinned_before_the_render_refactor(size, seed):
+    images, labels = G.simulate(256, size=size, seed=seed)
+    w = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    per_galaxy = (images.double() * w).sum((1, 2, 3))
+    got = [float(per_galaxy[labels["kind"] == k].sum()) for k in range(len(G.KIND_NAMES))]
+    assert got == pytest.approx(PINNED_PIXELS[size, seed], rel=1e-6)
