@@ -18,6 +18,7 @@ Command line::
     python -m phys555_cl.course record [--only NN ...]  # expected output of checked cells
     python -m phys555_cl.course nbval-copies [--out build/nbval]         # what nbval runs
     python -m phys555_cl.course update      # git pull the new course version, backups first
+    python -m phys555_cl.course grade NOTEBOOK... [--csv PATH] [--timeout S]  # see grading.py
 
 Checked cells: a code cell whose first line is ``# NBVAL_CHECK_OUTPUT`` must print the same
 thing in every run. Sources cannot hold outputs, so ``record`` executes the solution notebooks
@@ -827,6 +828,13 @@ def main(argv: list[str] | None = None) -> int:
                                   "notebook you changed")
     nbv = sub.add_parser("nbval-copies", help="notebooks with recorded outputs, for nbval")
     nbv.add_argument("--out", type=Path, default=NBVAL_OUT)
+    g = sub.add_parser("grade", help="run submitted student notebooks (fast mode, each in a "
+                                     "fresh kernel) and report every exercise; runs the "
+                                     "students' code: use a container or VM for untrusted files")
+    g.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK")
+    g.add_argument("--csv", type=Path, help="also write notebook, exercise, status, message here")
+    g.add_argument("--timeout", type=float, default=600,
+                   help="seconds per notebook before it is stopped (default 600)")
     args = parser.parse_args(argv)
 
     try:
@@ -880,6 +888,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "record":
             return 1 if record(args.only) else 0
+        if args.command == "grade":
+            from .grading import NOTEBOOK_ROW, grade
+
+            if args.timeout <= 0:
+                parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+            rows = grade(args.notebooks, timeout=args.timeout, csv_path=args.csv)
+            return 1 if any(r.exercise == NOTEBOOK_ROW and r.status == "not graded"
+                            for r in rows) else 0
         if args.command == "nbval-copies":
             for path in nbval_copies(args.out):
                 print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
