@@ -17,12 +17,12 @@ RandomAffine           angle U(0, 360) deg         the sky has no "up": orientat
                        shift U(-s, s), s = 4 px    centring / astrometric errors of the cutout
                        scale U(0.9, 1.1)           small size changes (distance, survey zoom);
                                                    total flux is conserved
-RandomPSFBlur          sigma U(0, 1.0) px,         seeing changes from night to night; the PSF
+RandomPSFBlur          sigma U(0, 1) px,           seeing changes from night to night; the PSF
                        per band x (lambda/r)^-0.2  is a little wider in g than in z
 RandomReddening        E(B-V) U(0, 0.02)           Milky-Way dust in front of the galaxy, with
                                                    DECam g r z coefficients 3.214 2.165 1.211
 RandomBrightness       dm U(-0.2, 0.2) mag         exposure depth / calibration zero points
-RandomGaussianNoise    sigma U(0, 1.0) x sky MAD   a shallower exposure adds sky noise
+RandomGaussianNoise    sigma U(0, 1) x sky MAD     a shallower exposure adds sky noise
 =====================  ==========================  ===============================================
 
 The ranges follow Hayat et al. 2021 ("Self-supervised representation learning from
@@ -52,6 +52,18 @@ from torch import nn
 DECAM_EXTINCTION = (3.214, 2.165, 1.211)
 # Effective wavelengths of DECam g, r, z in nm, for the wavelength dependence of the seeing.
 DECAM_WAVELENGTH_NM = (480.0, 640.0, 920.0)
+
+# The default ranges of the table above, in one place: every module and GalaxyAugment use
+# them (tests/test_augment.py checks that the table shows them). GalaxyAugment() with these
+# defaults made the shipped checkpoint (train.CONFIGS["default"]["augment"] is empty).
+FLIP_P = 0.5
+DEGREES = (0.0, 360.0)
+MAX_SHIFT = 4.0  # pixels
+SCALE = (0.9, 1.1)
+BLUR_SIGMA = (0.0, 1.0)  # pixels, in r
+EBV = (0.0, 0.02)  # E(B-V), mag
+DELTA_MAG = (-0.2, 0.2)  # mag
+NOISE_LEVEL = (0.0, 1.0)  # in units of the image's own sky noise
 
 
 def _check_batch(x: torch.Tensor) -> None:
@@ -95,7 +107,7 @@ class RandomFlip(nn.Module):
     Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = FLIP_P):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"flip probability p must be in [0, 1], got {p}")
@@ -126,9 +138,9 @@ class RandomAffine(nn.Module):
 
     def __init__(
         self,
-        degrees: tuple[float, float] = (0.0, 360.0),
-        max_shift: float = 4.0,
-        scale: tuple[float, float] = (0.9, 1.1),
+        degrees: tuple[float, float] = DEGREES,
+        max_shift: float = MAX_SHIFT,
+        scale: tuple[float, float] = SCALE,
         out_size: int | None = None,
     ):
         super().__init__()
@@ -197,7 +209,7 @@ class RandomPSFBlur(nn.Module):
     Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
 
-    def __init__(self, sigma: tuple[float, float] = (0.0, 1.0), probability: float = 1.0):
+    def __init__(self, sigma: tuple[float, float] = BLUR_SIGMA, probability: float = 1.0):
         super().__init__()
         _check_range("sigma", sigma, low_min=0.0)
         if not 0.0 <= probability <= 1.0:
@@ -234,7 +246,7 @@ class RandomReddening(nn.Module):
     Shapes: ``[B, 3, H, W] -> [B, 3, H, W]``.
     """
 
-    def __init__(self, ebv: tuple[float, float] = (0.0, 0.05), coefficients=DECAM_EXTINCTION):
+    def __init__(self, ebv: tuple[float, float] = EBV, coefficients=DECAM_EXTINCTION):
         super().__init__()
         _check_range("ebv", ebv, low_min=0.0)
         self.ebv = ebv
@@ -258,7 +270,7 @@ class RandomBrightness(nn.Module):
     Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
 
-    def __init__(self, delta_mag: tuple[float, float] = (-0.3, 0.3)):
+    def __init__(self, delta_mag: tuple[float, float] = DELTA_MAG):
         super().__init__()
         _check_range("delta_mag", delta_mag)
         self.delta_mag = delta_mag
@@ -283,15 +295,29 @@ def border_pixels(x: torch.Tensor, width: int = 4) -> torch.Tensor:
     return torch.cat([top_bottom, sides.flatten(2)], dim=-1)
 
 
+#: The standard deviation of a Gaussian is 1.4826 times its median absolute deviation (MAD).
+MAD_TO_SIGMA = 1.4826
+
+
+def sky_and_noise(values: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Robust sky level and noise of ``values`` along ``dim``: the median and ``1.4826 * MAD``.
+
+    Both ignore the few bright values (galaxy light) among mostly sky pixels, so they measure
+    the sky and its Gaussian noise. Shapes: ``[..., n] -> [..., 1]`` (median, kept for
+    broadcasting) and ``[...]`` (noise), for ``dim=-1``. Used by :func:`robust_sigma`,
+    ``encoders.AsinhStretch`` and ``data.hubble_deep_field_cutouts``.
+    """
+    med = values.median(dim=dim, keepdim=True).values
+    return med, MAD_TO_SIGMA * (values - med).abs().median(dim=dim).values
+
+
 def robust_sigma(x: torch.Tensor, width: int = 4) -> torch.Tensor:
     """Sky noise per image and band: ``1.4826 * MAD`` of the :func:`border_pixels`.
 
     The border of a galaxy cutout is mostly sky, and the median absolute deviation ignores the
     few galaxy pixels there, so this measures the noise. Shapes: ``[B, C, H, W] -> [B, C]``.
     """
-    flat = border_pixels(x, width).float()
-    med = flat.median(dim=-1, keepdim=True).values
-    return 1.4826 * (flat - med).abs().median(dim=-1).values
+    return sky_and_noise(border_pixels(x, width).float())[1]
 
 
 class RandomGaussianNoise(nn.Module):
@@ -302,7 +328,7 @@ class RandomGaussianNoise(nn.Module):
     simulated fluxes and for Galaxy10 8-bit images. Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
 
-    def __init__(self, level: tuple[float, float] = (0.0, 1.0)):
+    def __init__(self, level: tuple[float, float] = NOISE_LEVEL):
         super().__init__()
         _check_range("level", level, low_min=0.0)
         self.level = level
@@ -336,14 +362,14 @@ class GalaxyAugment(nn.Module):
     def __init__(
         self,
         out_size: int | None = None,
-        flip_p: float = 0.5,
-        degrees: tuple[float, float] = (0.0, 360.0),
-        max_shift: float = 4.0,
-        scale: tuple[float, float] = (0.9, 1.1),
-        blur_sigma: tuple[float, float] = (0.0, 1.0),
-        ebv: tuple[float, float] = (0.0, 0.02),
-        delta_mag: tuple[float, float] = (-0.2, 0.2),
-        noise_level: tuple[float, float] = (0.0, 1.0),
+        flip_p: float = FLIP_P,
+        degrees: tuple[float, float] = DEGREES,
+        max_shift: float = MAX_SHIFT,
+        scale: tuple[float, float] = SCALE,
+        blur_sigma: tuple[float, float] = BLUR_SIGMA,
+        ebv: tuple[float, float] = EBV,
+        delta_mag: tuple[float, float] = DELTA_MAG,
+        noise_level: tuple[float, float] = NOISE_LEVEL,
     ):
         super().__init__()
         self.steps = nn.ModuleList(

@@ -25,6 +25,8 @@ import torch
 from torch.utils.data import Dataset
 
 from phys555_cl import config
+from phys555_cl._checks import check_int
+from phys555_cl.augment import sky_and_noise
 from phys555_cl.galaxies import REDSHIFT_THRESHOLD, simulate
 
 __all__ = [
@@ -270,10 +272,8 @@ class Galaxy10DECaLS(_LabelledImages):
     def __init__(self, path: str | os.PathLike | None = None, size: int = 64,
                  download: bool = False, *, cache: bool = True, chunk: int = 512,
                  url: str | None = None, sha256: str = GALAXY10_SHA256):
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-            raise ValueError(f"size must be an integer >= 8 pixels, got {size!r}")
-        if chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {chunk!r}")
+        check_int("size", size, 8, unit="pixels")
+        check_int("chunk", chunk, 1)
         self.path = os.fspath(path or os.path.join(config.data_dir(), GALAXY10_FILENAME))
         self.size = int(size)
         if not os.path.exists(self.path):
@@ -462,14 +462,12 @@ def hubble_deep_field_cutouts(size: int = 32, *, min_area: int = 60, max_galaxie
     from skimage import data as skdata
     from skimage import measure
 
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an integer >= 8 pixels, got {size!r}")
+    check_int("size", size, 8, unit="pixels")
     rgb = skdata.hubble_deep_field().astype(np.float32) / 255.0  # (872, 1000, 3)
     h, w, _ = rgb.shape
     gray = ndimage.gaussian_filter(rgb.mean(2), 1.5)
-    med = np.median(gray)
-    mad = 1.4826 * np.median(np.abs(gray - med))
-    mask = gray > med + 3 * mad + 0.02
+    sky, noise = sky_and_noise(torch.from_numpy(gray).flatten())
+    mask = gray > float(sky) + 3 * float(noise) + 0.02
     regions = measure.regionprops(measure.label(mask))
     regions = sorted(regions, key=lambda r: r.area, reverse=True)
     img = torch.from_numpy(rgb).permute(2, 0, 1).flip(0)[None]  # [1, (B, G, R), H, W]

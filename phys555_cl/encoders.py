@@ -58,14 +58,13 @@ class AsinhStretch(nn.Module):
         self.min_noise_fraction, self.border = min_noise_fraction, border
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from phys555_cl.augment import border_pixels
+        from phys555_cl.augment import border_pixels, sky_and_noise
 
         if x.ndim != 4:
             raise ValueError(f"expected images of shape [B, C, H, W], got {tuple(x.shape)}")
         x = x.float()
-        frame = border_pixels(x, self.border).flatten(1)
-        sky = frame.median(dim=1).values[:, None, None, None]
-        noise = 1.4826 * (frame - sky.flatten(1)).abs().median(dim=1).values
+        sky, noise = sky_and_noise(border_pixels(x, self.border).flatten(1))  # [B, 1], [B]
+        sky = sky[:, :, None, None]
         floor = self.min_noise_fraction * x.flatten(1).abs().amax(dim=1) + 1e-12
         noise = torch.maximum(noise, floor)[:, None, None, None]
         return torch.asinh((x - sky) / (self.softening * noise)) / self.asinh_scale

@@ -62,6 +62,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from phys555_cl._checks import check_int
+
 __all__ = [
     "simulate",
     "asinh_stretch",
@@ -100,9 +102,10 @@ KIND_PROBS = (0.34, 0.24, 0.12, 0.075, 0.075, 0.075, 0.075)
 
 SMOOTH, FACE_ON, EDGE_ON, RING, IRREGULAR, LENS, MERGER = range(7)
 
-#: Names of the ``odd_feature`` classes (0 ring, 1 irregular, 2 other, 3 merger); here "other"
-#: is a strong gravitational lens.
-ODD_FEATURE_NAMES = ("ring", "irregular", "other (lens)", "merger")
+#: Names of the ``odd_feature`` classes of the label schema, shared by every dataset (plots and
+#: probes read them here). In the simulator "other" is a strong gravitational lens; in
+#: Galaxy10 it is the "Disturbed" class.
+ODD_FEATURE_NAMES = ("ring", "irregular", "other", "merger")
 
 #: The label schema shared by every galaxy dataset of the package (see DESIGN.md).
 LABEL_KEYS = (
@@ -878,14 +881,9 @@ def simulate(n: int, *, size: int = 64, seed: int = 0, device=None):
         >>> images.shape, labels["odd_feature"].dtype
         (torch.Size([8, 3, 32, 32]), torch.int64)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an integer >= 8 pixels, got {size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    n, size = check_int("n", n), check_int("size", size, 8, unit="pixels")
+    seed = check_int("seed", seed)
     device = torch.device("cpu" if device is None else device)
-    n, size, seed = int(n), int(size), int(seed)
     # a clear message instead of the allocator's (or the OOM killer) for an impossible n
     per_galaxy = 3 * size * size * 4 + 152  # float32 images + the labels, bytes
     if device.type == "cuda":

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from phys555_cl import _info_nce_kernel as _kernel
+from phys555_cl._checks import check_int
 from phys555_cl._info_nce_kernel import gather_with_grad
 
 __all__ = [
@@ -369,16 +370,8 @@ def _check_temperature(temperature) -> float:
 
 
 def _check_chunk_size(chunk_size) -> int | None:
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
-        raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}.")
-    if chunk_size < 1:
-        raise ValueError(
-            f"chunk_size must be None or an integer >= 1, got {chunk_size}. "
-            "Use None for the full (fastest) computation."
-        )
-    return int(chunk_size)
+    return check_int("chunk_size", chunk_size, 1, allow_none=True,
+                     hint="Use None for the full (fastest) computation.")
 
 
 def _check_matrix(name: str, x) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from phys555_cl.galaxies import ODD_FEATURE_NAMES
+
 __all__ = ["lupton_rgb", "show_galaxies", "caption", "kind_gallery", "LEGACY_WEIGHTS"]
 
 
@@ -97,8 +99,7 @@ def caption(labels: dict, i: int) -> str:
         parts.append("edge-on" if int(eo[i]) == 1 else "face-on")
     of = labels.get("odd_feature")
     if of is not None and int(of[i]) >= 0:
-        names = ("ring", "irregular", "other", "merger")
-        parts.append(f"odd: {names[int(of[i])]}")
+        parts.append(f"odd: {ODD_FEATURE_NAMES[int(of[i])]}")
     bar = labels.get("bar")
     if bar is not None and int(bar[i]) == 1:
         parts.append("barred")

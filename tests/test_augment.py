@@ -176,3 +176,42 @@ def test_uint8_images_are_refused_saying_how_to_convert():
 def test_an_empty_batch_is_refused_in_words():
     with pytest.raises(ValueError, match="empty batch"):
         GalaxyAugment().two_views(torch.zeros(0, 3, 16, 16))
+
+
+def _default(module, argument):
+    import inspect
+
+    return inspect.signature(module).parameters[argument].default
+
+
+def _range(r):
+    return f"U({r[0]:g}, {r[1]:g})"
+
+
+def test_the_module_docstring_table_shows_the_default_ranges_of_the_code():
+    import re
+
+    from phys555_cl import augment
+
+    rows = {
+        "RandomFlip": f"p = {_default(RandomFlip, 'p'):g}",
+        "RandomAffine": f"angle {_range(_default(RandomAffine, 'degrees'))} deg",
+        "RandomPSFBlur": f"sigma {_range(_default(RandomPSFBlur, 'sigma'))} px",
+        "RandomReddening": f"E(B-V) {_range(_default(RandomReddening, 'ebv'))}",
+        "RandomBrightness": f"dm {_range(_default(RandomBrightness, 'delta_mag'))} mag",
+        "RandomGaussianNoise": f"sigma {_range(_default(RandomGaussianNoise, 'level'))} x sky",
+    }
+    for name, text in rows.items():
+        assert re.search(rf"^{name} +{re.escape(text)}", augment.__doc__, re.M), (name, text)
+    assert f"s = {_default(RandomAffine, 'max_shift'):g} px" in augment.__doc__
+    assert f"scale {_range(_default(RandomAffine, 'scale'))}" in augment.__doc__
+
+
+@pytest.mark.parametrize("module, argument, galaxy_argument", [
+    (RandomFlip, "p", "flip_p"), (RandomAffine, "degrees", "degrees"),
+    (RandomAffine, "max_shift", "max_shift"), (RandomAffine, "scale", "scale"),
+    (RandomPSFBlur, "sigma", "blur_sigma"), (RandomReddening, "ebv", "ebv"),
+    (RandomBrightness, "delta_mag", "delta_mag"), (RandomGaussianNoise, "level", "noise_level"),
+])
+def test_every_module_defaults_to_what_galaxy_augment_uses(module, argument, galaxy_argument):
+    assert _default(module, argument) == _default(GalaxyAugment, galaxy_argument)
