@@ -1,16 +1,12 @@
-"""Specification of the plotting helpers (phys555_cl.plotting); headless (Agg backend)."""
+"""Specification of the plotting helpers (phys555_cl.plotting); headless (conftest: Agg)."""
 
-import matplotlib
+import matplotlib.pyplot as plt  # headless: tests/conftest.py selects the Agg backend
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from phys555_cl import plotting  # noqa: E402
-from phys555_cl.galaxies import simulate  # noqa: E402
+from phys555_cl import plotting
+from phys555_cl.galaxies import simulate
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +51,7 @@ def test_show_galaxies_returns_a_figure_with_captions_from_labels(galaxies):
     images, labels = galaxies
     fig = plotting.show_galaxies(images, labels, ncols=3)
     try:
-        assert isinstance(fig, matplotlib.figure.Figure)
+        assert isinstance(fig, plt.Figure)
         axes = [ax for ax in fig.axes if ax.images]
         assert len(axes) == 6
         assert "z=" in axes[0].get_title()
@@ -86,6 +82,15 @@ def test_caption_names_the_answers(galaxies):
     text = plotting.caption(labels, 0)
     assert text.split(",")[0] in ("smooth", "featured")
     assert "z=" in text
+
+
+def test_caption_names_odd_features_with_the_schema_names_of_galaxies():
+    from phys555_cl.galaxies import ODD_FEATURE_NAMES
+
+    labels = {"smooth_or_featured": torch.tensor([0, 0]), "odd_feature": torch.tensor([2, 3])}
+    assert plotting.caption(labels, 0) == "smooth, odd: other"
+    assert plotting.caption(labels, 1) == f"smooth, odd: {ODD_FEATURE_NAMES[3]}" == \
+        "smooth, odd: merger"
 
 
 def test_kind_gallery_has_one_row_per_kind():
