@@ -241,43 +241,8 @@ def info_nce(
         >>> targets = torch.arange(8)              # query i belongs with key i
         >>> loss = info_nce(query, keys, targets, temperature=0.1, normalize=True)
     """
-    _check_matrix("query", query)
-    _check_matrix("keys", keys)
-    if query.shape[1] != keys.shape[1]:
-        raise ValueError(
-            f"query and keys must have the same embedding size, got query {tuple(query.shape)} "
-            f"and keys {tuple(keys.shape)}."
-        )
-    M, K = query.shape[0], keys.shape[0]
-    if M == 0 or K == 0:
-        raise ValueError(f"info_nce needs at least one query and one key, got M={M}, K={K}.")
-    if not isinstance(targets, torch.Tensor) or targets.shape != (M,):
-        got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-        raise ValueError(f"targets must be a tensor of shape [M] = ({M},), got {got}.")
-    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-        raise ValueError(
-            f"targets must hold integer key indices (int64), got dtype {targets.dtype}."
-        )
-    tmin, tmax = int(targets.min()), int(targets.max())
-    if tmin < 0 or tmax >= K:
-        raise ValueError(
-            f"targets must be key indices in [0, {K - 1}], got values from {tmin} to {tmax}."
-        )
-    temperature = _check_temperature(temperature)
-    chunk_size = _check_chunk_size(chunk_size)
-    if exclude_self:
-        if M != K:
-            raise ValueError(
-                f"exclude_self=True needs as many queries as keys (key i is query i's self), "
-                f"got M={M} queries and K={K} keys."
-            )
-        bad = (targets == torch.arange(M, device=targets.device)).nonzero().flatten()
-        if bad.numel():
-            raise ValueError(
-                f"with exclude_self=True a query's positive cannot be its own key, but "
-                f"targets[i] == i for rows {bad[:10].tolist()}."
-            )
-
+    M, temperature, chunk_size = _check_info_nce(query, keys, targets, temperature, chunk_size,
+                                                 exclude_self)
     dtype = _kernel.compute_dtype(query, keys)
     with torch.autocast(query.device.type, enabled=False):  # float32 logits even under autocast
         q, k = query.to(dtype), keys.to(dtype)
@@ -398,3 +363,44 @@ def _check_views(z1, z2) -> int:
     if z1.shape[0] == 0:
         raise ValueError("nt_xent needs at least one sample, got N = 0 (empty batch).")
     return z1.shape[0]
+
+
+def _check_info_nce(query, keys, targets, temperature, chunk_size, exclude_self):
+    """``(M, temperature, chunk_size)`` after checking every argument of :func:`info_nce`."""
+    _check_matrix("query", query)
+    _check_matrix("keys", keys)
+    if query.shape[1] != keys.shape[1]:
+        raise ValueError(
+            f"query and keys must have the same embedding size, got query {tuple(query.shape)} "
+            f"and keys {tuple(keys.shape)}."
+        )
+    M, K = query.shape[0], keys.shape[0]
+    if M == 0 or K == 0:
+        raise ValueError(f"info_nce needs at least one query and one key, got M={M}, K={K}.")
+    if not isinstance(targets, torch.Tensor) or targets.shape != (M,):
+        got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"targets must be a tensor of shape [M] = ({M},), got {got}.")
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise ValueError(
+            f"targets must hold integer key indices (int64), got dtype {targets.dtype}."
+        )
+    tmin, tmax = int(targets.min()), int(targets.max())
+    if tmin < 0 or tmax >= K:
+        raise ValueError(
+            f"targets must be key indices in [0, {K - 1}], got values from {tmin} to {tmax}."
+        )
+    temperature = _check_temperature(temperature)
+    chunk_size = _check_chunk_size(chunk_size)
+    if exclude_self:
+        if M != K:
+            raise ValueError(
+                f"exclude_self=True needs as many queries as keys (key i is query i's self), "
+                f"got M={M} queries and K={K} keys."
+            )
+        bad = (targets == torch.arange(M, device=targets.device)).nonzero().flatten()
+        if bad.numel():
+            raise ValueError(
+                f"with exclude_self=True a query's positive cannot be its own key, but "
+                f"targets[i] == i for rows {bad[:10].tolist()}."
+            )
+    return M, temperature, chunk_size
