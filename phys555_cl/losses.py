@@ -21,7 +21,7 @@ key among many (`info_nce`).
 
 `nt_xent` and `info_nce` hand the last three lines to a fused kernel that gives the same number
 faster and in less memory (private, in `phys555_cl/_info_nce_kernel.py`, which says what it must
-equal): one [2N, 2N] buffer instead of four; `chunk_size=c` computes c rows at a time so the
+equal): one [2N, 2N] buffer instead of about three; `chunk_size=c` computes c rows at a time so the
 extra memory is O(c * 2N); `gather=True` takes the negatives from every process under
 torch.distributed (`gather_with_grad`).
 """
