@@ -39,6 +39,7 @@ import random
 import sys
 import time
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ from phys555_cl import config
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.encoders import SimCLR, build_model_from_config
 from phys555_cl.losses import nt_xent
+from phys555_cl.monitor import RepresentationMonitor
 
 CHECKPOINT_FORMAT = "phys555_cl.simclr/1"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -81,6 +83,9 @@ _BASE = dict(
     amp=True,  # mixed precision on CUDA (ignored elsewhere)
     channels_last=True,  # memory format of the convolutions (CPU and CUDA; ignored on MPS)
     seed=0,  # model initialisation and augmentation stream
+    # every epoch: kNN accuracy of h on labelled validation galaxies and the contrastive top-1
+    # accuracy of the training batches (phys555_cl.monitor; about 2% of a default epoch)
+    monitor=True,
 )
 
 CONFIGS: dict[str, dict] = {
@@ -352,7 +357,7 @@ def check_out_folder(out: str) -> None:
 
 
 # only these may change when a run is resumed: more epochs continue the schedule
-_RESUMABLE_CHANGES = {"epochs", "galaxy10_path"}
+_RESUMABLE_CHANGES = {"epochs", "galaxy10_path", "monitor"}
 
 
 def _check_same_config(saved: dict, cfg: dict, path: str) -> None:
@@ -408,6 +413,7 @@ def simclr_step(
     amp_dtype: torch.dtype | None = None,
     gather: bool = False,
     memory_format: torch.memory_format = torch.contiguous_format,
+    on_embeddings: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> float:
     """One SimCLR optimisation step on positive pairs ``(v1[k], v2[k])``; returns the loss.
 
@@ -429,6 +435,8 @@ def simclr_step(
             (``None``: full precision).
         gather: take the negatives from every process (under torchrun; see ``nt_xent``).
         memory_format: of the views, e.g. ``torch.channels_last`` (faster convolutions).
+        on_embeddings: called with ``(z1, z2)`` (detached) before the update, e.g. to
+            measure the contrastive top-1 accuracy (:mod:`phys555_cl.monitor`).
 
     Returns:
         the loss as a Python float, for the history and the progress bar.
@@ -439,6 +447,8 @@ def simclr_step(
         _, z = model(views)
     z1, z2 = z.float().chunk(2)
     loss = nt_xent(z1, z2, temperature, gather=gather)
+    if on_embeddings is not None:
+        on_embeddings(z1.detach(), z2.detach())
     if scaler is None:
         scaler = torch.amp.GradScaler("cuda", enabled=False)  # backward() and step() as they are
     optimizer.zero_grad(set_to_none=True)
@@ -735,7 +745,9 @@ def train_simclr(
     Returns:
         model: the trained :class:`~phys555_cl.encoders.SimCLR` (eval mode, on ``device``).
         history: ``{"step", "epoch", "loss", "lr"}`` lists (one entry per step) and
-            ``"epochs"``: a list of ``{"epoch", "loss", "images_per_s", "seconds"}``.
+            ``"epochs"``: a list of ``{"epoch", "loss", "images_per_s", "seconds"}``, with
+            ``"knn_accuracy"`` (``{task: accuracy}``) and ``"contrastive_top1"`` when the
+            ``monitor`` option is on (the default; see :mod:`phys555_cl.monitor`).
 
     Ctrl-C (KeyboardInterrupt) saves a checkpoint (when ``out`` is set) and returns the model
     trained so far; resuming it later repeats exactly the random numbers an uninterrupted run
@@ -758,6 +770,10 @@ def train_simclr(
     t = _setup(cfg, data, device, rank, world)
     history, (start_epoch, start_step, gen_states) = _restore(t, saved, out)
     checkpointer = _Checkpointer(t, out, history)
+    # rank 0 watches the representation (the replicas are identical); see phys555_cl.monitor
+    monitor = RepresentationMonitor(cfg["image_size"], device) if cfg["monitor"] and rank == 0 \
+        else None
+    shown: dict = {}  # the last epoch's monitor values, kept in the progress bar
     bar = None
     if rank == 0 and progress:
         bar = config.progress(
@@ -781,7 +797,8 @@ def train_simclr(
                     v1, v2 = t.augment.two_views(t.batch(order, step), generator=gen)
                 loss = simclr_step(t.net, t.optimizer, v1, v2, cfg["temperature"],
                                    scaler=t.scaler, amp_dtype=t.amp_dtype, gather=world > 1,
-                                   memory_format=t.memory_format)
+                                   memory_format=t.memory_format,
+                                   on_embeddings=monitor.observe if monitor else None)
                 t.scheduler.step()
                 steps_done += 1
                 losses.append(loss)
@@ -789,11 +806,19 @@ def train_simclr(
                 point = (epoch, step + 1, gen.get_state())
                 if bar is not None:
                     rate = len(losses) * cfg["batch_size"] / (time.perf_counter() - t0)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}")
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}",
+                                    **shown)
                     bar.update(1)
             seconds = time.perf_counter() - t0
             history["epochs"].append(
                 _epoch_summary(epoch, losses, len(losses) * cfg["batch_size"], seconds))
+            if monitor is not None:
+                stats = monitor.end_epoch(t.model)
+                history["epochs"][-1].update(stats)
+                shown = RepresentationMonitor.postfix(stats)
+                if bar is not None:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", **shown)
+                t.net.train()
             point = (epoch + 1, 0, None)
             checkpointer.save(point)
     except _StopTraining:
@@ -829,6 +854,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
     parser.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
     parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    parser.add_argument("--no-monitor", action="store_true",
+                        help="skip the per-epoch kNN accuracy of h and contrastive top-1 "
+                             "(phys555_cl.monitor)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full Python traceback of an error")
     args = parser.parse_args(argv)
@@ -836,6 +864,7 @@ def main(argv=None) -> int:
         cfg = make_config(
             args.config, data=args.data, galaxy10_path=args.galaxy10_path,
             encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
+            monitor=False if args.no_monitor else None,
         )
         check_out_folder(args.out)
         t0 = time.perf_counter()
@@ -860,9 +889,11 @@ def main(argv=None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0 and history["epochs"]:
         last = history["epochs"][-1]
+        knn = "".join(f", kNN accuracy of h on {task} {acc:.3f}"
+                      for task, acc in last.get("knn_accuracy", {}).items())
         print(
             f"done: {len(history['epochs'])} epochs in this history, last loss "
-            f"{last['loss']:.4f}, {time.perf_counter() - t0:.0f} s wall time; "
+            f"{last['loss']:.4f}{knn}, {time.perf_counter() - t0:.0f} s wall time; "
             f"{os.path.join(args.out, CHECKPOINT_NAME)}"
         )
     return 0

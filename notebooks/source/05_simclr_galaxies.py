@@ -37,6 +37,7 @@ from phys555_cl.encoders import build_simclr
 from phys555_cl.evaluate import EVAL_SEED, TASKS, embed, linear_probe
 from phys555_cl.galaxies import KIND_NAMES, simulate
 from phys555_cl.losses import nt_xent
+from phys555_cl.monitor import MONITOR_TASKS, RepresentationMonitor
 from phys555_cl.plotting import show_galaxies
 from phys555_cl.train import load_checkpoint, train_simclr
 
@@ -128,13 +129,30 @@ training_step = ex.check_training_step(training_step)
 #
 # A useful yardstick: with $N$ galaxies per batch, a representation that knows nothing gives
 # $L \approx \log(2N - 1)$ (every view picks its partner among $2N-1$ candidates at random).
+#
+# A falling loss does not yet tell us that $h$ is getting *useful*. So we watch two more
+# numbers every epoch, as `phys555_cl.train` does (module `phys555_cl.monitor`):
+#
+# - the **contrastive top-1 accuracy**: of the $2N$ views of a batch, how often the most
+#   similar other view (cosine of $z$) is the partner. It is what NT-Xent rewards; by chance
+#   it is $1/(2N-1)$. A forward hook on the projection head catches $z$ inside your
+#   `training_step`, so your function stays as it is;
+# - the **kNN accuracy of $h$**: 512 labelled galaxies from a simulator seed used for nothing
+#   else; each galaxy of one half gets the answer that its 20 most similar galaxies (cosine
+#   of $h$) of the other half vote for, nearer ones counting more. It rises when galaxies with
+#   the same answer to a slide question become neighbours in $h$, which is what we want $h$
+#   for. The labels are used only to *measure*; training never sees them.
 
 # %%
 augment = GalaxyAugment().to(DEVICE)
 optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
 temperature = 0.5  # the default of phys555_cl.train (chosen on validation galaxies)
 generator = torch.Generator(device=DEVICE).manual_seed(0)
+monitor = RepresentationMonitor(image_size=S.image_size, device=DEVICE)
+seen_z = []  # z of the views inside training_step, caught on the way out of the head
+hook = model.head.register_forward_hook(lambda head, inputs, z: seen_z.append(z.detach()))
 history = []
+watch = {"epoch": [0], "knn": [monitor.knn(model)], "top1": []}  # epoch 0: untrained
 model.train()
 steps_per_epoch = len(train_images) // S.batch_size
 bar = config.progress(total=S.epochs * steps_per_epoch, desc="SimCLR")
@@ -145,19 +163,57 @@ for epoch in range(S.epochs):
         batch = train_images[order[step * S.batch_size:(step + 1) * S.batch_size]].to(DEVICE)
         v1, v2 = augment.two_views(batch, generator=generator)
         loss = training_step(model, optimizer, v1, v2, temperature)
+        monitor.observe(*torch.cat(seen_z).chunk(2))  # z of v1, z of v2
+        seen_z.clear()
         history.append(loss)
         bar.set_postfix(loss=f"{loss:.3f}", img_s=f"{len(batch) / (time.perf_counter() - start):.0f}")
         bar.update()
+    stats = monitor.end_epoch(model)  # kNN on h (eval mode), top-1 of this epoch's batches
+    model.train()
+    watch["epoch"].append(epoch + 1)
+    watch["knn"].append(stats["knn_accuracy"])
+    watch["top1"].append(stats["contrastive_top1"])
+    bar.set_postfix(loss=f"{loss:.3f}", top1=f"{stats['contrastive_top1']:.2f}",
+                    knn_smooth=f"{stats['knn_accuracy']['smooth_or_featured']:.2f}")
 bar.close()
+hook.remove()
 model.eval()
 
-fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.plot(history, label="training loss")
-ax.axhline(np.log(2 * S.batch_size - 1), color="grey", ls="--", label="log(2N - 1): no information")
-ax.set_xlabel("step")
-ax.set_ylabel("NT-Xent")
-ax.legend()
+fig, (ax_loss, ax_top1, ax_knn) = plt.subplots(1, 3, figsize=(13, 3.4))
+ax_loss.plot(history, label="training loss")
+ax_loss.axhline(np.log(2 * S.batch_size - 1), color="grey", ls="--",
+                label="log(2N - 1): no information")
+ax_loss.set(xlabel="step", ylabel="NT-Xent", title="the loss")
+ax_loss.legend()
+ax_top1.plot(watch["epoch"][1:], watch["top1"], "o-", label="training batches")
+ax_top1.axhline(1 / (2 * S.batch_size - 1), color="grey", ls="--", label="chance, 1/(2N - 1)")
+ax_top1.set(xlabel="epoch", ylabel="fraction of views", ylim=(0, 1),
+            title="contrastive top-1: partner is the nearest view")
+ax_top1.legend()
+for task in MONITOR_TASKS:
+    ax_knn.plot(watch["epoch"], [k[task] for k in watch["knn"]], "o-", label=task)
+ax_knn.set(xlabel="epoch (0 = untrained)", ylabel="accuracy", ylim=(0.4, 1),
+           title="kNN accuracy of h (k = 20)")
+ax_knn.legend()
+fig.tight_layout()
 plt.show()
+print("kNN accuracy of h, untrained -> trained: " + ", ".join(
+    f"{task} {watch['knn'][0][task]:.2f} -> {watch['knn'][-1][task]:.2f}" for task in MONITOR_TASKS))
+
+# %% [markdown]
+# What the three panels show. The **loss** falls below $\log(2N-1)$ as soon as the views of a
+# galaxy are more similar to each other than to the rest. The **contrastive top-1** says the
+# same thing as a fraction: it starts near chance and climbs as each view finds its partner
+# among the $2N-1$ candidates; that is the task, not the goal. The **kNN accuracy of h** is
+# the goal: whether galaxies with the same answer to a slide question become neighbours in
+# $h$. It starts from what a random network already gives and rises more slowly, and it can
+# stall while the loss still falls (in a short run it can even dip first): the model
+# can get better at recognising augmented copies in ways that do not help the questions we
+# care about. With the full recipe below (`python -m phys555_cl.train --config default`,
+# which prints these numbers in its progress bar and writes them to `history.json`), the kNN
+# accuracy on `smooth_or_featured` went from 0.58 untrained to 0.84 after one epoch and 0.89
+# after two on the course's test machine; `odd` from 0.71 (about what always answering "not
+# odd" scores: 72% of these galaxies are not odd) to 0.75. Rare classes take longer.
 
 # %% [markdown]
 # In fast mode this is only a handful of steps, so the loss has barely started to fall. The
@@ -171,7 +227,9 @@ plt.show()
 # torchrun --nproc_per_node=4 -m phys555_cl.train --config gpu --out runs/gpu   # 4 GPUs
 # ```
 #
-# and from Python, `model, history = train_simclr("fast", images=train_images)`.
+# and from Python, `model, history = train_simclr("fast", images=train_images)`; every entry
+# of `history["epochs"]` carries its `knn_accuracy` and `contrastive_top1` (switch the monitor off
+# with `monitor=False`, or `--no-monitor` on the command line; it costs about 2% of an epoch).
 
 # %% [markdown]
 # ## 5. Or load the model the course ships
