@@ -1,4 +1,4 @@
-"""Is the representation h any good? Probes, label efficiency, UMAP and similarity search.
+"""Is the representation h any good? Embeddings, probes, retrieval, UMAP and similarity search.
 
 SimCLR never sees a label, so we judge ``h`` by what a *simple* model can read from it
 (Chen et al. 2020, section 4; Hayat et al. 2021):
@@ -7,33 +7,31 @@ SimCLR never sees a label, so we judge ``h`` by what a *simple* model can read f
   standardisation); if a straight cut in h-space separates smooth from featured galaxies, the
   encoder has learned that distinction by itself;
 - **kNN probe**: the majority label of the k nearest galaxies in h-space;
-- **label efficiency**: SimCLR + linear probe vs the same encoder trained supervised from
-  scratch vs a random encoder, with 1%, 10% and 100% of the labels (the lecture's point: few
-  galaxies have morphology labels, many have none);
+- **one-shot retrieval**: from one example of a rare kind, how many of its nearest
+  neighbours are of that kind (:func:`retrieval_precision`);
 - **UMAP** of h coloured by any label, and **nearest neighbours** with a gallery plot.
+
+Whether self-supervision saves labels, against every alternative and over many populations,
+is the study in :mod:`phys555_cl.study` (``python -m phys555_cl.evaluate CHECKPOINT``).
 
 Example::
 
     model, cfg = load_checkpoint("data/pretrained/simclr_compact.pt")
     images, labels = simulate(2000, size=cfg["image_size"], seed=EVAL_SEED)
     h = embed(model, images)                                   # [2000, 128]
-    print(label_efficiency(model, images, labels, cfg))        # a table
-
-From a shell, the numbers recorded in ``data/pretrained/README.md``::
-
-    python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt
+    linear_probe(h[:1000], labels["edge_on"][:1000], h[1000:], labels["edge_on"][1000:])
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from phys555_cl.galaxies import ODD_FEATURE_NAMES
 
 #: Simulator seed of the evaluation galaxies; never used for training (training uses seed
 #: ``phys555_cl.train.DATA_SEED + rank``, i.e. 0, 1, 2, ...).
@@ -120,9 +118,9 @@ def _check_label_kind(y: np.ndarray) -> None:
         return
     values = np.unique(y[np.isfinite(y)])
     if 0 < len(values) <= 20 and np.all(values == np.round(values)):
-        shown = ", ".join(f"{v:g}" for v in values[:6])
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
         raise ValueError(
-            f"the labels are floats but take only whole values ({shown}{', ...' if len(values) > 6 else ''}): "
+            f"the labels are floats but take only whole values ({shown}): "
             f"are they class labels? Pass them as integers (y.long() or y.astype(int)) for a "
             f"classification probe; float labels mean a regression (e.g. redshift)."
         )
@@ -271,7 +269,7 @@ _CLASS_NAMES = {
     "smooth_or_featured": ("smooth", "featured"),
     "edge_on": ("face-on", "edge-on"),
     "odd": ("not odd", "odd"),
-    "odd_feature": ("ring", "irregular", "other", "merger"),
+    "odd_feature": ODD_FEATURE_NAMES,
     "redshift_high": ("low z", "high z"),
     "label_tier": ("no label", "spec-z", "spec-z + morphology"),
 }

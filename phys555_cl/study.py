@@ -152,9 +152,11 @@ def train_on_labels(
     galaxy may carry any subset of the tasks. ``steps`` AdamW steps (one-cycle schedule) on
     augmented minibatches (``GalaxyAugment()`` by default). The same function serves the
     supervised baseline (a fresh encoder), fine-tuning (the SimCLR encoder) and, with
-    ``teacher`` and ``unlabelled``, distillation: each step also shows the student a minibatch
-    of unlabelled galaxies and adds ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task
-    (Hinton et al. 2015; SimCLRv2), with the teacher seeing the same augmented view.
+    ``teacher`` and ``unlabelled``, distillation: each step also shows the student an augmented
+    minibatch of unlabelled galaxies (in the same forward pass as the labelled ones) and adds
+    ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task (Hinton et al. 2015;
+    SimCLRv2). The teacher's soft targets are computed once, on the unaugmented galaxies: the
+    student learns to give the teacher's answer for the clean galaxy from any view of it.
 
     Shapes: ``images [N, 3, H, W]``, ``labels[t] [N]``, ``unlabelled [U, 3, H, W]``.
     Returns the trained :class:`MultiHead` in eval mode.
@@ -178,7 +180,9 @@ def train_on_labels(
     images = torch.as_tensor(images)
     distill = teacher is not None and unlabelled is not None and len(unlabelled) > 0
     if distill:
-        teacher = teacher.to(device).eval()
+        with torch.no_grad():
+            logits = _logits(teacher.to(device).eval(), unlabelled)
+        soft_targets = {t: (v / temperature).softmax(1) for t, v in logits.items()}
     it = range(steps)
     if progress:
         from phys555_cl.config import progress as bar
@@ -188,24 +192,21 @@ def train_on_labels(
     for _ in it:
         idx = labelled[torch.randint(len(labelled), (min(batch_size, len(labelled)),),
                                      generator=gen)]
-        x = augment(images[idx].float(), generator=gen).to(device)
-        out = model(x)
-        loss = x.new_zeros(())
+        x = images[idx].float()
+        if distill:  # the unlabelled minibatch rides in the same forward pass
+            u = torch.randint(len(unlabelled), (batch_size,), generator=gen)
+            x = torch.cat([x, torch.as_tensor(unlabelled[u]).float()])
+        out = model(augment(x, generator=gen).to(device))
+        loss = x.new_zeros((), device=device)
         for t in tasks:
             y = ys[t][idx].to(device)
             ok = y >= 0
             if ok.any():
-                loss = loss + nn.functional.cross_entropy(out[t][ok], y[ok])
-        if distill:
-            u = torch.randint(len(unlabelled), (batch_size,), generator=gen)
-            xu = augment(torch.as_tensor(unlabelled[u]).float(), generator=gen).to(device)
-            with torch.no_grad():
-                soft = {t: (v / temperature).softmax(1) for t, v in teacher(xu).items()}
-            out_u = model(xu)
-            for t in tasks:
-                log_p = (out_u[t] / temperature).log_softmax(1)
+                loss = loss + nn.functional.cross_entropy(out[t][:len(idx)][ok], y[ok])
+            if distill:
+                log_p = (out[t][len(idx):] / temperature).log_softmax(1)
                 loss = loss + temperature**2 * nn.functional.kl_div(
-                    log_p, soft[t], reduction="batchmean")
+                    log_p, soft_targets[t][u].to(device), reduction="batchmean")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -214,16 +215,21 @@ def train_on_labels(
 
 
 @torch.no_grad()
-def predict(model: MultiHead, images, batch_size: int = 512) -> dict:
-    """Class predictions ``{task: int64 [N]}`` of a :class:`MultiHead`."""
+def _logits(model: MultiHead, images, batch_size: int = 512) -> dict:
+    """``{task: logits [N, C]}`` (CPU) of a :class:`MultiHead` in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    preds: dict = {}
+    out: dict = {}
     for start in range(0, len(images), batch_size):
-        out = model(torch.as_tensor(images[start:start + batch_size]).float().to(device))
-        for t, logits in out.items():
-            preds.setdefault(t, []).append(logits.argmax(1).cpu())
-    return {t: torch.cat(p).numpy() for t, p in preds.items()}
+        batch = model(torch.as_tensor(images[start:start + batch_size]).float().to(device))
+        for t, logits in batch.items():
+            out.setdefault(t, []).append(logits.float().cpu())
+    return {t: torch.cat(v) for t, v in out.items()}
+
+
+def predict(model: MultiHead, images, batch_size: int = 512) -> dict:
+    """Class predictions ``{task: int64 [N]}`` of a :class:`MultiHead`."""
+    return {t: v.argmax(1).numpy() for t, v in _logits(model, images, batch_size).items()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -868,6 +874,9 @@ def main(argv=None) -> int:
         parser.error(f"--n-galaxies must be at least 20, got {args.n_galaxies}")
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
+    if not args.no_retrieval and args.n_galaxies < 120:
+        parser.error(f"the retrieval table (precision@50 among half the galaxies) needs "
+                     f"--n-galaxies of at least 120, got {args.n_galaxies}; or add --no-retrieval")
     if any(s < 0 for s in args.eval_seeds):
         parser.error(f"--eval-seeds must be non-negative, got {args.eval_seeds}")
     bad = [m for m in args.methods if m not in METHODS]
@@ -887,6 +896,13 @@ def main(argv=None) -> int:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # anything unexpected: one line, the traceback on request
+        if args.debug:
+            raise
+        first = (str(err).strip().splitlines() or [""])[0]
+        print(f"error: {type(err).__name__}: {first} (run again with --debug to see where)",
+              file=sys.stderr)
         return 1
 
 

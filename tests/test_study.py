@@ -126,25 +126,18 @@ def test_survey_protocol_scores_every_tier_and_skips_counts_beyond_the_pool(gala
 def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies(galaxies):
     images, labels = galaxies
     tasks = ("smooth_or_featured",)
-    # a teacher with answers of its own: trained on labels that contradict the truth for half
-    flipped = labels["smooth_or_featured"].clone()
-    flipped[labels["redshift_high"] == 1] = 1 - flipped[labels["redshift_high"] == 1]
-    teacher = train_on_labels(tiny_model().encoder, images, {"smooth_or_featured": flipped},
-                              tasks, steps=40, batch_size=32, seed=1)
-
-    def probs(net):
-        with torch.no_grad():
-            return net(images)["smooth_or_featured"].softmax(1)[:, 1]
-
+    teacher = train_on_labels(tiny_model().encoder, images, labels, tasks, steps=80,
+                              batch_size=32, seed=1, lr=3e-3)
+    answers = predict(teacher, images)["smooth_or_featured"]
     few = {"smooth_or_featured": torch.full((160,), -1)}
-    few["smooth_or_featured"][:2] = flipped[:2]
-    kw = dict(steps=40, batch_size=32, seed=2, lr=2e-3)
+    few["smooth_or_featured"][:2] = torch.as_tensor(answers[:2])
+    kw = dict(steps=200, batch_size=32, seed=2, lr=3e-3)
     student = train_on_labels(tiny_model().encoder, images, few, tasks, teacher=teacher,
                               unlabelled=images, **kw)
     alone = train_on_labels(tiny_model().encoder, images, few, tasks, **kw)
-    gap = (probs(student) - probs(teacher)).abs().mean()
-    gap_alone = (probs(alone) - probs(teacher)).abs().mean()
-    assert gap < 0.5 * gap_alone
+    agree = (predict(student, images)["smooth_or_featured"] == answers).mean()
+    agree_alone = (predict(alone, images)["smooth_or_featured"] == answers).mean()
+    assert agree > 0.75 and agree > agree_alone + 0.05
 
 
 def test_bad_arguments_are_refused_with_what_to_do(galaxies):
@@ -189,7 +182,7 @@ def test_evaluate_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path
     save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": cfg,
                                 "model": tiny_model().state_dict(), "epoch": 1})
     out = tmp_path / "study.json"
-    rc = main([str(ckpt), "--eval-seeds", "7", "--n-galaxies", "96", "--labels", "8", "all",
+    rc = main([str(ckpt), "--eval-seeds", "7", "--n-galaxies", "128", "--labels", "8", "all",
                "--repeats", "2", "--steps", "2", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
