@@ -187,12 +187,12 @@ ax_loss.set(xlabel="step", ylabel="NT-Xent", title="the loss")
 ax_loss.legend()
 ax_top1.plot(watch["epoch"][1:], watch["top1"], "o-", label="training batches")
 ax_top1.axhline(1 / (2 * S.batch_size - 1), color="grey", ls="--", label="chance, 1/(2N - 1)")
-ax_top1.set(xlabel="epoch", ylabel="fraction of views", ylim=(0, 1),
+ax_top1.set(xlabel="epoch", ylabel="fraction of views", ylim=(0, 1), xticks=watch["epoch"][1:],
             title="contrastive top-1: partner is the nearest view")
 ax_top1.legend()
 for task in MONITOR_TASKS:
     ax_knn.plot(watch["epoch"], [k[task] for k in watch["knn"]], "o-", label=task)
-ax_knn.set(xlabel="epoch (0 = untrained)", ylabel="accuracy", ylim=(0.4, 1),
+ax_knn.set(xlabel="epoch (0 = untrained)", ylabel="accuracy", ylim=(0.4, 1), xticks=watch["epoch"],
            title="kNN accuracy of h (k = 20)")
 ax_knn.legend()
 fig.tight_layout()
