@@ -253,8 +253,20 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p: dict = {}
     probs = torch.tensor(KIND_PROBS, device=device).cumsum(0)
     p["kind"] = torch.bucketize(d.u(), probs[:-1], right=True)
-    k = p["kind"]
+    _sample_distance_and_size(d, p, device)
+    _sample_shape(d, p)
+    _sample_structure(d, p, device)
+    _sample_observation(d, p)
+    return p
 
+
+def _smooth_like(k: torch.Tensor) -> torch.Tensor:
+    return (k == SMOOTH) | (k == LENS)
+
+
+def _sample_distance_and_size(d: _Draw, p: dict, device: torch.device) -> None:
+    """Redshift, luminosity (flux-limited), apparent and physical size."""
+    k = p["kind"]
     # redshift from a Beta(2, 5) (ratio of Gamma(2) and Gamma(5) variates) on _Z_RANGE
     g2 = -torch.log(d.u(1e-7, 1.0, 2)).sum(1)
     g5 = -torch.log(d.u(1e-7, 1.0, 5)).sum(1)
@@ -276,12 +288,16 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     lo, hi = math.log(_SIZE_RANGE[0]), math.log(_SIZE_RANGE[1])
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     r_ang = torch.exp(mid + half * torch.tanh((torch.log(r_ang) - mid) / half))
-    smooth_like = (k == SMOOTH) | (k == LENS)
-    r_ang = torch.where(smooth_like, 0.75 * r_ang, r_ang)  # ellipticals are more compact
+    r_ang = torch.where(_smooth_like(k), 0.75 * r_ang, r_ang)  # ellipticals are more compact
     r_ang = torch.where(k == IRREGULAR, 0.8 * r_ang, r_ang)
     p["half_light_radius"] = r_ang
     p["half_light_radius_kpc"] = r_ang * kpc_per_arcsec
 
+
+def _sample_shape(d: _Draw, p: dict) -> None:
+    """Orientation, inclination, thickness, profile and the bulge's share of the light."""
+    k = p["kind"]
+    smooth_like = _smooth_like(k)
     # geometry
     p["position_angle"] = d.u(0.0, math.pi)
     p["center"] = 1.5 * d.n(2).clamp(-2.0, 2.0)
@@ -304,6 +320,10 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p["bulge_fraction"] = bt
     p["bulge_size"] = d.u(0.15, 0.35)  # bulge R_e / galaxy R_e
 
+
+def _sample_structure(d: _Draw, p: dict, device: torch.device) -> None:
+    """Arms, bars, rings, clumps, dust, merger companions and tails, lens configurations."""
+    k = p["kind"]
     # spiral arms
     p["n_arms"] = torch.bucketize(d.u(), torch.tensor([0.1, 0.75, 0.9], device=device)) + 1
     p["pitch_angle"] = d.u(math.radians(10.0), math.radians(30.0))
@@ -337,12 +357,16 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p["tail_fraction"] = d.u(0.25, 0.45)
     p["primary_smooth"] = d.u() < 0.4
     # lenses: Einstein radius, source offset and size, shear, flux
-    theta_e = (d.u(1.1, 1.7) * r_ang).clamp(2.2, 5.0)
+    theta_e = (d.u(1.1, 1.7) * p["half_light_radius"]).clamp(2.2, 5.0)
     p["einstein_radius"] = torch.where(k == LENS, theta_e, -torch.ones(BLOCK, device=device))
     p["source_offset"] = d.u(-0.5, 0.5, 2)  # / Einstein radius
     p["source_size"] = d.u(0.08, 0.2)  # / Einstein radius
     p["shear"] = d.u(-0.08, 0.08, 2)
     p["source_fraction"] = d.u(0.2, 0.4)
+
+
+def _sample_observation(d: _Draw, p: dict) -> None:
+    """Colour jitter, seeing, sky noise, neighbours and stars, and the survey's label tier."""
     # colours (jitter per component)
     p["colour_jitter"] = d.n(6, 2)
     # observation
@@ -363,7 +387,6 @@ def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
     p_spec = spectroscopic_completeness(p["mag_r"])
     p_both = p_spec * morphology_completeness(p["mag_r"])
     p["label_tier"] = (u < p_spec).long() + (u < p_both).long()
-    return p
 
 
 def spectroscopic_completeness(mag_r: torch.Tensor) -> torch.Tensor:
