@@ -69,7 +69,8 @@ lab: $(STAMP)
 	$(BIN)/python -m jupyter lab notebooks/ $(LAB_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]" \
+		$(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 lint: $(STAMP)
