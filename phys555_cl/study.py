@@ -521,12 +521,43 @@ def label_efficiency(
         :class:`ResultTable`; ``table.records`` holds every (subset, method) score and
         ``table.seconds`` the time per method.
     """
-    import copy
-
-    from phys555_cl.encoders import build_model_from_config
-
     counts = _check_counts(label_counts)
     methods = _check_methods(methods)
+    rec = _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, recipe)
+    pop = _Population(model, config, images, labels, tasks, protocol, test_fraction,
+                      population, device)
+    seconds = {m: 0.0 for m in methods}
+    features = pop.frozen_features(methods, seconds)
+    table_records, notes, models = [], [], {}
+    pools = label_pools(pop.lab_tr, list(tasks), protocol)
+    for count in counts:
+        short = {t: len(p) for t, p in pools.items() if count != "all" and len(p) < count}
+        if short:
+            notes.append(f"population {population}, protocol {protocol}: {count} labels asked "
+                         f"but only {short} galaxies may carry them; skipped")
+            continue
+        rng = np.random.default_rng(_seed("subsets", population, protocol, count))
+        for r in range(1 if count == "all" else repeats):
+            subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
+            preds, no_labels, trained = pop.fit_subset(
+                subset, features, methods, rec, (count, r), seconds, progress)
+            if keep_models and count == "all" and r == 0:
+                models.update(trained)
+            for m in methods:
+                table_records.append({
+                    "protocol": protocol, "population": population, "labels": count,
+                    "subset": r, "method": m, "no_labels": no_labels,
+                    "n_labelled": {t: len(subset[t]) for t in tasks},
+                    **score(preds[m], pop.lab_te, tasks, pop.tiers_te),
+                })
+    table = ResultTable(table_records, tasks)
+    table.notes, table.models, table.seconds = notes, models, seconds
+    table.test_index = pop.test_idx
+    return table
+
+
+def _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, recipe) -> dict:
+    """Refuse bad arguments of :func:`label_efficiency` by name; return the full recipe."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -542,109 +573,100 @@ def label_efficiency(
     unknown = sorted(set(rec) - set(RECIPE))
     if unknown:
         raise ValueError(f"unknown recipe key(s) {unknown}; keys are {sorted(RECIPE)}")
+    return rec
 
-    images = torch.as_tensor(images)
-    n = len(images)
-    perm = np.random.default_rng(_seed("split", population)).permutation(n)
-    n_test = int(round(test_fraction * n))
-    test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    keys = list(tasks) + (["label_tier"] if "label_tier" in labels else [])
-    lab_tr = {t: torch.as_tensor(labels[t])[train_idx] for t in keys}
-    lab_te = {t: torch.as_tensor(labels[t])[test_idx].numpy() for t in tasks}
-    tiers_te = (torch.as_tensor(labels["label_tier"])[test_idx].numpy()
-                if protocol == "survey" else None)
-    x_tr, x_te = images[train_idx], images[test_idx]
 
-    def fresh_encoder(seed):
+class _Population:
+    """One population split into a probe-training and a test part, and how each method is
+    fitted on a labelled subset of the training part."""
+
+    def __init__(self, model, config, images, labels, tasks, protocol, test_fraction,
+                 population, device):
+        self.model, self.config, self.tasks, self.device = model, config, tuple(tasks), device
+        self.population, self.protocol = population, protocol
+        self.images = torch.as_tensor(images)
+        n = len(self.images)
+        perm = np.random.default_rng(_seed("split", population)).permutation(n)
+        n_test = int(round(test_fraction * n))
+        self.test_idx, self.train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+        keys = list(tasks) + (["label_tier"] if "label_tier" in labels else [])
+        self.lab_tr = {t: torch.as_tensor(labels[t])[self.train_idx] for t in keys}
+        self.lab_te = {t: torch.as_tensor(labels[t])[self.test_idx].numpy() for t in tasks}
+        self.tiers_te = (torch.as_tensor(labels["label_tier"])[self.test_idx].numpy()
+                         if protocol == "survey" else None)
+        self.x_tr, self.x_te = self.images[self.train_idx], self.images[self.test_idx]
+
+    def fresh_encoder(self, seed: int) -> nn.Module:
+        """The architecture of ``model``, initialised from ``seed``."""
+        import copy
+
+        from phys555_cl.encoders import build_model_from_config
+
         torch.manual_seed(seed)
-        if config is not None:
-            return build_model_from_config(config).encoder
-        fresh = copy.deepcopy(model)
+        if self.config is not None:
+            return build_model_from_config(self.config).encoder
+        fresh = copy.deepcopy(self.model)
         for m in fresh.modules():
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
         return fresh.encoder
 
-    def simclr_encoder():
-        return copy.deepcopy(model.encoder)
+    def frozen_features(self, methods, seconds) -> dict:
+        """``{method: features [N, D]}`` of the linear-probe arms (computed once)."""
+        import copy
 
-    seconds = {m: 0.0 for m in methods}
-    t0 = time.perf_counter()
-    features = {}
-    if "simclr + linear" in methods:
-        features["simclr + linear"] = embed(model, images, device=device).numpy()
-    if "random init + linear" in methods:
-        rand = copy.deepcopy(model)
-        rand.encoder = fresh_encoder(_seed("random init", population))
-        features["random init + linear"] = embed(rand, images, device=device).numpy()
-    if "raw pixels + linear" in methods:
-        features["raw pixels + linear"] = raw_pixels(images).numpy()
-    for m in features:
-        seconds[m] += (time.perf_counter() - t0) / len(features)
+        t0 = time.perf_counter()
+        features = {}
+        if "simclr + linear" in methods:
+            features["simclr + linear"] = embed(self.model, self.images, device=self.device)
+        if "random init + linear" in methods:
+            rand = copy.deepcopy(self.model)
+            rand.encoder = self.fresh_encoder(_seed("random init", self.population))
+            features["random init + linear"] = embed(rand, self.images, device=self.device)
+        if "raw pixels + linear" in methods:
+            features["raw pixels + linear"] = raw_pixels(self.images)
+        for m in features:
+            seconds[m] += (time.perf_counter() - t0) / len(features)
+        return {m: f.numpy() for m, f in features.items()}
 
-    table_records, notes, models = [], [], {}
-    pools = label_pools(lab_tr, list(tasks), protocol)
-    for count in counts:
-        short = {t: len(p) for t, p in pools.items() if count != "all" and len(p) < count}
-        if short:
-            notes.append(f"population {population}, protocol {protocol}: {count} labels asked "
-                         f"but only {short} galaxies may carry them; skipped")
-            continue
-        n_subsets = 1 if count == "all" else repeats
-        rng = np.random.default_rng(_seed("subsets", population, protocol, count))
-        for r in range(n_subsets):
-            subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
-            union = np.unique(np.concatenate([subset[t] for t in tasks]))
-            sub_labels = _masked_labels(lab_tr, {t: subset[t] for t in tasks})
-            no_labels = [t for t in tasks
-                         if not (torch.as_tensor(sub_labels[t]) >= 0).any()]
-            union_labels = {t: v[union] for t, v in sub_labels.items()}
-            preds_by_method = {}
-            for m, f in features.items():
-                t1 = time.perf_counter()
-                preds_by_method[m] = _probe_predictions(
-                    f[train_idx][union], union_labels, f[test_idx], tasks)
-                seconds[m] += time.perf_counter() - t1
-            trained = {}
-            for m in ("supervised", "simclr + fine-tune", "simclr + fine-tune + distill"):
-                if m not in methods and not (m == "simclr + fine-tune"
-                                             and "simclr + fine-tune + distill" in methods):
-                    continue
-                t1 = time.perf_counter()
-                seed = _seed(m, population, protocol, count, r)
-                common = dict(steps=rec["steps"], batch_size=rec["batch_size"],
-                              weight_decay=rec["weight_decay"], seed=seed, device=device,
-                              progress=progress)
-                if m == "supervised":
-                    net = train_on_labels(fresh_encoder(seed), x_tr[union], union_labels,
-                                          tasks, lr=rec["supervised_lr"], **common)
-                elif m == "simclr + fine-tune":
-                    net = train_on_labels(simclr_encoder(), x_tr[union], union_labels, tasks,
-                                          lr=rec["finetune_lr"], **common)
-                else:
-                    others = np.setdiff1d(np.arange(len(train_idx)), union)
-                    net = train_on_labels(simclr_encoder(), x_tr[union], union_labels, tasks,
-                                          lr=rec["finetune_lr"], teacher=trained[
-                                              "simclr + fine-tune"], unlabelled=x_tr[others],
-                                          temperature=rec["distill_temperature"], **common)
-                trained[m] = net
-                preds = predict(net, x_te)
-                preds_by_method[m] = {t: (None if t in no_labels else preds[t]) for t in tasks}
-                seconds[m if m in seconds else "simclr + fine-tune + distill"] += (
-                    time.perf_counter() - t1)
-                if keep_models and count == "all" and r == 0:
-                    models[m] = net
-            for m in methods:
-                table_records.append({
-                    "protocol": protocol, "population": population, "labels": count,
-                    "subset": r, "method": m, "no_labels": no_labels,
-                    "n_labelled": {t: len(subset[t]) for t in tasks},
-                    **score(preds_by_method[m], lab_te, tasks, tiers_te),
-                })
-    table = ResultTable(table_records, tasks)
-    table.notes, table.models, table.seconds = notes, models, seconds
-    table.test_index = test_idx
-    return table
+    def fit_subset(self, subset, features, methods, rec, where, seconds, progress):
+        """Fit every method on one labelled subset; returns ``(predictions per method, tasks
+        without a labelled example, {method: trained network})``."""
+        import copy
+
+        tasks = self.tasks
+        union = np.unique(np.concatenate([subset[t] for t in tasks]))
+        sub_labels = _masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
+        no_labels = [t for t in tasks if not (torch.as_tensor(sub_labels[t]) >= 0).any()]
+        labels = {t: v[union] for t, v in sub_labels.items()}
+        preds = {}
+        for m, f in features.items():
+            t1 = time.perf_counter()
+            preds[m] = _probe_predictions(f[self.train_idx][union], labels,
+                                          f[self.test_idx], tasks)
+            seconds[m] += time.perf_counter() - t1
+        trained = {}
+        wanted = set(methods) | ({"simclr + fine-tune"}
+                                 if "simclr + fine-tune + distill" in methods else set())
+        for m in (x for x in SIMCLR_ARMS[1:] + ("supervised",) if x in wanted):
+            t1 = time.perf_counter()
+            seed = _seed(m, self.population, self.protocol, *where)
+            kw = dict(steps=rec["steps"], batch_size=rec["batch_size"], seed=seed,
+                      weight_decay=rec["weight_decay"], device=self.device, progress=progress)
+            if m == "supervised":
+                encoder, kw["lr"] = self.fresh_encoder(seed), rec["supervised_lr"]
+            else:
+                encoder, kw["lr"] = copy.deepcopy(self.model.encoder), rec["finetune_lr"]
+            if m == "simclr + fine-tune + distill":
+                others = np.setdiff1d(np.arange(len(self.train_idx)), union)
+                kw.update(teacher=trained["simclr + fine-tune"], unlabelled=self.x_tr[others],
+                          temperature=rec["distill_temperature"])
+            trained[m] = train_on_labels(encoder, self.x_tr[union], labels, tasks, **kw)
+            out = predict(trained[m], self.x_te)
+            preds[m] = {t: (None if t in no_labels else out[t]) for t in tasks}
+            seconds[m if m in seconds else "simclr + fine-tune + distill"] += (
+                time.perf_counter() - t1)
+        return preds, no_labels, trained
 
 
 # ------------------------------------------------------------------------------------------
