@@ -809,7 +809,7 @@ def run(out_dir: Path = COURSE_OUT, only: list[str] | None = None,
     return failed
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m phys555_cl.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -835,70 +835,81 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--csv", type=Path, help="also write notebook, exercise, status, message here")
     g.add_argument("--timeout", type=float, default=600,
                    help="seconds per notebook before it is stopped (default 600)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _shown(path: Path):
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
+def _report(title: str, items, advice: str) -> None:
+    if items:
+        print(title, file=sys.stderr)
+        for p in items:
+            print(f"  {p}", file=sys.stderr)
+        print(advice, file=sys.stderr)
+
+
+def _cmd_check() -> int:
+    leaked, problems, unrecorded = leaks(), stale(), missing_records()
+    _report("Student notebooks hold solution text:", leaked,
+            "Check the markers of those solution regions in notebooks/source/, then run "
+            "`make notebooks` and commit the result.")
+    _report("Student notebooks are out of date with their sources:", problems,
+            "Run `make notebooks` (python -m phys555_cl.course build) and commit the result.")
+    _report("Checked cells without a recorded output:", unrecorded,
+            "Run `make record` and commit notebooks/source/expected_outputs.json.")
+    if problems or unrecorded or leaked:
+        return 1
+    print(f"All {len(sources())} student notebooks are up to date and every checked "
+          f"cell has a recorded output.")
+    return 0
+
+
+def _cmd_update() -> int:
+    try:
+        kept = update()
+    except UpdateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for notebook, copy in kept:
+        print(f"{notebook.name} has your edits: a copy is kept as {_shown(copy)}")
+    where = _shown(NOTEBOOKS / "backups")
+    print(f"Course updated. {len(kept)} notebook(s) you changed are backed up in {where}/"
+          if kept else "Course updated. You had not changed any notebook: no backups "
+          "were needed.")
+    return 0
+
+
+def _cmd_grade(parser, args) -> int:
+    from .grading import NOTEBOOK_ROW, grade
+
+    if args.timeout <= 0:
+        parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    rows = grade(args.notebooks, timeout=args.timeout, csv_path=args.csv)
+    return 1 if any(r.exercise == NOTEBOOK_ROW and r.status == "not graded" for r in rows) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
         if args.command == "build":
             written = build(solution_dir=args.solutions, write_student=not args.no_student)
             for path in written:
-                shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-                print(f"wrote {shown}")
+                print(f"wrote {_shown(path)}")
             return 0
         if args.command == "check":
-            leaked = leaks()
-            if leaked:
-                print("Student notebooks hold solution text:", file=sys.stderr)
-                for p in leaked:
-                    print(f"  {p}", file=sys.stderr)
-                print("Check the markers of those solution regions in notebooks/source/, then "
-                      "run `make notebooks` and commit the result.", file=sys.stderr)
-            problems = stale()
-            unrecorded = missing_records()
-            if problems:
-                print("Student notebooks are out of date with their sources:", file=sys.stderr)
-                for p in problems:
-                    print(f"  {p}", file=sys.stderr)
-                print("Run `make notebooks` (python -m phys555_cl.course build) and commit the "
-                      "result.", file=sys.stderr)
-            if unrecorded:
-                print("Checked cells without a recorded output:", file=sys.stderr)
-                for p in unrecorded:
-                    print(f"  {p}", file=sys.stderr)
-                print("Run `make record` and commit notebooks/source/expected_outputs.json.",
-                      file=sys.stderr)
-            if problems or unrecorded or leaked:
-                return 1
-            print(f"All {len(sources())} student notebooks are up to date and every checked "
-                  f"cell has a recorded output.")
-            return 0
+            return _cmd_check()
         if args.command == "update":
-            try:
-                kept = update()
-            except UpdateError as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 1
-            for notebook, copy in kept:
-                shown = copy.relative_to(REPO) if copy.is_relative_to(REPO) else copy
-                print(f"{notebook.name} has your edits: a copy is kept as {shown}")
-            where = NOTEBOOKS / "backups"
-            where = where.relative_to(REPO) if where.is_relative_to(REPO) else where
-            print(f"Course updated. {len(kept)} notebook(s) you changed are backed up in {where}/"
-                  if kept else "Course updated. You had not changed any notebook: no backups "
-                  "were needed.")
-            return 0
+            return _cmd_update()
         if args.command == "record":
             return 1 if record(args.only) else 0
         if args.command == "grade":
-            from .grading import NOTEBOOK_ROW, grade
-
-            if args.timeout <= 0:
-                parser.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
-            rows = grade(args.notebooks, timeout=args.timeout, csv_path=args.csv)
-            return 1 if any(r.exercise == NOTEBOOK_ROW and r.status == "not graded"
-                            for r in rows) else 0
+            return _cmd_grade(parser, args)
         if args.command == "nbval-copies":
             for path in nbval_copies(args.out):
-                print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+                print(f"wrote {_shown(path)}")
             return 0
         return 1 if run(args.out, args.only) else 0
     except (MarkerError, CourseConfigError) as err:

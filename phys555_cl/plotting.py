@@ -198,3 +198,86 @@ def kind_gallery(per_kind: int = 6, *, size: int = 64, seed: int = 0, n_pool: in
     kwargs.setdefault("suptitle", f"phys555_cl.galaxies.simulate: {size} px, "
                                   f"one row per kind (seed {seed})")
     return show_galaxies(images[picked], titles=titles, ncols=per_kind, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# representations: UMAP and nearest neighbours (computed in phys555_cl.evaluate)
+# --------------------------------------------------------------------------------------------
+
+
+def _to_array(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+_CLASS_NAMES = {
+    "smooth_or_featured": ("smooth", "featured"),
+    "edge_on": ("face-on", "edge-on"),
+    "odd": ("not odd", "odd"),
+    "odd_feature": ODD_FEATURE_NAMES,
+    "redshift_high": ("low z", "high z"),
+    "label_tier": ("no label", "spec-z", "spec-z + morphology"),
+}
+
+
+def plot_umap(embedding, labels: dict, key: str, *, ax=None, s: float = 4.0, title=None):
+    """Scatter a 2-D embedding coloured by ``labels[key]``; -1 ("not applicable") in grey.
+
+    Integer labels get one colour per class with a legend; float labels a colour bar.
+    Returns the matplotlib ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    if key not in labels:
+        raise ValueError(f"no label {key!r}; available: {sorted(labels)}")
+    e, y = _to_array(embedding), _to_array(labels[key])
+    if e.ndim != 2 or e.shape[1] != 2 or len(e) != len(y):
+        raise ValueError(f"embedding must be [N, 2] with one label each, got {e.shape}, {y.shape}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+    else:
+        fig = ax.figure
+    if np.issubdtype(y.dtype, np.floating):
+        sc = ax.scatter(e[:, 0], e[:, 1], c=y, s=s, cmap="viridis", linewidths=0)
+        fig.colorbar(sc, ax=ax, label=key)
+    else:
+        na = y < 0
+        if na.any():
+            ax.scatter(e[na, 0], e[na, 1], c="lightgrey", s=s, linewidths=0, label="n/a")
+        names = _CLASS_NAMES.get(key, ())
+        for c in np.unique(y[~na]):
+            m = y == c
+            name = names[c] if c < len(names) else str(c)
+            ax.scatter(e[m, 0], e[m, 1], s=s, linewidths=0, label=name)
+        ax.legend(markerscale=3, fontsize=8, frameon=False)
+    ax.set_title(title or f"UMAP of h, coloured by {key}")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def plot_neighbours(query_images, gallery_images, indices, similarity=None, *, labels=None,
+                    **kwargs):
+    """Gallery plot: each row is a query galaxy followed by its nearest neighbours.
+
+    Args:
+        query_images: ``[Q, 3, H, W]``; gallery_images: ``[G, 3, H, W]``.
+        indices: ``[Q, k]`` from :func:`nearest_neighbours` (similarity ``[Q, k]`` optional,
+            shown in the titles).
+        labels: optional gallery label dict, shown as captions.
+        kwargs: passed to ``phys555_cl.plotting.show_galaxies`` (e.g. ``band_weights``).
+
+    Returns the matplotlib ``Figure``.
+    """
+    idx = torch.as_tensor(indices)
+    q, k = idx.shape
+    panels, titles = [], []
+    for i in range(q):
+        panels.append(torch.as_tensor(query_images[i]))
+        titles.append("query")
+        for j in range(k):
+            panels.append(torch.as_tensor(gallery_images[int(idx[i, j])]))
+            t = f"{float(similarity[i, j]):.2f}" if similarity is not None else f"#{j + 1}"
+            if labels is not None:
+                t += "\n" + caption(labels, int(idx[i, j]))
+            titles.append(t)
+    return show_galaxies(torch.stack(panels), ncols=k + 1, titles=titles, **kwargs)

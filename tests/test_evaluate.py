@@ -1,26 +1,21 @@
-"""Specification of phys555_cl.evaluate: embeddings, probes, label efficiency, UMAP, retrieval."""
+"""Specification of phys555_cl.evaluate (embeddings, probes, retrieval) and its plots."""
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from phys555_cl.encoders import build_simclr  # noqa: E402
-from phys555_cl.evaluate import (  # noqa: E402
+from phys555_cl.encoders import build_simclr
+from phys555_cl.evaluate import (
     embed,
     fit_linear_probe,
     knn_probe,
     linear_probe,
     nearest_neighbours,
-    plot_neighbours,
-    plot_umap,
     raw_pixels,
     retrieval_precision,
     umap_embedding,
 )
+from phys555_cl.plotting import plot_neighbours, plot_umap
 
 
 def tiny_model():
