@@ -80,10 +80,10 @@ SIZES: dict[str, dict[str, dict]] = {
                    "batch_size": 256},
     },
     "06": {
-        "fast": {"n_galaxies": 512, "supervised_steps": 15, "fractions": [0.1, 1.0],
-                 "repeats": 2},
-        "normal": {"n_galaxies": 4000, "supervised_steps": 300, "fractions": [0.01, 0.1, 1.0],
-                   "repeats": 3},
+        "fast": {"n_galaxies": 512, "steps": 10, "label_counts": [5, "all"],
+                 "survey_counts": [5, "all"], "repeats": 1},
+        "normal": {"n_galaxies": 2000, "steps": 300, "label_counts": [5, 20, 200, "all"],
+                   "survey_counts": [20, "all"], "repeats": 1},
     },
     "07": {
         "fast": {"n_sequences": 256, "n_test": 192, "n_samples": 504, "epochs": 2,

@@ -39,7 +39,7 @@ from phys555_cl.galaxies import KIND_NAMES, simulate
 from phys555_cl.losses import nt_xent
 from phys555_cl.monitor import MONITOR_TASKS, RepresentationMonitor
 from phys555_cl.plotting import show_galaxies
-from phys555_cl.train import load_checkpoint, train_simclr
+from phys555_cl.train import CONFIGS, load_checkpoint, train_simclr
 
 # %%
 S = config.sizes("05")
@@ -123,7 +123,9 @@ training_step = ex.check_training_step(training_step)
 # %% [markdown]
 # ## 4. Train
 #
-# The loop is short: shuffle, cut into batches, make two views of each batch, take a step. The
+# Your step is the one the package trains with: `phys555_cl.train.simclr_step` is the same
+# few lines (plus options for mixed precision and several GPUs), and the loop of
+# `python -m phys555_cl.train` calls it once per batch. The loop is short: shuffle, cut into batches, make two views of each batch, take a step. The
 # progress bar shows the loss and the throughput. We draw the augmentations on the training
 # device from one seeded generator, so the run can be repeated.
 #
@@ -145,8 +147,10 @@ training_step = ex.check_training_step(training_step)
 
 # %%
 augment = GalaxyAugment().to(DEVICE)
-optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-temperature = 0.5  # the default of phys555_cl.train (chosen on validation galaxies)
+recipe = CONFIGS["default"]  # the course's recipe, chosen on validation galaxies
+optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"],
+                              weight_decay=recipe["weight_decay"])
+temperature = recipe["temperature"]
 generator = torch.Generator(device=DEVICE).manual_seed(0)
 monitor = RepresentationMonitor(image_size=S.image_size, device=DEVICE)
 seen_z = []  # z of the views inside training_step, caught on the way out of the head
