@@ -748,7 +748,8 @@ class Study:
 
         return clean({"settings": self.settings, "rows": list(self.table),
                       "comparisons": self.comparisons, "retrieval": self.retrieval,
-                      "notes": self.notes, "seconds": self.seconds})
+                      "notes": self.notes, "seconds": self.seconds,
+                      "records": self.table.records})
 
     def __str__(self) -> str:
         parts = [str(self.table)]

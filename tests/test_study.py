@@ -186,7 +186,9 @@ def test_evaluate_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path
                "--repeats", "2", "--steps", "2", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
-    assert {"rows", "comparisons", "retrieval", "settings"} <= set(data)
+    assert {"rows", "comparisons", "retrieval", "settings", "records"} <= set(data)
+    # every single score behind the rows: 2 subsets of 8 labels + 1 of all, every method
+    assert len(data["records"]) == 3 * len(METHODS)
     assert {(r["labels"], r["method"]) for r in data["rows"]} >= {(8, m) for m in METHODS}
     assert any(c["method"] == "simclr + fine-tune + distill" for c in data["comparisons"])
     assert "minus supervised" in capsys.readouterr().out
