@@ -81,9 +81,17 @@ def test_probe_shapes_are_checked():
                      torch.zeros(2).long())
 
 
-def test_raw_pixels_flattens_stretched_images():
+def test_raw_pixels_are_the_models_asinh_stretch_flattened_in_channel_order():
+    from phys555_cl.encoders import AsinhStretch
+
     x, _ = blobs(4)
-    assert raw_pixels(x).shape == (4, 3 * 16 * 16)
+    r = raw_pixels(x)
+    assert r.shape == (4, 3 * 16 * 16)
+    torch.testing.assert_close(r, AsinhStretch()(x).flatten(1))
+    # the stretch keeps the order of the fluxes within an image: brighter pixel, larger value
+    flat = x[0].flatten()
+    i, j = int(flat.argmax()), int(flat.argmin())
+    assert r[0, i] > r[0, j]
 
 
 def test_float_labels_with_whole_values_are_refused_not_regressed():
@@ -148,17 +156,26 @@ def test_umap_embedding_is_2d():
     assert e.shape == (30, 2) and np.isfinite(e).all()
 
 
-def test_plots_return_figures():
+def test_plot_umap_draws_every_galaxy_once_with_named_classes_and_grey_not_applicable():
     x, labels = blobs(40)
-    h = embed(tiny_model(), x)
     e = np.random.default_rng(0).normal(size=(40, 2))
     fig = plot_umap(e, labels, "edge_on")  # with -1 entries
-    assert fig.axes
-    fig = plot_umap(e, labels, "redshift")
-    assert fig.axes
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0] == "n/a" and set(legend[1:]) <= {"face-on", "edge-on"}
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 40
+    fig = plot_umap(e, labels, "redshift")  # floats: one scatter with a colour bar
+    assert len(fig.axes) == 2 and len(fig.axes[0].collections[0].get_offsets()) == 40
+
+
+def test_plot_neighbours_shows_each_query_then_its_neighbours_with_similarities():
+    x, labels = blobs(40)
+    h = embed(tiny_model(), x)
     idx, sim = nearest_neighbours(h[:2], h, k=3)
     fig = plot_neighbours(x[:2], x, idx, sim, labels=labels)
-    assert len(fig.axes) >= 8
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0] == "query" and titles[4] == "query"
+    assert titles[1].startswith(f"{float(sim[0, 0]):.2f}")
 
 
 def test_plot_umap_names_the_available_labels():
