@@ -212,6 +212,7 @@ def test_batch_hard_with_nan_gradients_is_told_about_the_square_root():
 
     text = _fails_with(ex.check_batch_hard_triplet_loss, student)
     assert "gradient contains NaN" in text and "square root" in text
+    assert "self-pairs" not in text
     assert "typical mistake" not in text, "a gradient problem gets no value hint"
 
 
