@@ -268,10 +268,10 @@ print(format_comparisons(table.comparisons()))
 #   (`data/pretrained/README.md`: four populations, three subsets each, a fresh initialisation
 #   for every network, paired differences with 95% intervals) found:
 #   - with **5 labels** per question, the frozen $h$ and a linear probe beat the supervised
-#     network by about 4 points (interval +1 to +6, ahead on 10 of 12 pairs): where labels
+#     network by about 3 points (interval +0.6 to +5, ahead on 9 of 12 pairs): where labels
 #     are scarcest, the lecture's promise holds;
 #   - with **20 and 200 labels**, fine-tuning the SimCLR encoder and training from scratch
-#     are level (differences under a point, intervals across zero), and the linear probe
+#     are level (differences of about a point, intervals across zero), and the linear probe
 #     falls behind (4 points at 200): a small CNN trained with the same augmentations learns
 #     these simple simulated galaxies well from a few dozen examples;
 #   - with **all 1000 labels**, fine-tuning is ahead again by about 2 points (interval +1 to
