@@ -761,11 +761,7 @@ def train_simclr(
     # given images are shared out now; the configured data is loaded after the resume check,
     # so a bad --out fails fast
     data = _given_images(images, cfg, rank, world) if images is not None else None
-    if cfg["batch_size"] % world:
-        raise ValueError(
-            f"batch_size {cfg['batch_size']} is the global batch and must divide evenly over "
-            f"{world} processes"
-        )
+    _check_batch_split(cfg["batch_size"], world)
     saved = _checkpoint_to_resume(out, resume, cfg, rank)
     t = _setup(cfg, data, device, rank, world)
     history, (start_epoch, start_step, gen_states) = _restore(t, saved, out)
@@ -774,12 +770,7 @@ def train_simclr(
     monitor = RepresentationMonitor(cfg["image_size"], device) if cfg["monitor"] and rank == 0 \
         else None
     shown: dict = {}  # the last epoch's monitor values, kept in the progress bar
-    bar = None
-    if rank == 0 and progress:
-        bar = config.progress(
-            total=t.steps_per_epoch * cfg["epochs"], desc=f"SimCLR {cfg['encoder']}",
-            initial=start_epoch * t.steps_per_epoch + start_step, unit="step",
-        )
+    bar = _progress_bar(t, cfg, start_epoch, start_step) if rank == 0 and progress else None
     steps_done = 0
     # where a resumed run would continue (see _Checkpointer); updated once a step is complete
     point = (start_epoch, start_step, None)
@@ -809,16 +800,8 @@ def train_simclr(
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}",
                                     **shown)
                     bar.update(1)
-            seconds = time.perf_counter() - t0
-            history["epochs"].append(
-                _epoch_summary(epoch, losses, len(losses) * cfg["batch_size"], seconds))
-            if monitor is not None:
-                stats = monitor.end_epoch(t.model)
-                history["epochs"][-1].update(stats)
-                shown = RepresentationMonitor.postfix(stats)
-                if bar is not None:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", **shown)
-                t.net.train()
+            shown = _end_epoch(history, t, monitor, bar, epoch, losses,
+                               time.perf_counter() - t0)
             point = (epoch + 1, 0, None)
             checkpointer.save(point)
     except _StopTraining:
@@ -830,6 +813,37 @@ def train_simclr(
             bar.close()
     t.model.eval()
     return t.model, history
+
+
+def _check_batch_split(batch_size: int, world: int) -> None:
+    if batch_size % world:
+        raise ValueError(
+            f"batch_size {batch_size} is the global batch and must divide evenly over "
+            f"{world} processes"
+        )
+
+
+def _progress_bar(t, cfg: dict, start_epoch: int, start_step: int):
+    return config.progress(
+        total=t.steps_per_epoch * cfg["epochs"], desc=f"SimCLR {cfg['encoder']}",
+        initial=start_epoch * t.steps_per_epoch + start_step, unit="step",
+    )
+
+
+def _end_epoch(history: dict, t, monitor, bar, epoch: int, losses: list, seconds: float) -> dict:
+    """Record the epoch's summary and (rank 0) the monitor's measurement of ``h``; returns the
+    monitor values to keep showing in the progress bar."""
+    images = len(losses) * t.cfg["batch_size"]
+    history["epochs"].append(_epoch_summary(epoch, losses, images, seconds))
+    if monitor is None:
+        return {}
+    stats = monitor.end_epoch(t.model)
+    history["epochs"][-1].update(stats)
+    shown = RepresentationMonitor.postfix(stats)
+    if bar is not None and losses:
+        bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}", **shown)
+    t.net.train()  # the monitor embedded in eval mode
+    return shown
 
 
 class _StopTraining(Exception):
