@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from phys555_cl._checks import check_int
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
 
 #: Every method of the study, in table order.
@@ -560,8 +561,7 @@ def _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, reci
     """Refuse bad arguments of :func:`label_efficiency` by name; return the full recipe."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive whole number, got {repeats!r}")
+    check_int("repeats", repeats, 1)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     unknown = [t for t in tasks if t not in labels]
@@ -793,8 +793,7 @@ def payoff_study(
     """
     from phys555_cl.galaxies import simulate
 
-    if isinstance(n_galaxies, bool) or not isinstance(n_galaxies, int) or n_galaxies < 20:
-        raise ValueError(f"n_galaxies must be a whole number >= 20, got {n_galaxies!r}")
+    n_galaxies = check_int("n_galaxies", n_galaxies, 20)
     seeds = list(eval_seeds)
     if not seeds:
         raise ValueError("eval_seeds is empty: give at least one simulator seed")
