@@ -812,7 +812,7 @@ def payoff_study(
         for m, sec in t.seconds.items():
             seconds[m] += sec
         if retrieval:
-            retrievals.append(_retrieval_features(model, config, images, labels, t, device))
+            retrievals.append(retrieval_on_test(model, config, images, labels, t, device))
     table = ResultTable.concat(tables)
     ret = _mean_retrieval(retrievals) if retrievals else {}
     seconds["total"] = time.perf_counter() - t0
@@ -822,16 +822,21 @@ def payoff_study(
     return Study(table, ret, notes, seconds, settings)
 
 
-def _retrieval_features(model, config, images, labels, table, device) -> dict:
-    from phys555_cl.encoders import build_model_from_config
+def retrieval_on_test(model, config, images, labels, table, device=None) -> dict:
+    """:func:`retrieval_table` on the test galaxies of a :func:`label_efficiency` ``table``.
 
+    Compares ``h`` of ``model``, raw pixels, a randomly initialised encoder of the same
+    architecture (when ``config`` is given) and, when ``table`` kept it
+    (``keep_models=True``), the supervised network trained on all labels.
+    """
     test = table.test_index
     x = images[test]
-    torch.manual_seed(_seed("random init retrieval"))
-    rand = build_model_from_config(config)
-    feats = {"h (simclr)": embed(model, x, device=device),
-             "raw pixels": raw_pixels(x),
-             "random init": embed(rand, x, device=device)}
+    feats = {"h (simclr)": embed(model, x, device=device), "raw pixels": raw_pixels(x)}
+    if config is not None:
+        from phys555_cl.encoders import build_model_from_config
+
+        torch.manual_seed(_seed("random init retrieval"))
+        feats["random init"] = embed(build_model_from_config(config), x, device=device)
     if "supervised" in table.models:
         feats["supervised"] = embed(table.models["supervised"], x, device=device)
     return retrieval_table(feats, labels["kind"][test])

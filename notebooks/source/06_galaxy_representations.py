@@ -30,7 +30,6 @@ from sklearn.preprocessing import StandardScaler
 from phys555_cl import config
 from phys555_cl import exercises as ex
 from phys555_cl.data import Galaxy10DECaLS, hubble_deep_field_cutouts
-from phys555_cl.encoders import build_model_from_config
 from phys555_cl.evaluate import (
     EVAL_SEED,
     TASKS,
@@ -38,7 +37,6 @@ from phys555_cl.evaluate import (
     knn_probe,
     linear_probe,
     nearest_neighbours,
-    raw_pixels,
     umap_embedding,
 )
 from phys555_cl.galaxies import KIND_NAMES, simulate
@@ -48,7 +46,7 @@ from phys555_cl.study import (
     format_comparisons,
     format_retrieval,
     label_efficiency,
-    retrieval_table,
+    retrieval_on_test,
 )
 from phys555_cl.train import load_checkpoint, train_simclr
 
@@ -341,14 +339,7 @@ print("query kinds:", [KIND_NAMES[int(kinds[q])] for q in queries])
 # self-supervised representation buys without any label.
 
 # %%
-test = table.test_index
-features = {"h (simclr)": h[test], "raw pixels": raw_pixels(images[test])}
-torch.manual_seed(0)
-if model_config is not None:
-    features["random init"] = embed(build_model_from_config(model_config), images[test])
-if "supervised" in table.models:
-    features["supervised"] = embed(table.models["supervised"], images[test], device=DEVICE)
-retrieval = retrieval_table(features, labels["kind"][test])
+retrieval = retrieval_on_test(model, model_config, images, labels, table, device=DEVICE)
 print(format_retrieval(retrieval, k=10))
 
 # %% [markdown]
