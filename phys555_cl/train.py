@@ -393,6 +393,19 @@ def _init_distributed() -> tuple[int, int, int]:
     return 0, 1, 0
 
 
+def _wait_for_the_other_processes() -> None:
+    """Under torchrun: every process has finished before any of them tears the group down.
+
+    Without it the first process to leave closes its gloo connections while another still
+    uses them, and that process can abort at exit ("terminate called without an active
+    exception", SIGABRT) even though its training finished.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def _epoch_seed(seed: int, epoch: int, rank: int, stream: str) -> int:
     return zlib.crc32(f"{seed}/{epoch}/{rank}/{stream}".encode())
 
@@ -883,6 +896,7 @@ def main(argv=None) -> int:
         check_out_folder(args.out)
         t0 = time.perf_counter()
         _, history = train_simclr(cfg, out=args.out, resume=args.resume)
+        _wait_for_the_other_processes()
     except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
         if args.debug:
             raise
