@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -193,3 +194,45 @@ def data_dir() -> str:
 
 def _repo_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ------------------------------------------------------------------------------------------
+# the versions the course needs (notebook 00's table)
+# ------------------------------------------------------------------------------------------
+
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
+
+
+def required_versions() -> dict[str, str | None]:
+    """``{library: oldest version}`` the course needs, from ``pyproject.toml``'s dependencies.
+
+    Read from the installed package's metadata (``pip install -e .``, which ``make setup``
+    and the conda environment do), else from ``pyproject.toml`` next to the package. Optional
+    extras (``dev``, ``bench``) are left out; a library without a ``>=`` bound maps to
+    ``None``.
+    """
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        lines = requires("phys555-cl") or []
+    except PackageNotFoundError:
+        lines = _dependencies_in_pyproject(os.path.join(_repo_root(), "pyproject.toml"))
+    out: dict[str, str | None] = {}
+    for line in lines:
+        spec, _, marker = line.partition(";")
+        if "extra" in marker:
+            continue
+        m = _REQUIREMENT.match(spec)
+        if m:
+            bound = re.search(r">=\s*([0-9][^,\s]*)", m.group(2))
+            out[m.group(1)] = bound.group(1) if bound else None
+    return out
+
+
+def _dependencies_in_pyproject(path: str) -> list[str]:
+    """The strings of ``[project] dependencies = [...]`` (a regex, so Python 3.10 works too)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    block = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.M | re.S)
+    return re.findall(r"\"([^\"]+)\"", block.group(1)) if block else []
+

@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from phys555_cl._checks import check_int
+
 ENCODERS = ("compact", "resnet18", "resnet50")
 
 
@@ -68,6 +70,32 @@ class AsinhStretch(nn.Module):
         floor = self.min_noise_fraction * x.flatten(1).abs().amax(dim=1) + 1e-12
         noise = torch.maximum(noise, floor)[:, None, None, None]
         return torch.asinh((x - sky) / (self.softening * noise)) / self.asinh_scale
+
+
+class UnitLength(nn.Module):
+    """Scale each row to unit Euclidean length: ``[B, D] -> [B, D]``."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(z, dim=1)
+
+
+def small_embedder(width: int = 16, dim: int = 16) -> nn.Sequential:
+    """The f_theta of notebooks 01 and 02: images ``[B, 3, H, W]`` -> ``[B, dim]`` on the sphere.
+
+    The asinh stretch, three 3x3 convolution blocks (the first two halve the image), an
+    average over the image and a linear layer down to ``dim`` numbers, scaled to unit length.
+    On the unit sphere every distance lies between 0 and 2, which gives the margin of the
+    contrastive and triplet losses (Hadsell et al. 2006; Schroff et al. 2015) a fixed meaning.
+    """
+    width, dim = check_int("width", width, minimum=1), check_int("dim", dim, minimum=1)
+    return nn.Sequential(
+        AsinhStretch(),
+        nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(4 * width, dim), UnitLength(),
+    )
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from phys555_cl import config
+from phys555_cl._checks import check_int
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.encoders import SimCLR, build_model_from_config
 from phys555_cl.losses import nt_xent
@@ -126,9 +127,11 @@ def make_config(name: str = "default", **overrides) -> dict:
         raise ValueError(f"data must be 'synthetic' or 'galaxy10', got {cfg['data']!r}")
     if cfg["data"] == "galaxy10" and not cfg["galaxy10_path"]:
         raise ValueError("data='galaxy10' needs galaxy10_path (--galaxy10-path Galaxy10_DECals.h5)")
-    for key in ("epochs", "batch_size", "n_train", "image_size"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}")
+    for key in ("epochs", "batch_size", "n_train", "image_size", "width", "hidden_dim",
+                "proj_dim"):
+        cfg[key] = check_int(key, cfg[key], minimum=1)
+    for key in ("data_seed", "seed"):
+        cfg[key] = check_int(key, cfg[key])
     return cfg
 
 
@@ -329,6 +332,39 @@ def load_checkpoint(path: str, map_location="cpu") -> tuple[SimCLR, dict]:
         raise CheckpointError(f"the weights in {path!r} do not fit its own config: {err}") from err
     cfg["epochs_done"] = state["epoch"]
     return model.to(map_location).eval(), cfg
+
+
+#: the model the course ships (made by ``python -m phys555_cl.train --config default``; see
+#: ``data/pretrained/README.md`` for its command, time and scores)
+PRETRAINED_NAME = "simclr_compact.pt"
+
+
+def pretrained_path() -> str:
+    """Where the shipped model lives: ``<data folder>/pretrained/simclr_compact.pt``."""
+    return os.path.join(config.data_dir(), "pretrained", PRETRAINED_NAME)
+
+
+def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
+    """The shipped SimCLR model and its config, as notebooks 05 and 06 start from it.
+
+    Without the repository's data folder (a notebook copied on its own, a cloud session
+    without ``git clone``) a quick model is trained instead, and the message says so: the
+    ``fast`` config for one epoch, on ``images`` if given (else on its own simulated
+    galaxies). Either way ``config["image_size"]`` is the size the model was trained on.
+    """
+    path = pretrained_path()
+    if os.path.exists(path):
+        model, cfg = load_checkpoint(path)
+        print(f"loaded the shipped model {PRETRAINED_NAME}: {cfg['encoder']} encoder, trained "
+              f"for {cfg['epochs']} epochs on {cfg['n_train']} galaxies of {cfg['image_size']} px")
+        return model, cfg
+    print(f"{path} not found (run the notebook from the course repository to use the shipped "
+          f"model): training a quick model instead, fast config, 1 epoch.")
+    cfg = make_config("fast", epochs=1)
+    if images is not None:
+        cfg.update(image_size=int(images.shape[-1]), n_train=len(images))
+    model, _ = train_simclr(cfg, images=images)
+    return model, cfg
 
 
 def check_out_folder(out: str) -> None:

@@ -9,6 +9,7 @@ from phys555_cl.encoders import (
     SimCLR,
     build_encoder,
     build_simclr,
+    small_embedder,
 )
 
 
@@ -78,3 +79,16 @@ def test_stretch_keeps_colours():
     x[:, 2] += 1.0
     y = AsinhStretch()(x)
     assert y[:, 2].mean() > y[:, 0].mean()
+
+
+def test_small_embedder_maps_images_onto_the_unit_sphere():
+    torch.manual_seed(0)
+    f = small_embedder(width=4, dim=16)
+    z = f(torch.randn(5, 3, 16, 16) * 10 + 100)
+    assert z.shape == (5, 16)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(5))
+    # three convolutions (width, 2 width, 4 width channels) and the linear layer to dim
+    assert sum(p.numel() for p in f.parameters()) == (3 * 4 * 9 + 4) + (4 * 8 * 9 + 8) + \
+        (8 * 16 * 9 + 16) + (16 * 16 + 16)
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        small_embedder(width=0)

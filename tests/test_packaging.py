@@ -173,3 +173,18 @@ def test_makefile_has_the_readme_targets():
     readme = (ROOT / "README.md").read_text()
     for command in ["make course", "make test", "make lab"]:
         assert command in readme
+
+
+def test_notebook_00_asks_for_what_pyproject_asks_for(tmp_path):
+    from phys555_cl import config
+
+    deps = _pyproject()["project"]["dependencies"]
+    expected = {Requirement(d).name: str(next(iter(Requirement(d).specifier))).removeprefix(">=")
+                for d in deps}
+    assert config.required_versions() == expected  # from the installed metadata
+    # a checkout that was never pip-installed reads pyproject.toml itself, extras left out
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = [\n  "torch>=2.4",\n  "tqdm",\n]\n'
+        '[project.optional-dependencies]\ndev = ["pytest>=7.4"]\n')
+    assert config._dependencies_in_pyproject(str(tmp_path / "pyproject.toml")) == ["torch>=2.4",
+                                                                                  "tqdm"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -276,8 +277,6 @@ def test_loading_a_crafted_checkpoint_runs_nothing(tmp_path):
 
 
 def test_an_old_checkpoint_with_numpy_objects_says_how_to_recreate_it(tmp_path):
-    import numpy as np
-
     path = tmp_path / "old.pt"
     torch.save({"format": train.CHECKPOINT_FORMAT, "rng": {"numpy": np.zeros(3)}}, path)
     with pytest.raises(CheckpointError, match="old-format") as err:
@@ -295,8 +294,6 @@ def test_a_text_file_is_not_called_a_damaged_checkpoint(tmp_path):
 def test_resume_exact_after_random_streams_were_stored_as_plain_values(tmp_path):
     import random
 
-    import numpy as np
-
     random.seed(5), np.random.seed(5)
     state = train._rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(1))
@@ -313,6 +310,23 @@ def test_the_shipped_checkpoint_loads_safely():
     state = torch.load(path, weights_only=True)  # raises if anything but plain values inside
     model, cfg = load_checkpoint(str(path))
     assert cfg["epochs_done"] == state["epoch"] and cfg["image_size"] == 32
+
+
+def test_load_pretrained_loads_the_shipped_model_or_says_it_trains_one(tmp_path, capsys,
+                                                                       monkeypatch):
+    model, cfg = train.load_pretrained()
+    assert "loaded the shipped model simclr_compact.pt" in capsys.readouterr().out
+    assert cfg["image_size"] == 32 and not model.training
+    # a notebook copied without the repository's data folder still runs
+    monkeypatch.setenv("PHYS555_DATA", str(tmp_path))
+    monkeypatch.setitem(train.CONFIGS, "fast", {**train.CONFIGS["fast"], **TINY, "monitor": False})
+    images = torch.rand(32, 3, 24, 24)
+    model, cfg = train.load_pretrained(images=images)
+    out = capsys.readouterr().out
+    assert "not found" in out and "training a quick model instead" in out
+    assert cfg["image_size"] == 24 and cfg["epochs"] == 1 and cfg["n_train"] == 32
+    h, z = model(images[:2].to(next(model.parameters()).device))
+    assert h.shape[0] == 2
 
 
 def _cli(args, cwd, timeout=120):
@@ -449,3 +463,12 @@ def test_temporary_files_of_killed_runs_are_cleaned_up(tmp_path):
     run(tmp_path, epochs=1)
     assert sorted(os.listdir(out)) == sorted(["checkpoint.pt", "history.json", alive.name,
                                               "notes.txt"])
+
+
+@pytest.mark.parametrize("key,value", [("epochs", 0), ("epochs", True), ("batch_size", 2.0),
+                                       ("width", "16"), ("seed", -1)])
+def test_integer_options_are_checked_with_their_name(key, value):
+    with pytest.raises(ValueError, match=f"{key} must be"):
+        make_config("fast", **{key: value})
+    epochs = make_config("fast", epochs=np.int64(3))["epochs"]  # numpy integers are fine
+    assert epochs == 3 and type(epochs) is int  # and stored as plain ints (JSON, checkpoints)

@@ -39,13 +39,10 @@ print(f"Fast mode: {S.fast}")
 # %%
 from importlib.metadata import PackageNotFoundError, version
 
-# Installed versions are read from the package metadata, without importing each library
-# (importing umap-learn for the first time compiles code for about 20 s).
-REQUIRED = {
-    "torch": "2.4", "torchvision": "0.19", "numpy": "1.24", "matplotlib": "3.7",
-    "scikit-learn": "1.3", "umap-learn": "0.5.5", "astropy": "5.3", "scikit-image": "0.21",
-    "h5py": "3.9", "tqdm": "4.65", "ipywidgets": "8.0", "nbval": "0.11", "jupytext": "1.16",
-}
+# The oldest versions come from the course's pyproject.toml (`config.required_versions()`);
+# the installed ones from each library's package metadata, without importing it (importing
+# umap-learn for the first time compiles code for about 20 s).
+REQUIRED = config.required_versions()
 
 
 def version_tuple(text):
@@ -65,12 +62,13 @@ for name, minimum in REQUIRED.items():
     try:
         installed = version(name)
     except PackageNotFoundError:
-        print(f"{name:<14} {'-':<14} {minimum:<8} MISSING")
+        print(f"{name:<14} {'-':<14} {minimum or '-':<8} MISSING")
+        spec = f"{name}>={minimum}" if minimum else name
         problems.append(f"{name} is missing: run `make lab` again, or "
-                        f"`pip install '{name}>={minimum}'` in the course environment.")
+                        f"`pip install '{spec}'` in the course environment.")
         continue
-    ok = version_tuple(installed) >= version_tuple(minimum)
-    print(f"{name:<14} {installed:<14} {minimum:<8} {'ok' if ok else 'TOO OLD'}")
+    ok = minimum is None or version_tuple(installed) >= version_tuple(minimum)
+    print(f"{name:<14} {installed:<14} {minimum or '-':<8} {'ok' if ok else 'TOO OLD'}")
     if not ok:
         problems.append(f"{name} {installed} is older than {minimum}: run "
                         f"`pip install --upgrade '{name}>={minimum}'`.")

@@ -26,11 +26,10 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torch import nn
 
 from phys555_cl import config, distances, galaxies, plotting
 from phys555_cl import exercises as ex
-from phys555_cl.encoders import AsinhStretch
+from phys555_cl.encoders import small_embedder
 
 # %%
 S = config.sizes("01")
@@ -245,32 +244,17 @@ print(f"Pixel distance: T = {T_pix:.1f}, test accuracy {scores_pix['accuracy']:.
 # any new galaxy later.
 #
 # Our $f_\theta$ is small enough to read in one go: the asinh stretch, three convolution
-# blocks (each halves the image), an average over the image, and a linear layer down to 16
-# numbers, finally scaled to unit length. On the unit sphere every distance lies between 0 and
-# 2, which gives the margin of the loss below a fixed meaning.
+# blocks (the first two halve the image), an average over the image, and a linear layer down
+# to 16 numbers, finally scaled to unit length. On the unit sphere every distance lies between
+# 0 and 2, which gives the margin of the loss below a fixed meaning. It lives in the package
+# as `encoders.small_embedder` (notebook 02 trains the same network with other losses);
+# printing it lists its layers in order.
 
 # %%
-class UnitLength(nn.Module):
-    """Scale each row to unit Euclidean length: [B, D] -> [B, D]."""
-
-    def forward(self, z):
-        return nn.functional.normalize(z, dim=1)
-
-
-def make_f(width, dim=16):
-    """f_theta: images [B, 3, H, W] -> representations [B, dim] on the unit sphere."""
-    return nn.Sequential(
-        AsinhStretch(),
-        nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(4 * width, dim), UnitLength(),
-    )
-
-
 torch.manual_seed(0)
-siamese = distances.SiameseNetwork(make_f(S.width)).to(DEVICE)
+f_theta = small_embedder(S.width, dim=16)
+print(f_theta)
+siamese = distances.SiameseNetwork(f_theta).to(DEVICE)
 n_params = sum(p.numel() for p in siamese.parameters())
 print(f"One f_theta with {n_params:,} parameters, shared by both inputs of every pair")
 

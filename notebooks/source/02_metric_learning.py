@@ -30,11 +30,10 @@
 # %%
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 
 from phys555_cl import config, distances, galaxies, plotting
 from phys555_cl import exercises as ex
-from phys555_cl.encoders import AsinhStretch
+from phys555_cl.encoders import small_embedder
 
 # %%
 S = config.sizes("02")
@@ -228,28 +227,9 @@ print(f"third point moved to 1.2: {batch_hard_triplet_loss(line, ab, 0.5).item()
 #
 # Mining needs several galaxies of each class in every batch, so we draw batches of
 # `S.per_class` galaxies from each of the seven classes (the "P x K" batches of Hermans et al.).
-# The embedding network is the $f_\theta$ of notebook 01: the asinh stretch, a small CNN and
-# a linear layer to 16 numbers, normalised to unit length (so the margin has a fixed meaning).
+# A quarter of the galaxies is kept aside to test the embedding.
 
 # %%
-class Embedder(nn.Module):
-    """The f_theta of notebook 01: x [B, 3, H, W] -> unit-length embedding [B, dim]."""
-
-    def __init__(self, width, dim=16):
-        super().__init__()
-        self.net = nn.Sequential(
-            AsinhStretch(),
-            nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(4 * width, dim),
-        )
-
-    def forward(self, x):
-        return nn.functional.normalize(self.net(x), dim=1)
-
-
 n_train = int(0.75 * len(images))
 train_classes, test_images, test_classes = classes[:n_train], images[n_train:], classes[n_train:]
 
@@ -263,6 +243,13 @@ def pk_batches(classes, per_class, n_batches, seed):
                          for m in members if len(m) > 0])
 
 
+# %% [markdown]
+# The embedding network is the $f_\theta$ of notebook 01, `encoders.small_embedder`: the asinh
+# stretch, a small CNN and a linear layer to 16 numbers, normalised to unit length (so the
+# margin has a fixed meaning). We judge an embedding by how often a test galaxy's nearest
+# neighbour has the same class; an untrained network gives the baseline.
+
+# %%
 @torch.no_grad()
 def embed(model, x, batch=256):
     model.eval()
@@ -275,10 +262,21 @@ def same_class_neighbour(z, classes):
     return float((classes[d.argmin(1)] == classes).float().mean())
 
 
+torch.manual_seed(0)
+z_before = embed(small_embedder(S.width, dim=16).to(DEVICE), test_images)
+print(f"untrained network: nearest test neighbour of the same class for "
+      f"{100 * same_class_neighbour(z_before, test_classes):.0f}% of test galaxies")
+
+# %% [markdown]
+# The training loop is notebook 01's, fed with P x K batches: a fresh network, Adam, and any
+# loss that takes the batch's embeddings and classes. It records the loss and the *spread*,
+# the mean distance between two embeddings of a batch.
+
+# %%
 def train(loss_fn, n_steps, desc):
-    """Train a fresh Embedder with loss_fn(z, y); return it and the loss / spread per step."""
+    """Train a fresh small_embedder with loss_fn(z, y); return it and the loss / spread per step."""
     torch.manual_seed(0)
-    model = Embedder(S.width).to(DEVICE)
+    model = small_embedder(S.width, dim=16).to(DEVICE)
     optimizer = torch.optim.Adam(model.parameters(), lr=S.lr)
     history = {"loss": [], "spread": []}
     for b in config.progress(list(pk_batches(train_classes, S.per_class, n_steps, seed=3)),
@@ -290,15 +288,9 @@ def train(loss_fn, n_steps, desc):
         loss.backward()
         optimizer.step()
         history["loss"].append(loss.item())
-        # the spread: mean distance between two embeddings of the batch
         history["spread"].append(float(distances.pairwise_distances(z.detach()).mean()))
     return model, history
 
-
-torch.manual_seed(0)
-z_before = embed(Embedder(S.width).to(DEVICE), test_images)
-print(f"untrained network: nearest test neighbour of the same class for "
-      f"{100 * same_class_neighbour(z_before, test_classes):.0f}% of test galaxies")
 
 # %% [markdown]
 # First with **your** batch-hard loss. Watch the *spread*, the mean distance between two

@@ -24,7 +24,6 @@
 
 # %%
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -39,7 +38,7 @@ from phys555_cl.galaxies import KIND_NAMES, simulate
 from phys555_cl.losses import nt_xent
 from phys555_cl.monitor import MONITOR_TASKS, RepresentationMonitor
 from phys555_cl.plotting import show_galaxies
-from phys555_cl.train import CONFIGS, load_checkpoint, train_simclr
+from phys555_cl.train import CONFIGS, load_pretrained
 
 # %%
 S = config.sizes("05")
@@ -239,20 +238,13 @@ print("kNN accuracy of h, untrained -> trained: " + ", ".join(
 # ## 5. Or load the model the course ships
 #
 # `data/pretrained/simclr_compact.pt` was made with exactly that command (see
-# `data/pretrained/README.md` for the command, its time and its scores). If it is missing (for
-# example in a copy of the notebook without the repository), we train a quick one instead.
+# `data/pretrained/README.md` for the command, its time and its scores).
+# `train.load_pretrained` loads it; if it is missing (for example in a copy of the notebook
+# without the repository) it trains a quick one on our galaxies instead. Notebook 06 starts
+# from the same call.
 
 # %%
-PRETRAINED = Path(config.data_dir()) / "pretrained" / "simclr_compact.pt"
-if PRETRAINED.exists():
-    pretrained, pretrained_config = load_checkpoint(PRETRAINED)
-    print(f"loaded {PRETRAINED.name}: {pretrained_config['encoder']} encoder, trained for "
-          f"{pretrained_config['epochs']} epochs on {pretrained_config['n_train']} galaxies of "
-          f"{pretrained_config['image_size']} px")
-else:
-    print(f"{PRETRAINED} not found: training a quick model instead (fast config).")
-    pretrained, _ = train_simclr("fast", images=train_images, epochs=1)
-    pretrained_config = {"image_size": S.image_size}
+pretrained, pretrained_config = load_pretrained(images=train_images)
 pretrained = pretrained.to(DEVICE).eval()
 
 # %% [markdown]

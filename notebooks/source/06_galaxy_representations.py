@@ -48,7 +48,7 @@ from phys555_cl.study import (
     label_efficiency,
     retrieval_on_test,
 )
-from phys555_cl.train import load_checkpoint, train_simclr
+from phys555_cl.train import load_pretrained
 
 # %%
 S = config.sizes("06")
@@ -68,17 +68,9 @@ print(f"fast mode: {S.fast}; {S.n_galaxies} held-out galaxies; device {DEVICE}")
 # (`galaxies.spectroscopic_completeness`, `galaxies.morphology_completeness`).
 
 # %%
-PRETRAINED = Path(config.data_dir()) / "pretrained" / "simclr_compact.pt"
-if PRETRAINED.exists():
-    model, model_config = load_checkpoint(PRETRAINED)
-    print(f"loaded the shipped model {PRETRAINED.name} ({model_config['encoder']} encoder, "
-          f"{model_config['image_size']} px)")
-else:  # a copy of the notebook without the repository's data folder
-    print(f"{PRETRAINED} not found: training a quick model instead (fast config)")
-    model, _ = train_simclr("fast", epochs=1)
-    model_config = None
+model, model_config = load_pretrained()  # the model of notebook 05 (see train.load_pretrained)
 model = model.to(DEVICE).eval()
-image_size = model_config["image_size"] if model_config else 32
+image_size = model_config["image_size"]
 images, labels = simulate(S.n_galaxies, size=image_size, seed=EVAL_SEED)
 h = embed(model, images, device=DEVICE)
 with torch.no_grad():
