@@ -82,20 +82,38 @@ N_CLASSES = {"smooth_or_featured": 2, "edge_on": 2, "odd": 2, "odd_feature": 4,
 RARE_KINDS = ("ring", "lens", "merger", "irregular", "disk_edge_on")
 
 #: Training recipe of every network trained on labels (supervised, fine-tune, distillation
-#: student), chosen on the validation populations (data/pretrained/README.md): the same step
-#: budget and batch for every arm; fine-tuning at a lower learning rate than training from
-#: scratch; soft targets at ``distill_temperature``.
+#: student), chosen on the validation populations (``benchmarks/choose_study_recipe.py``,
+#: data/pretrained/README.md): the same step budget, batch and learning rate for every arm
+#: (300 steps: 150 lost 3 points at 200 labels, 600 gained nothing at 20; fine-tuning at 2e-3
+#: scored 71.6 / 86.8% at 20 / 200 labels against 71.3 / 86.2% at 5e-4); soft targets at
+#: ``distill_temperature`` 1 (T = 2 tied at 70.8%).
 RECIPE = dict(
     steps=300,
     batch_size=64,
     supervised_lr=2e-3,
-    finetune_lr=5e-4,
+    finetune_lr=2e-3,
     distill_temperature=1.0,
     weight_decay=1e-4,
 )
 
-#: Default number of random labelled subsets per population and label count.
-REPEATS = 3
+#: Random labelled subsets per population for each label count (``"all"`` has one subset; a
+#: count not listed here gets ``DEFAULT_REPEATS``). Chosen on the validation populations so
+#: that the 95% interval of a paired difference over 4 populations is about +-1 point at 20
+#: labels (it took 18-21 pairs there: 5 subsets); at 200 labels 2-4 pairs were enough (2
+#: subsets, 8 pairs); at 5 labels +-1 would take 50-80 pairs, beyond the 30-minute budget, so
+#: it gets the 20 pairs of 20 labels (about +-2). See data/pretrained/README.md.
+REPEATS = {5: 5, 20: 5, 200: 2}
+DEFAULT_REPEATS = 3
+
+
+def subsets_for(count, repeats=REPEATS) -> int:
+    """How many labelled subsets ``count`` gets: ``repeats`` is one number for every count or
+    a ``{count: subsets}`` dict like :data:`REPEATS`; ``"all"`` always has one."""
+    if count == "all":
+        return 1
+    if isinstance(repeats, dict):
+        return repeats.get(count, DEFAULT_REPEATS)
+    return repeats
 
 
 def _seed(*parts) -> int:
@@ -489,7 +507,7 @@ def label_efficiency(
     methods=METHODS,
     tasks=tuple(TASKS),
     protocol: str = "random",
-    repeats: int = REPEATS,
+    repeats: int | dict = REPEATS,
     test_fraction: float = 0.5,
     recipe: dict | None = None,
     population=0,
@@ -500,9 +518,10 @@ def label_efficiency(
     """Every method fitted on the same labelled galaxies of one population, scored on its test part.
 
     The galaxies are split once into a probe-training part and a test part (``test_fraction``,
-    seeded by ``population``). For each label count, ``repeats`` random labelled subsets are
-    drawn (one for ``"all"``) and every method in ``methods`` (see :data:`METHODS`) is fitted
-    on exactly those labels. Each network trained gets its own initialisation seed.
+    seeded by ``population``). For each label count, ``subsets_for(count, repeats)`` random
+    labelled subsets are drawn (one for ``"all"``; see :data:`REPEATS`) and every method in
+    ``methods`` (see :data:`METHODS`) is fitted on exactly those labels. Each network trained
+    gets its own initialisation seed.
 
     Args:
         model: the trained SimCLR model (``load_checkpoint``).
@@ -538,7 +557,7 @@ def label_efficiency(
                          f"but only {short} galaxies may carry them; skipped")
             continue
         rng = np.random.default_rng(_seed("subsets", population, protocol, count))
-        for r in range(1 if count == "all" else repeats):
+        for r in range(subsets_for(count, repeats)):
             subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
             preds, no_labels, trained = pop.fit_subset(
                 subset, features, methods, rec, (count, r), seconds, progress)
@@ -561,7 +580,9 @@ def _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, reci
     """Refuse bad arguments of :func:`label_efficiency` by name; return the full recipe."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    check_int("repeats", repeats, 1)
+    per_count = repeats.items() if isinstance(repeats, dict) else [(None, repeats)]
+    for count, n in per_count:
+        check_int("repeats" if count is None else f"repeats[{count!r}]", n, 1)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     unknown = [t for t in tasks if t not in labels]
@@ -775,7 +796,7 @@ def payoff_study(
     eval_seeds=EVAL_SEEDS,
     n_galaxies: int = 2000,
     label_counts=LABEL_COUNTS,
-    repeats: int = REPEATS,
+    repeats: int | dict = REPEATS,
     protocol: str = "random",
     methods=METHODS,
     retrieval: bool = True,
@@ -817,7 +838,8 @@ def payoff_study(
     ret = _mean_retrieval(retrievals) if retrievals else {}
     seconds["total"] = time.perf_counter() - t0
     settings = {"eval_seeds": seeds, "n_galaxies": n_galaxies, "label_counts": list(label_counts),
-                "repeats": repeats, "protocol": protocol, "methods": list(methods),
+                "subsets": {str(c): subsets_for(c, repeats) for c in label_counts},
+                "protocol": protocol, "methods": list(methods),
                 "recipe": {**RECIPE, **(recipe or {})}, "image_size": config["image_size"]}
     return Study(table, ret, notes, seconds, settings)
 
@@ -874,8 +896,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="galaxies per population, half of them for the probes (default 2000)")
     p.add_argument("--labels", type=_count, nargs="+", default=list(LABEL_COUNTS), metavar="L",
                    help="labelled galaxies per task: whole numbers or 'all' (default 5 20 200 all)")
-    p.add_argument("--repeats", type=int, default=REPEATS, metavar="R",
-                   help=f"random labelled subsets per population and count (default {REPEATS})")
+    p.add_argument("--repeats", type=int, default=None, metavar="R",
+                   help="random labelled subsets per population and count (default: "
+                        + ", ".join(f"{n} for {c}" for c, n in REPEATS.items())
+                        + f", {DEFAULT_REPEATS} for other counts, 1 for all)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="random",
                    help="random: any galaxy may be labelled; survey: labels follow label_tier")
     p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M",
@@ -895,7 +919,7 @@ def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # every argument checked before anything is loaded
-    if args.repeats < 1:
+    if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.n_galaxies < 20:
         parser.error(f"--n-galaxies must be at least 20, got {args.n_galaxies}")
@@ -933,18 +957,26 @@ def main(argv=None) -> int:
         return 1
 
 
+def _subsets_text(counts, repeats) -> str:
+    """E.g. ``5: 5, 20: 5, 200: 2, all: 1`` for the CLI's header line."""
+    return ", ".join(f"{c}: {subsets_for(c, REPEATS if repeats is None else repeats)}"
+                     for c in counts)
+
+
 def _run(args) -> int:
     from phys555_cl.train import load_checkpoint
 
     t0 = time.perf_counter()
     model, cfg = load_checkpoint(args.checkpoint)
     study = payoff_study(model, cfg, eval_seeds=args.eval_seeds, n_galaxies=args.n_galaxies,
-                         label_counts=args.labels, repeats=args.repeats,
+                         label_counts=args.labels,
+                         repeats=REPEATS if args.repeats is None else args.repeats,
                          protocol=args.protocol, methods=args.methods,
                          retrieval=not args.no_retrieval, recipe={"steps": args.steps})
     print(f"{args.checkpoint}: protocol {args.protocol}; populations (simulator seeds) "
           f"{args.eval_seeds}, {args.n_galaxies} galaxies each (half to fit, half to score); "
-          f"{args.repeats} labelled subsets per count below 'all'; accuracies in %, averaged "
+          f"labelled subsets per count: {_subsets_text(args.labels, args.repeats)}; "
+          f"accuracies in %, averaged "
           f"over (population, subset); std: spread of the mean accuracy between them.\n")
     print(study)
     took = time.perf_counter() - t0

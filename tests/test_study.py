@@ -16,6 +16,7 @@ from phys555_cl.study import (
     label_pools,
     payoff_study,
     predict,
+    subsets_for,
     train_on_labels,
 )
 
@@ -192,3 +193,16 @@ def test_evaluate_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path
     assert {(r["labels"], r["method"]) for r in data["rows"]} >= {(8, m) for m in METHODS}
     assert any(c["method"] == "simclr + fine-tune + distill" for c in data["comparisons"])
     assert "minus supervised" in capsys.readouterr().out
+
+
+def test_each_label_count_gets_its_own_number_of_subsets(galaxies):
+    assert [subsets_for(c) for c in (5, 20, 200, 50, "all")] == [5, 5, 2, 3, 1]
+    assert [subsets_for(c, 4) for c in (5, "all")] == [4, 1]
+    images, labels = galaxies
+    table = label_efficiency(tiny_model(), images, labels, TINY, label_counts=(6, 10),
+                             repeats={6: 1, 10: 2}, methods=("raw pixels + linear",),
+                             progress=False)
+    assert sorted((r["labels"], r["subset"]) for r in table.records) == [(6, 0), (10, 0), (10, 1)]
+    with pytest.raises(ValueError, match=r"repeats\[10\] must be a positive integer"):
+        label_efficiency(tiny_model(), images, labels, TINY, label_counts=(10,),
+                         repeats={10: 0}, progress=False)
