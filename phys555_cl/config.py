@@ -235,4 +235,3 @@ def _dependencies_in_pyproject(path: str) -> list[str]:
         text = f.read()
     block = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.M | re.S)
     return re.findall(r"\"([^\"]+)\"", block.group(1)) if block else []
-
