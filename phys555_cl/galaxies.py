@@ -1,14 +1,21 @@
-"""A physically motivated galaxy simulator in torch: 3-band (g, r, z) stamps with Galaxy Zoo labels.
+"""A galaxy survey simulator in torch: a catalogue of galaxies, then 3-band (g, r, z) images.
 
 The lecture's example (Hayat et al. 2021) trains SimCLR on 3-band galaxy images and colours a
 UMAP of the representation by the Galaxy Zoo answers. This module makes such a sample offline,
-on CPU or GPU, as fast as a network can eat it::
+on CPU or GPU, as fast as a network can eat it, the way survey simulators are built: first a
+**catalogue** of physical galaxies that the survey selects, then an **observation** of them::
 
-    images, labels = simulate(1000, size=64, seed=0)
+    cat = catalogue(1000, seed=0)                 # dict of tensors, one row per galaxy
+    images, labels = observe(cat, size=64, seed=0)
+    images, labels = simulate(1000, size=64, seed=0)   # the two in a row
     images.shape                      # torch.Size([1000, 3, 64, 64]), float32 g, r, z
     labels["smooth_or_featured"]      # int64 [1000], 0 smooth, 1 features or disk
 
-What is in a stamp (read :func:`simulate` top to bottom, then the ``_render_*`` helpers):
+:func:`observe` renders whatever it is given, without any selection: move a galaxy to another
+redshift (``cat["redshift"][i] = 0.3``) and it dims as the luminosity distance and shrinks as
+the angular-diameter distance say; ``noise=False`` gives the same galaxies without sky noise.
+
+What is in a stamp (read :func:`catalogue`, then :func:`observe` and the ``_render_*`` helpers):
 
 - **Kinds.** Seven kinds of galaxy, drawn with :data:`KIND_PROBS`: smooth ellipticals,
   face-on disks (spiral arms with number, pitch and strength; 40% barred), edge-on disks
@@ -16,47 +23,64 @@ What is in a stamp (read :func:`simulate` top to bottom, then the ``_render_*`` 
   lenses (the "other" odd feature: a red elliptical bending a blue background galaxy into arcs,
   computed exactly with a singular isothermal sphere plus external shear), and mergers (two
   galaxies with tidal tails).
-- **Profiles.** Sersic bulges and ellipticals, exponential disks seen at an inclination ``i``
-  with an intrinsic thickness ``q0`` (projected axis ratio ``sqrt(cos^2 i + q0^2 sin^2 i)``).
-  Every component is normalised analytically to its total flux.
-- **Redshift.** ``z`` sets the angular size through the angular-diameter distance and the
-  flux through the luminosity distance (astropy ``Planck18``), so surface brightness dims as
-  ``(1 + z)^-4``; colours redden with ``z`` (a crude k-correction). The sample is an imaging
-  survey: apparent magnitude ``r < 19.5`` (:data:`IMAGING_LIMIT`) and an apparent size cut, so
-  distant galaxies are intrinsically brighter and larger (Malmquist bias) but still smaller on
-  the sky.
+- **Population.** Redshifts uniform in comoving volume (Planck18) for ``0.01 < z < 0.45``;
+  absolute magnitudes ``M_r`` from a Schechter luminosity function (Blanton et al. 2003,
+  ``M* = -21.29`` for h = 0.677, alpha = -1.05) between :data:`ABS_MAG_RANGE`; half-light radii
+  in kpc from the size-luminosity relations of Shen et al. (2003) (steeper for ellipticals),
+  with 0.17 dex of scatter. No luminosity or size evolution and no k-correction of the r-band
+  flux (the r-band k-correction of a red galaxy is 0.1-0.3 mag at these redshifts): stated, so
+  that the flux and size of a galaxy follow the distances exactly.
+- **Redshift.** The r-band flux follows the luminosity distance, ``mag_r = M_r + DM(z)``, and
+  the angular size the angular-diameter distance, ``R_e["] = R_e[kpc] / (kpc per arcsec)``, so
+  surface brightness dims as ``(1 + z)^-4``; colours redden with ``z`` (observed-frame colour
+  tracks, :data:`_COLOURS`).
+- **Selection.** The survey is an imaging survey: a galaxy enters the catalogue only if its
+  total r magnitude is ``r < 19.5`` (:data:`IMAGING_LIMIT`) and its half-light radius lies in
+  :data:`SIZE_WINDOW` (resolved, and inside the stamp). Galaxies outside are not clamped but
+  left out, and the block draws again, so number counts, the redshift distribution and the
+  Malmquist bias (distant galaxies in the sample are the luminous ones) come out of the model.
+- **Photometry.** ``mag_r`` is what a photometrist measures: the total observed r-band flux of
+  the system, dust lane, merger companion, tidal tails and lensed arcs included. Each kind
+  splits that flux among its components.
 - **Labels follow the survey selection** (``label_tier``). As in SDSS, spectra are taken of the
   brighter galaxies only (main sample ``r < 17.77``, :data:`SPEC_LIMIT`) and visual
-  morphologies exist for the brighter still (:data:`MORPHOLOGY_LIMIT`), while the imaging goes
-  deeper: :func:`spectroscopic_completeness` and :func:`morphology_completeness` give the
-  probability of each label at a magnitude (smooth edges, not hard cuts), so most galaxies have
-  no label, and the labelled ones are the bright, nearby, large ones.
-- **Colours.** Bulges, ellipticals and bars are red; disks bluer; arms, rings, clumps and
-  lensed sources blue.
+  morphologies exist for the brighter still (Galaxy Zoo 2, ``r < 17.0``,
+  :data:`MORPHOLOGY_LIMIT`), while the imaging goes deeper:
+  :func:`spectroscopic_completeness` and :func:`morphology_completeness` give the probability
+  of each label at a magnitude (smooth edges, not hard cuts).
+- **Profiles.** Sersic bulges and ellipticals rendered as pixel integrals (2x2 Gauss-Legendre
+  points per pixel, with the light of the cusp inside one pixel put in analytically), which
+  agrees with GalSim (``benchmarks/validate_simulator.py``); exponential disks seen at an
+  inclination ``i`` with an intrinsic thickness ``q0`` (projected axis ratio
+  ``sqrt(cos^2 i + q0^2 sin^2 i)``). Every component is normalised analytically.
 - **Observation.** A per-band, per-galaxy Gaussian PSF (FWHM 0.6-1.2 arcsec in r, wider in g,
-  sharper in z), Gaussian sky noise with a per-galaxy depth (for speed, read at random offsets
-  from a fixed bank of 4 million normal numbers, with a random sign), a position jitter of
-  about 1.5 arcsec, random orientation, and sometimes a neighbouring galaxy or a star.
+  sharper in z), Gaussian sky noise set by a per-galaxy 5-sigma point-source depth around
+  DECaLS DR9's (:data:`PSF_DEPTH`, r = 23.3-24.1), the same in the sky at any sampling, a
+  position jitter of about 1.5 arcsec, random orientation, and sometimes a neighbouring galaxy
+  or a star.
 
 Units: the field of view is :data:`FIELD_ARCSEC` arcsec whatever ``size`` is (``size`` only
 sets the sampling); pixel values are surface brightness in nanomaggies per arcsec^2
-(``mag = 22.5 - 2.5 log10(flux)``), so the same galaxy has the same pixel values at any size.
-They span orders of magnitude: normalise (e.g. :func:`asinh_stretch`) before a network.
+(``mag = 22.5 - 2.5 log10(flux)``), so the same galaxy has the same pixel values at any size,
+and the sky noise per pixel is ``sky_sigma / pixel_scale`` (a survey's noise per unit area).
 
 Determinism: galaxies are made in blocks of :data:`BLOCK` galaxies. Block ``b`` draws all its
-random numbers from its own ``torch.Generator`` seeded from ``(seed, b)`` and is always
-rendered at full block size, so galaxy ``i`` depends only on ``(seed, i)`` (and the device):
+random numbers from its own ``torch.Generator`` seeded from ``(seed, b)`` and is always drawn
+at full block size, so galaxy ``i`` depends only on ``(seed, i)`` (and the device):
 ``simulate(100, seed=s)`` equals the first 100 galaxies of ``simulate(1000, seed=s)``.
 
 References: Sersic (1963); Freeman (1970) exponential disks; Hubble (1926) thick-disk axis
-ratios; Kormann et al. (1994) isothermal lenses; Willett et al. (2013), Walmsley et al. (2022)
-Galaxy Zoo decision trees; Hayat et al. (2021) self-supervised learning on SDSS galaxies.
+ratios; Schechter (1976), Blanton et al. (2003) luminosity function; Shen et al. (2003) sizes;
+Strauss et al. (2002) SDSS main sample; Willett et al. (2013), Walmsley et al. (2022) Galaxy
+Zoo; Kormann et al. (1994) isothermal lenses; Dey et al. (2019) the Legacy Surveys (DECaLS);
+Rowe et al. (2015) GalSim; Hayat et al. (2021) self-supervised learning on SDSS galaxies.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -65,8 +89,11 @@ import torch
 from phys555_cl._checks import check_int
 
 __all__ = [
+    "catalogue",
+    "observe",
     "simulate",
     "asinh_stretch",
+    "CATALOGUE_COLUMNS",
     "KIND_NAMES",
     "KIND_PROBS",
     "LABEL_KEYS",
@@ -75,10 +102,14 @@ __all__ = [
     "BLOCK",
     "ODD_FEATURE_NAMES",
     "IMAGING_LIMIT",
+    "SIZE_WINDOW",
     "SPEC_LIMIT",
     "MORPHOLOGY_LIMIT",
+    "ABS_MAG_RANGE",
+    "PSF_DEPTH",
     "spectroscopic_completeness",
     "morphology_completeness",
+    "pixel_noise",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -93,11 +124,11 @@ BLOCK = 128
 FIELD_ARCSEC = 32.0
 
 #: ``redshift_high`` is ``redshift >= REDSHIFT_THRESHOLD`` (about the median of the sample).
-REDSHIFT_THRESHOLD = 0.12
+REDSHIFT_THRESHOLD = 0.18
 
 #: The kinds of galaxy the simulator draws, in the order of their integer code (``labels["kind"]``).
 KIND_NAMES = ("smooth", "disk_face_on", "disk_edge_on", "ring", "irregular", "lens", "merger")
-#: Probability of each kind in :data:`KIND_NAMES` order.
+#: Probability of each kind in :data:`KIND_NAMES` order, before the survey's selection.
 KIND_PROBS = (0.34, 0.24, 0.12, 0.075, 0.075, 0.075, 0.075)
 
 SMOOTH, FACE_ON, EDGE_ON, RING, IRREGULAR, LENS, MERGER = range(7)
@@ -118,61 +149,104 @@ LABEL_KEYS = (
     "label_tier",
 )
 
-#: Depth of the imaging survey, r band: every simulated galaxy is brighter than this.
+#: Depth of the imaging survey, r band: every catalogued galaxy is brighter than this.
 IMAGING_LIMIT = 19.5
+#: The apparent half-light radii (arcsec) the survey keeps: resolved by the seeing, and small
+#: enough for the stamp.
+SIZE_WINDOW = (1.0, 8.0)
 #: Spectroscopic target limit, r band (SDSS main galaxy sample, Strauss et al. 2002).
 SPEC_LIMIT = 17.77
-#: Visual morphologies (Galaxy Zoo style) are reliable only for the brighter galaxies.
-MORPHOLOGY_LIMIT = 16.0
+#: Visual morphologies: the Galaxy Zoo 2 main sample is r < 17.0 (Willett et al. 2013).
+MORPHOLOGY_LIMIT = 17.0
+#: Absolute r magnitudes of the population (fainter dwarfs are not modelled).
+ABS_MAG_RANGE = (-23.5, -18.5)
+#: 5-sigma r-band point-source depth of the imaging, drawn uniformly per galaxy (DECaLS DR9:
+#: median psfdepth_r about 23.7; Dey et al. 2019).
+PSF_DEPTH = (23.3, 24.1)
 _SPEC_COMPLETENESS = 0.95  # fraction of targets brighter than the limit with a good spectrum
 _SPEC_EDGE = 0.1  # mag: width of the soft spectroscopic edge (photometric scatter of the cut)
 _MORPHOLOGY_EDGE = 0.25  # mag: width of the soft morphology edge
-_Z_RANGE = (0.01, 0.45)  # redshifts of the sample (Beta(2, 5) between the two)
+_Z_RANGE = (0.01, 0.45)  # redshifts of the population (uniform in comoving volume)
+_SCHECHTER = (-21.29, -1.05)  # M* (h = 0.677) and alpha, r band (Blanton et al. 2003)
+# size-luminosity: R_e = R0 * 10^(-0.4 * beta * (M_r + 21)) kpc (Shen et al. 2003, slopes
+# 0.26 for late and 0.65 for early types, R_e of 5 and 4 kpc at M_r = -21), scatter in dex
+_SIZE_LATE, _SIZE_EARLY, _SIZE_SCATTER = (5.0, 0.26), (4.0, 0.65), 0.17
 _PSF_FWHM = (0.6, 1.2)  # r-band seeing range, arcsec
 _BAND_PSF = (1.08, 1.0, 0.92)  # seeing scales roughly as wavelength^-0.2: g wider, z sharper
 _BAND_NOISE = (0.8, 1.0, 1.6)  # relative sky noise in g, r, z
-_SKY_SIGMA = (0.015, 0.06)  # r-band sky noise per pixel, nanomaggies / arcsec^2
-_SIZE_RANGE = (1.5, 7.0)  # the apparent half-light radii the selection keeps, arcsec
+_CANDIDATES = 16  # candidate galaxies drawn per round, per catalogue row (selection keeps ~8%)
 
-# (g - r, r - z) colours at z = 0 and their reddening per unit redshift
+# Observed-frame (g - r, r - z) colours at z = 0 and their change per unit redshift. The bulge
+# (passive) track follows the red sequence in DECam g r z: g - r about 0.77 at z = 0.05, 1.0 at
+# 0.15 and 1.4 at 0.3, r - z about 0.75 at z = 0.05 (the reference table is in
+# benchmarks/validate_simulator.py); disks and star-forming parts are bluer and redden slower.
 _COLOURS = {
-    "bulge": ((0.80, 0.42), (3.0, 1.2)),
-    "bar": ((0.70, 0.38), (3.0, 1.2)),
-    "disk": ((0.50, 0.30), (2.0, 1.0)),
-    "young": ((0.20, 0.08), (1.5, 0.8)),
-    "tail": ((0.40, 0.25), (2.0, 1.0)),
+    "bulge": ((0.66, 0.70), (2.4, 1.1)),
+    "bar": ((0.60, 0.65), (2.4, 1.1)),
+    "disk": ((0.45, 0.45), (1.6, 0.8)),
+    "young": ((0.20, 0.15), (1.2, 0.6)),
+    "tail": ((0.40, 0.35), (1.6, 0.8)),
     "source": ((0.15, 0.05), (0.0, 0.0)),  # the lensed source sits at z ~ 1 whatever the lens
 }
 
+#: The catalogue's columns (see :func:`catalogue` and data/README.md for units).
+CATALOGUE_COLUMNS = (
+    "kind", "redshift", "abs_mag_r", "half_light_radius_kpc", "mag_r", "half_light_radius",
+    "sersic_n", "axis_ratio", "position_angle", "center_x", "center_y", "inclination",
+    "thickness", "bulge_fraction", "bulge_size", "n_arms", "pitch_angle", "arm_strength",
+    "arm_phase", "chirality", "bar", "bar_fraction", "bar_length", "bar_angle", "bar_q",
+    "ring_radius", "ring_width", "ring_fraction", "clump_xy", "clump_size", "clump_flux",
+    "irr_offset", "dust_tau", "primary_smooth", "comp_sep", "comp_angle", "comp_ratio",
+    "comp_size", "tail_fraction", "einstein_radius", "source_offset", "source_size", "shear",
+    "source_fraction", "colour_jitter", "psf_fwhm", "psf_depth", "sky_sigma", "neighbour",
+    "neighbour_xy", "neighbour_dmag", "neighbour_re", "neighbour_colour", "star", "star_xy",
+    "star_mag", "star_colour", "label_tier",
+)
+
 
 # --------------------------------------------------------------------------------------------
-# Cosmology: a lookup table from astropy, interpolated in torch
+# Cosmology and the population: lookup tables from astropy, interpolated in torch
 # --------------------------------------------------------------------------------------------
 
-_COSMO_CACHE: dict = {}
+_TABLES: dict = {}
 
 
-def _cosmology_table(device: torch.device):
-    """Return (z grid, distance modulus, kpc per arcsec) tensors on ``device`` (Planck18)."""
+def _tables(device: torch.device) -> dict:
+    """Planck18 distances on a redshift grid, the inverse cumulative comoving volume and the
+    inverse cumulative Schechter function, as float32 tensors on ``device`` (built once)."""
     key = str(device)
-    if key not in _COSMO_CACHE:
-        from astropy.cosmology import Planck18
+    if key not in _TABLES:
+        from astropy.cosmology import Planck18  # deferred: astropy takes a second to import
 
         z = np.linspace(0.001, 1.0, 2000)
         dm = Planck18.distmod(z).value
         kpc = Planck18.kpc_proper_per_arcmin(z).value / 60.0
-        _COSMO_CACHE[key] = tuple(
-            torch.as_tensor(a, dtype=torch.float32, device=device) for a in (z, dm, kpc)
-        )
-    return _COSMO_CACHE[key]
+        zv = np.linspace(*_Z_RANGE, 1000)
+        volume = Planck18.comoving_volume(zv).value
+        mags = np.linspace(*ABS_MAG_RANGE, 1000)
+        m_star, alpha = _SCHECHTER
+        x = 10 ** (-0.4 * (mags - m_star))
+        cdf = np.cumsum(x ** (alpha + 1) * np.exp(-x))
+        tables = dict(z=z, dm=dm, kpc=kpc,
+                      volume_cdf=(volume - volume[0]) / (volume[-1] - volume[0]), volume_z=zv,
+                      lf_cdf=(cdf - cdf[0]) / (cdf[-1] - cdf[0]), lf_mag=mags)
+        _TABLES[key] = {k: torch.as_tensor(v, dtype=torch.float32, device=device)
+                        for k, v in tables.items()}
+    return _TABLES[key]
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
     """Linear interpolation of ``fp(xp)`` at ``x`` (``xp`` increasing), like ``np.interp``."""
-    i = torch.searchsorted(xp, x.clamp(xp[0], xp[-1])).clamp(1, len(xp) - 1)
+    i = torch.searchsorted(xp, x.clamp(xp[0], xp[-1]).contiguous()).clamp(1, len(xp) - 1)
     x0, x1 = xp[i - 1], xp[i]
-    w = (x - x0) / (x1 - x0)
+    w = ((x - x0) / (x1 - x0).clamp(min=1e-12)).clamp(0.0, 1.0)
     return fp[i - 1] + w * (fp[i] - fp[i - 1])
+
+
+def _distances(z: torch.Tensor):
+    """Distance modulus (luminosity distance) and kpc per arcsec (angular-diameter distance)."""
+    t = _tables(z.device)
+    return _interp(z, t["z"], t["dm"]), _interp(z, t["z"], t["kpc"])
 
 
 _NOISE_BANK: dict = {}
@@ -194,9 +268,11 @@ def _noise_bank(device: torch.device) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _block_generator(seed: int, block: int, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` whose stream depends only on ``(seed, block)``."""
-    state = np.random.SeedSequence([seed, block]).generate_state(1, dtype=np.uint64)[0]
+def _block_generator(seed: int, block: int, device: torch.device, stream: int = 0):
+    """A generator on ``device`` whose stream depends only on ``(seed, block, stream)``
+    (stream 0: the catalogue, 1: the observation's noise)."""
+    words = [seed, block] if stream == 0 else [seed, block, stream]
+    state = np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]
     gen = torch.Generator(device=device)
     gen.manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
     return gen
@@ -246,68 +322,81 @@ def _colour(name: str, z: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
     return torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.4 * rz)], dim=1)
 
 
-def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
-    """Draw every parameter of ``BLOCK`` galaxies. Every draw happens for every galaxy, in a
-    fixed order, whatever its kind, so the stream never depends on earlier outcomes."""
-    d = _Draw(gen, device)
-    p: dict = {}
+def _smooth_like(k: torch.Tensor) -> torch.Tensor:
+    return (k == SMOOTH) | (k == LENS)
+
+
+def _apparent(p: dict) -> None:
+    """The apparent magnitude and size of each row from its physical ones and its redshift."""
+    dm, kpc_per_arcsec = _distances(p["redshift"])
+    p["mag_r"] = p["abs_mag_r"] + dm
+    p["half_light_radius"] = p["half_light_radius_kpc"] / kpc_per_arcsec
+
+
+def _draw_population(gen: torch.Generator, device: torch.device) -> dict:
+    """``BLOCK`` galaxies that pass the survey's selection: kind, redshift, luminosity, size.
+
+    Candidates are drawn in rounds of ``_CANDIDATES * BLOCK`` (redshift uniform in comoving
+    volume, M_r from the Schechter function, R_e from the size-luminosity relation of the
+    kind); those inside the imaging limit and the size window are kept, in order, until the
+    block is full. Everything comes from ``gen``, so the block depends only on its seed.
+    """
+    t = _tables(device)
     probs = torch.tensor(KIND_PROBS, device=device).cumsum(0)
-    p["kind"] = torch.bucketize(d.u(), probs[:-1], right=True)
-    _sample_distance_and_size(d, p, device)
+    kept: list[dict] = []
+    n_kept = 0
+    for _ in range(1000):
+        m = _CANDIDATES * BLOCK
+        u = torch.rand((3, m), generator=gen, device=device)
+        scatter = torch.randn(m, generator=gen, device=device)
+        c = {"kind": torch.bucketize(u[0], probs[:-1], right=True),
+             "redshift": _interp(u[1], t["volume_cdf"], t["volume_z"]),
+             "abs_mag_r": _interp(u[2], t["lf_cdf"], t["lf_mag"])}
+        early = _smooth_like(c["kind"])
+        r0 = torch.where(early, _SIZE_EARLY[0], _SIZE_LATE[0])
+        beta = torch.where(early, _SIZE_EARLY[1], _SIZE_LATE[1])
+        log_r = torch.log10(r0) - 0.4 * beta * (c["abs_mag_r"] + 21.0) + _SIZE_SCATTER * scatter
+        log_r = torch.where(c["kind"] == IRREGULAR, log_r - 0.1, log_r)  # irregulars: smaller
+        c["half_light_radius_kpc"] = 10**log_r
+        _apparent(c)
+        ok = ((c["mag_r"] < IMAGING_LIMIT) & (c["half_light_radius"] > SIZE_WINDOW[0])
+              & (c["half_light_radius"] < SIZE_WINDOW[1]))
+        idx = torch.nonzero(ok).squeeze(1)[:BLOCK - n_kept]
+        kept.append({key: val[idx] for key, val in c.items()})
+        n_kept += len(idx)
+        if n_kept == BLOCK:
+            return {key: torch.cat([k[key] for k in kept]) for key in kept[0]}
+    raise RuntimeError("galaxies: the selection kept too few candidates; check SIZE_WINDOW, "
+                       "IMAGING_LIMIT and ABS_MAG_RANGE")
+
+
+def _sample_block(gen: torch.Generator, device: torch.device) -> dict:
+    """Draw every parameter of ``BLOCK`` catalogued galaxies. The population (with its
+    selection) comes first; every later draw happens for every galaxy, in a fixed order,
+    whatever its kind, so the stream never depends on earlier outcomes."""
+    p = _draw_population(gen, device)
+    d = _Draw(gen, device)
     _sample_shape(d, p)
     _sample_structure(d, p, device)
     _sample_observation(d, p)
     return p
 
 
-def _smooth_like(k: torch.Tensor) -> torch.Tensor:
-    return (k == SMOOTH) | (k == LENS)
-
-
-def _sample_distance_and_size(d: _Draw, p: dict, device: torch.device) -> None:
-    """Redshift, luminosity (flux-limited), apparent and physical size."""
-    k = p["kind"]
-    # redshift from a Beta(2, 5) (ratio of Gamma(2) and Gamma(5) variates) on _Z_RANGE
-    g2 = -torch.log(d.u(1e-7, 1.0, 2)).sum(1)
-    g5 = -torch.log(d.u(1e-7, 1.0, 5)).sum(1)
-    z = _Z_RANGE[0] + (_Z_RANGE[1] - _Z_RANGE[0]) * g2 / (g2 + g5)
-    p["redshift"] = z
-    zt, dm_t, kpc_t = _cosmology_table(device)
-    dm = _interp(z, zt, dm_t)
-    kpc_per_arcsec = _interp(z, zt, kpc_t)
-
-    # luminosity, then the imaging flux limit: too faint galaxies would not be in the catalogue
-    absmag = -20.8 + 0.9 * d.n()
-    absmag = torch.minimum(absmag, IMAGING_LIMIT - dm - 0.6 * d.u())
-    p["abs_mag_r"] = absmag
-    p["mag_r"] = absmag + dm
-    # size: a size-luminosity relation, then the apparent-size selection (a smooth squash of
-    # log size into _SIZE_RANGE, monotonic, so farther galaxies stay smaller on the sky)
-    r_kpc = 3.0 * 10 ** (-0.12 * (absmag + 20.8) + 0.12 * d.n())
-    r_ang = r_kpc / kpc_per_arcsec
-    lo, hi = math.log(_SIZE_RANGE[0]), math.log(_SIZE_RANGE[1])
-    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    r_ang = torch.exp(mid + half * torch.tanh((torch.log(r_ang) - mid) / half))
-    r_ang = torch.where(_smooth_like(k), 0.75 * r_ang, r_ang)  # ellipticals are more compact
-    r_ang = torch.where(k == IRREGULAR, 0.8 * r_ang, r_ang)
-    p["half_light_radius"] = r_ang
-    p["half_light_radius_kpc"] = r_ang * kpc_per_arcsec
-
-
 def _sample_shape(d: _Draw, p: dict) -> None:
     """Orientation, inclination, thickness, profile and the bulge's share of the light."""
     k = p["kind"]
     smooth_like = _smooth_like(k)
-    # geometry
     p["position_angle"] = d.u(0.0, math.pi)
-    p["center"] = 1.5 * d.n(2).clamp(-2.0, 2.0)
+    center = 1.5 * d.n(2).clamp(-2.0, 2.0)
+    p["center_x"], p["center_y"] = center[:, 0], center[:, 1]
     cos_face = d.u(math.cos(math.radians(65.0)), 1.0)
     inc_edge = d.u(math.radians(81.0), math.radians(90.0))
     inc = torch.where(k == EDGE_ON, inc_edge, torch.arccos(cos_face))
     inc = torch.where(k == RING, torch.arccos(d.u(math.cos(math.radians(50.0)), 1.0)), inc)
     p["inclination"] = inc
     p["thickness"] = d.u(0.12, 0.22)
-    p["smooth_q"] = d.u(0.35, 1.0) ** 0.7  # a few cigars, mostly round
+    # projected axis ratios of ellipticals from E0 to E7 (q = 0.3), mostly round
+    p["axis_ratio"] = 1.0 - 0.7 * d.u() ** 1.5
     p["sersic_n"] = torch.where(smooth_like, d.u(2.5, 5.5), d.u(1.0, 3.0))
 
     # light budget
@@ -325,13 +414,11 @@ def _sample_structure(d: _Draw, p: dict, device: torch.device) -> None:
     """Arms, bars, rings, clumps, dust, merger companions and tails, lens configurations."""
     k = p["kind"]
     # spiral arms
-    p["n_arms"] = torch.bucketize(d.u(), torch.tensor([0.1, 0.75, 0.9], device=device)) + 1
+    n_arms = torch.bucketize(d.u(), torch.tensor([0.1, 0.75, 0.9], device=device)) + 1
     p["pitch_angle"] = d.u(math.radians(10.0), math.radians(30.0))
     p["arm_strength"] = d.u(0.35, 0.8)
     p["arm_phase"] = d.u(0.0, 2 * math.pi)
     p["chirality"] = torch.where(d.u() < 0.5, -1.0, 1.0)
-    has_arms = (k == FACE_ON) | (k == EDGE_ON) | (k == MERGER)
-    p["n_arms"] = torch.where(has_arms & (k != EDGE_ON), p["n_arms"], torch.zeros_like(k))
     # bars
     p["bar"] = (((k == FACE_ON) & (d.u() < 0.4)) | ((k == RING) & (d.u() < 0.5))).long()
     p["bar_fraction"] = d.u(0.10, 0.25)
@@ -342,36 +429,42 @@ def _sample_structure(d: _Draw, p: dict, device: torch.device) -> None:
     p["ring_radius"] = d.u(1.0, 1.7)  # / galaxy R_e
     p["ring_width"] = d.u(0.08, 0.16)
     p["ring_fraction"] = d.u(0.35, 0.6)
-    # clumps (irregulars, rings, arms): positions in units of R_e, sizes, flux shares
+    # clumps (irregulars): positions in units of R_e, sizes, flux shares
     p["clump_xy"] = 0.6 * d.n(8, 2)
     p["clump_size"] = d.u(0.08, 0.25, 8)
     p["clump_flux"] = d.u(0.2, 1.0, 8)
     p["irr_offset"] = 0.3 * d.n(2)
     # dust lanes of edge-on disks
     p["dust_tau"] = d.u(1.5, 3.0)
-    # mergers: a companion and tidal tails
+    # mergers: a companion and tidal tails; the primary is an elliptical 40% of the time
     p["comp_sep"] = d.u(0.9, 1.8)  # / R_e
     p["comp_angle"] = d.u(0.0, 2 * math.pi)
-    p["comp_ratio"] = d.u(0.35, 1.0)
+    p["comp_ratio"] = d.u(0.35, 1.0)  # companion flux / primary flux
     p["comp_size"] = d.u(0.5, 0.9)
-    p["tail_fraction"] = d.u(0.25, 0.45)
-    p["primary_smooth"] = d.u() < 0.4
-    # lenses: Einstein radius, source offset and size, shear, flux
+    p["tail_fraction"] = d.u(0.15, 0.3)  # share of the system's light in the tails
+    p["primary_smooth"] = (d.u() < 0.4).long()
+    # arms are drawn in face-on disks and in the disk of a merger whose primary is a disk
+    has_arms = (k == FACE_ON) | ((k == MERGER) & (p["primary_smooth"] == 0))
+    p["n_arms"] = torch.where(has_arms, n_arms, torch.zeros_like(k))
+    # lenses: Einstein radius (arcsec), source offset and size, shear, share of the light
     theta_e = (d.u(1.1, 1.7) * p["half_light_radius"]).clamp(2.2, 5.0)
     p["einstein_radius"] = torch.where(k == LENS, theta_e, -torch.ones(BLOCK, device=device))
     p["source_offset"] = d.u(-0.5, 0.5, 2)  # / Einstein radius
     p["source_size"] = d.u(0.08, 0.2)  # / Einstein radius
     p["shear"] = d.u(-0.08, 0.08, 2)
-    p["source_fraction"] = d.u(0.2, 0.4)
+    p["source_fraction"] = d.u(0.2, 0.4)  # share of the system's observed light in the arcs
 
 
 def _sample_observation(d: _Draw, p: dict) -> None:
-    """Colour jitter, seeing, sky noise, neighbours and stars, and the survey's label tier."""
-    # colours (jitter per component)
+    """Colour jitter, seeing, depth, neighbours and stars, and the survey's label tier."""
     p["colour_jitter"] = d.n(6, 2)
-    # observation
     p["psf_fwhm"] = d.u(*_PSF_FWHM)
-    p["sky_sigma"] = d.logu(*_SKY_SIGMA)
+    p["psf_depth"] = d.u(*PSF_DEPTH)
+    # the r-band sky noise in a 1 arcsec^2 patch that gives this 5-sigma depth for a Gaussian
+    # PSF (noise-equivalent area 4 pi sigma^2)
+    sigma_psf = p["psf_fwhm"] / 2.3548
+    flux_5sigma = 10 ** (-0.4 * (p["psf_depth"] - 22.5))
+    p["sky_sigma"] = flux_5sigma / 5 / (math.sqrt(4 * math.pi) * sigma_psf)
     p["neighbour"] = (d.u() < 0.3).long()
     p["neighbour_xy"] = d.u(0.0, 1.0, 2)
     p["neighbour_dmag"] = d.u(1.0, 3.5)
@@ -403,12 +496,24 @@ def spectroscopic_completeness(mag_r: torch.Tensor) -> torch.Tensor:
 def morphology_completeness(mag_r: torch.Tensor) -> torch.Tensor:
     """Probability that a galaxy *with a spectrum* also has a visual morphology.
 
-    ``1 / (1 + exp((mag_r - MORPHOLOGY_LIMIT) / 0.25))``: volunteers and experts classify
-    reliably only the brighter, better resolved galaxies. ``label_tier`` is 2 with probability
-    ``spectroscopic_completeness * morphology_completeness``, 1 with the rest of
+    ``1 / (1 + exp((mag_r - MORPHOLOGY_LIMIT) / 0.25))``: the Galaxy Zoo 2 main sample is the
+    SDSS galaxies brighter than ``r = 17.0`` (Willett et al. 2013). ``label_tier`` is 2 with
+    probability ``spectroscopic_completeness * morphology_completeness``, 1 with the rest of
     ``spectroscopic_completeness``, else 0. Shape: ``[N] -> [N]``.
     """
     return torch.sigmoid((MORPHOLOGY_LIMIT - mag_r) / _MORPHOLOGY_EDGE)
+
+
+def pixel_noise(labels_or_catalogue: dict, size: int) -> torch.Tensor:
+    """The sky noise per pixel of each galaxy's stamp at ``size`` pixels, per band, in the
+    pixel units (nanomaggies per arcsec^2): ``sky_sigma * band factor / pixel_scale``.
+
+    The sky's noise in a fixed area does not depend on the sampling, so the 5-sigma depth of a
+    stamp is the same at any ``size``. Shape: ``[N] -> [N, 3]`` (g, r, z).
+    """
+    sky = labels_or_catalogue["sky_sigma"]
+    band = torch.tensor(_BAND_NOISE, device=sky.device, dtype=sky.dtype)
+    return sky[:, None] * band / (FIELD_ARCSEC / size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,23 +526,23 @@ def _b_n(n: torch.Tensor) -> torch.Tensor:
     return 2 * n - 1 / 3 + 4 / (405 * n) + 46 / (25515 * n**2)
 
 
-def _sersic(x, y, re, n, q, soft):
-    """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes.
+def _sersic_log_norm(re, n, q, b):
+    """log of the total flux of ``exp(-b_n ((r / R_e)^(1/n) - 1))`` over the plane (r the
+    elliptical radius, axis ratio q): ``2 pi q R_e^2 n e^b Gamma(2n) / b^(2n)``."""
+    return (torch.log(2 * math.pi * q * re**2 * n) + b + torch.lgamma(2 * n)
+            - 2 * n * torch.log(b))
 
-    ``I(r) = I_e exp(-b_n ((r / R_e)^(1/n) - 1))`` with ``r`` the elliptical radius (axis ratio
-    ``q``) softened by ``soft`` (about the pixel size, so cusps are not aliased):
-    ``r^2 -> r^2 + soft^2``. Softening moves the light inside ``soft`` out of the image: with
-    ``rho^2 = r^2 + soft^2`` the softened profile holds exactly the light of the true one
-    outside ``soft``, ``1 - P(2n, b_n (soft / R_e)^(1/n))``, which we divide out, so the total
-    flux stays exact at any sampling.
+
+def _sersic(x, y, re, n, q, soft):
+    """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes,
+    sampled at those points with the radius softened by ``soft`` (``r^2 -> r^2 + soft^2``, the
+    light inside ``soft`` divided out so the total stays exact). Used for bars (n = 0.5, smooth
+    on the pixel scale); bulges, ellipticals and other cusps use :meth:`_Canvas.add_sersic`.
     """
     re, n, q = re[:, None, None], n[:, None, None], q[:, None, None]
     b = _b_n(n)
     inside = torch.special.gammainc(2 * n, b * (soft / re) ** (1 / n))
-    log_norm = (torch.log(2 * math.pi * q * re**2 * n) + b + torch.lgamma(2 * n)
-                - 2 * n * torch.log(b) + torch.log1p(-inside))
-    # (r / re)^(1/n) as exp(log(r^2 / re^2) / 2n), cheaper than a pow with a tensor exponent;
-    # in-place steps keep the working set small
+    log_norm = _sersic_log_norm(re, n, q, b) + torch.log1p(-inside)
     r2 = torch.addcmul((x * x).mul_(1 / re**2), y * y, 1 / (q * re) ** 2).add_(soft**2 / re**2)
     t = r2.log_().mul_(0.5 / n).exp_()
     return t.mul_(-b).add_(b - log_norm).exp_()
@@ -466,13 +571,32 @@ def _gaussian(x, y, sigma):
     return torch.exp(-0.5 * (x**2 + y**2) / sigma**2) / (2 * math.pi * sigma**2)
 
 
+# 2x2 Gauss-Legendre points of a pixel, in pixels from its centre (weights 1/4 each)
+_GL2 = tuple((sx * 0.5 / math.sqrt(3), sy * 0.5 / math.sqrt(3)) for sx in (-1, 1) for sy in (-1, 1))
+
+
 # --------------------------------------------------------------------------------------------
 # Rendering of one block
 # --------------------------------------------------------------------------------------------
 
 
-#: Light components rendered into separate maps, each with its own colour (see _COLOURS).
+#: Light components rendered into separate maps, each with its own colour (see _COLOURS). The
+#: galaxy's own light is every channel before "neighbour".
 _CHANNELS = ("bulge", "disk", "young", "bar", "companion", "tail", "source", "neighbour", "star")
+_N_GALAXY = _CHANNELS.index("neighbour")
+
+
+@dataclasses.dataclass
+class _Core:
+    """The light of a Sersic cusp within about a pixel of its centre, added after the PSF as
+    a PSF-convolved Gaussian with the cusp's second moments (see :meth:`_Canvas.add_sersic`)."""
+
+    channel: int
+    idx: torch.Tensor  # the galaxies [b]
+    x0: torch.Tensor  # centre, arcsec from the stamp centre [b]
+    y0: torch.Tensor
+    cov: torch.Tensor  # (xx, yy, xy) second moments of the cusp's light, arcsec^2 [b, 3]
+    flux: torch.Tensor  # [b]
 
 
 class _Canvas:
@@ -482,22 +606,26 @@ class _Canvas:
     kept separable ([B, 1, W] and [B, H, 1]; they broadcast to [B, H, W] when combined);
     ``u, v``: the same along the major and minor axes of the main galaxy. ``maps[:, c]`` holds
     component ``c``'s light (unit-flux profiles times fluxes) and ``colours[:, :, c]`` its
-    (g, r, z) colour; :meth:`images` mixes them.
+    (g, r, z) colour; :meth:`images` mixes them. ``flux`` is each galaxy's total observed
+    r-band flux (nanomaggies), which its components share.
     """
 
     def __init__(self, p: dict, size: int, device: torch.device):
+        self.b = b = p["kind"].shape[0]
         self.size, self.device = size, device
         self.pix = pix = FIELD_ARCSEC / size
-        self.soft = 0.4 * pix  # stands in for the pixel window (no aliasing of cusps, thin disks)
+        self.soft = 0.4 * pix  # stands in for the pixel window (thin disks, rings, arcs)
         self.coords = coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5
                                 - size / 2) * pix
-        self.x = coords[None, None, :] - p["center"][:, 0, None, None]
-        self.y = -coords[None, :, None] - p["center"][:, 1, None, None]
+        self.cx, self.cy = p["center_x"], p["center_y"]
+        self.x = coords[None, None, :] - self.cx[:, None, None]
+        self.y = -coords[None, :, None] - self.cy[:, None, None]
         self.u, self.v = _rotate(self.x, self.y, p["position_angle"])
         self.flux = 10 ** (-0.4 * (p["mag_r"] - 22.5))  # nanomaggies, r band
-        self.maps = torch.zeros(BLOCK, len(_CHANNELS), size, size, device=device)
-        self.colours = torch.zeros(BLOCK, 3, len(_CHANNELS), device=device)
+        self.maps = torch.zeros(b, len(_CHANNELS), size, size, device=device)
+        self.colours = torch.zeros(b, 3, len(_CHANNELS), device=device)
         self.channel = {name: c for c, name in enumerate(_CHANNELS)}
+        self.cores: list[_Core] = []
 
     def add(self, name: str, idx: torch.Tensor | None, light: torch.Tensor) -> None:
         """maps[idx, channel] += light (``idx`` None: every galaxy)."""
@@ -506,22 +634,92 @@ class _Canvas:
         else:
             self.maps[:, self.channel[name]].index_add_(0, idx, light)
 
+    def add_sersic(self, name, idx, x0, y0, angle, re, n, q, flux) -> None:
+        """A Sersic profile of total ``flux`` centred ``(x0, y0)`` arcsec from each galaxy's
+        centre (major axis at ``angle``, half-light radius ``re`` along it, axis ratio ``q``),
+        as pixel integrals. All arguments are [b] tensors for the galaxies ``idx``.
+
+        Inside the elliptical radius ``r_c = pixel / sqrt(q)`` (an area of pi pixels) a cusp
+        cannot be sampled, so the profile there is held at its value at ``r_c`` (a flat top,
+        smooth enough for 2x2 Gauss-Legendre points per pixel) and the rest of the light
+        inside, ``P(2n, b_n (r_c / R_e)^(1/n)) - pi q r_c^2 I(r_c)`` (exact, from the
+        incomplete gamma function), goes into a :class:`_Core` with the same second moments,
+        drawn after the PSF. Against GalSim: see benchmarks/validate_simulator.py.
+        """
+        pix = self.pix
+        re_, n_, q_ = re[:, None, None], n[:, None, None], q[:, None, None]
+        b = _b_n(n_)
+        log_norm = _sersic_log_norm(re_, n_, q_, b)
+        rc = pix / torch.sqrt(q_)
+        rc2 = (rc / re_) ** 2
+        xs = self.x[idx] - x0[:, None, None]
+        ys = self.y[idx] - y0[:, None, None]
+        c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+        a_u, a_v = 1 / re_**2, 1 / (q_ * re_) ** 2
+        light = 0
+        for dx, dy in _GL2:
+            x, y = xs + dx * pix, ys + dy * pix
+            u, v = x * c + y * s, y * c - x * s
+            r2 = torch.maximum(torch.addcmul(u * u * a_u, v * v, a_v), rc2)
+            light = light + r2.log_().mul_(0.5 / n_).exp_().mul_(-b).add_(b - log_norm).exp_()
+        self.add(name, idx, light.mul_((flux / 4)[:, None, None]))
+        # the cusp: flux and second moment of I - I(r_c) inside r_c, from incomplete gammas
+        xc = b * (rc / re_) ** (1 / n_)
+        i_c = torch.exp(-xc + b - log_norm)
+        inner = torch.special.gammainc(2 * n_, xc) - math.pi * q_ * rc**2 * i_c
+        log_m4 = torch.lgamma(4 * n_) - 4 * n_ * torch.log(b) + b - log_norm
+        m4 = torch.exp(log_m4) * torch.special.gammainc(4 * n_, xc)  # int I r^2 inside r_c
+        m2 = 2 * math.pi * q_ * n_ * re_**4 * m4 - i_c * math.pi * q_ * rc**4 / 2
+        r2_mean = (m2 / inner.clamp(min=1e-30)).flatten()  # <r_ell^2> of the cusp's light
+        su2, sv2 = r2_mean / 2, (q * q) * r2_mean / 2
+        cs, sn = torch.cos(angle), torch.sin(angle)
+        cov = torch.stack([su2 * cs * cs + sv2 * sn * sn, su2 * sn * sn + sv2 * cs * cs,
+                           (su2 - sv2) * cs * sn], dim=1)
+        self.cores.append(_Core(self.channel[name], idx, self.cx[idx] + x0, self.cy[idx] + y0,
+                                cov, flux * inner.clamp(min=0).flatten()))
+
     def set_colour(self, name: str, colour: torch.Tensor) -> None:
         """The (g, r, z) colour [B, 3] of component ``name``."""
         self.colours[:, :, self.channel[name]] = colour
 
-    def images(self) -> torch.Tensor:
-        """images[b, band] = sum over components of colours[b, band, c] * maps[b, c]."""
-        images = torch.bmm(self.colours, self.maps.reshape(BLOCK, len(_CHANNELS), -1))
-        return images.reshape(BLOCK, 3, self.size, self.size)
+    def images(self, channels: slice) -> torch.Tensor:
+        """images[b, band] = sum over the components ``channels`` of colours * maps."""
+        maps = self.maps[:, channels]
+        images = torch.bmm(self.colours[:, :, channels], maps.reshape(self.b, maps.shape[1], -1))
+        return images.reshape(self.b, 3, self.size, self.size)
+
+    def core_images(self, p: dict, transmission: torch.Tensor) -> torch.Tensor:
+        """The cores seen through the PSF, times their colour and the dust ``transmission``
+        at the galaxy centre [B, 3]: ``[B, 3, H, W]``. A core is a Gaussian with the cusp's
+        second moments plus the r-band PSF's and the pixel's (pixel^2 / 12), sampled at the
+        pixel centres (one map per core for all three bands: the cusp is a pixel across, so
+        the few percent by which the PSF is wider in g and sharper in z are left out)."""
+        out = torch.zeros(self.b, 3, self.size, self.size, device=self.device)
+        for core in self.cores:
+            if not len(core.idx):
+                continue
+            sp2 = (p["psf_fwhm"][core.idx] / 2.3548) ** 2 + self.pix**2 / 12
+            sxx = (core.cov[:, 0] + sp2)[:, None, None]
+            syy = (core.cov[:, 1] + sp2)[:, None, None]
+            sxy = core.cov[:, 2, None, None]
+            det = sxx * syy - sxy * sxy
+            x = self.coords[None, None, :] - core.x0[:, None, None]
+            y = -self.coords[None, :, None] - core.y0[:, None, None]
+            quad = (2 * sxy / det * x * y).neg_().add_(sxx / det * y * y).add_(syy / det * x * x)
+            g = quad.mul_(-0.5).exp_().mul_(1 / (2 * math.pi * torch.sqrt(det)))
+            weight = (self.colours[core.idx, :, core.channel] * transmission[core.idx]
+                      * core.flux[:, None])
+            out.index_add_(0, core.idx, g[:, None] * weight[:, :, None, None])
+        return out
 
 
-def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Render ``BLOCK`` galaxies of parameters ``p`` into ``[BLOCK, 3, size, size]`` fluxes.
+def _render_block(p: dict, size: int, gen: torch.Generator | None,
+                  device: torch.device) -> torch.Tensor:
+    """Render the galaxies of parameters ``p`` into ``[B, 3, size, size]`` fluxes.
 
     Each light component is drawn (unit flux times its flux) into its own single-band map;
     one batched matrix product then gives every map its (g, r, z) colour. Dust, the PSF and
-    the sky noise come last, as in a real observation.
+    the sky noise come last, as in a real observation (no noise when ``gen`` is None).
     """
     canvas = _Canvas(p, size, device)
     z, jit = p["redshift"], p["colour_jitter"]
@@ -541,27 +739,42 @@ def _render_block(p: dict, size: int, gen: torch.Generator, device: torch.device
     _render_lens(canvas, p)
     _render_neighbour(canvas, p)
     _render_star(canvas, p)
-    images = _render_dust(canvas.images(), canvas, p, q_disk)
-    images = _render_psf(images, p, canvas.pix)
+    galaxy, transmission = _render_dust(canvas, p, q_disk)
+    images = _render_psf(galaxy + canvas.images(slice(_N_GALAXY, None)), p, canvas.pix)
+    images = images + canvas.core_images(p, transmission)
+    if gen is None:
+        return images
     return _render_sky_noise(images, p, gen)
+
+
+def _merger_shares(p: dict):
+    """A merger's light: tails ``tail_fraction`` of it, the rest shared by the primary and
+    the companion as 1 : ``comp_ratio``. Returns (primary, companion, tails) shares [B]."""
+    rest = 1 - p["tail_fraction"]
+    primary = rest / (1 + p["comp_ratio"])
+    return primary, rest - primary, p["tail_fraction"]
 
 
 def _render_bulge(canvas: _Canvas, p: dict, q_disk: torch.Tensor) -> None:
     """Sersic bulges of disks and ellipticals (irregulars have a bulge fraction of 0); a
-    merger's primary is an elliptical or a disk with a small bulge."""
+    merger's primary is an elliptical or a disk with a 30% bulge; a lens galaxy keeps the
+    light the arcs do not have."""
     k, re, flux = p["kind"], p["half_light_radius"], canvas.flux
-    is_smooth = (k == SMOOTH) | (k == LENS)
-    prim_smooth = (k == MERGER) & p["primary_smooth"]
-    q_bulge = torch.where(is_smooth | prim_smooth, p["smooth_q"],
+    is_smooth = _smooth_like(k)
+    prim_smooth = (k == MERGER) & (p["primary_smooth"] > 0)
+    q_bulge = torch.where(is_smooth | prim_smooth, p["axis_ratio"],
                           torch.maximum(q_disk, 0.6 + 0.4 * q_disk))
     re_bulge = torch.where(is_smooth, re, re * p["bulge_size"])
     re_bulge = torch.where(prim_smooth, re * 0.7, re_bulge)
-    fb = flux * p["bulge_fraction"]
-    fb = torch.where(k == MERGER, flux * 0.6 * torch.where(p["primary_smooth"], 1.0, 0.3), fb)
-    light = _sersic(canvas.u, canvas.v, re_bulge, p["sersic_n"], q_bulge, canvas.soft)
-    canvas.add("bulge", None, light.mul_(fb[:, None, None]))
-
-
+    fb = torch.where(is_smooth, flux, flux * p["bulge_fraction"])
+    fb = torch.where(k == LENS, flux * (1 - p["source_fraction"]), fb)
+    primary = _merger_shares(p)[0]
+    fb = torch.where(k == MERGER, flux * primary * torch.where(prim_smooth, 1.0, 0.3), fb)
+    idx = torch.nonzero(fb > 0).squeeze(1)
+    if len(idx):
+        zero = torch.zeros(len(idx), device=canvas.device)
+        canvas.add_sersic("bulge", idx, zero, zero, p["position_angle"][idx], re_bulge[idx],
+                          p["sersic_n"][idx], q_bulge[idx], fb[idx])
 @dataclasses.dataclass
 class _DiskPlane:
     """The disks of a block in their own plane, for the bar and the ring drawn in it."""
@@ -578,7 +791,7 @@ class _DiskPlane:
 def _render_disk_and_arms(canvas: _Canvas, p: dict, q_disk: torch.Tensor) -> _DiskPlane:
     """Exponential disks seen at an inclination, with logarithmic spiral arms."""
     k, re, flux, soft = p["kind"], p["half_light_radius"], canvas.flux, canvas.soft
-    disk_merger = (k == MERGER) & ~p["primary_smooth"]
+    disk_merger = (k == MERGER) & (p["primary_smooth"] == 0)
     has_disk = (k == FACE_ON) | (k == EDGE_ON) | (k == RING) | disk_merger
     idx = torch.nonzero(has_disk).squeeze(1)
     h = (re[idx] / 1.678)[:, None, None]  # exponential scale length
@@ -590,7 +803,7 @@ def _render_disk_and_arms(canvas: _Canvas, p: dict, q_disk: torch.Tensor) -> _Di
     x_s = soft / h
     disk = torch.exp(-rd / h).mul_(1 / (2 * math.pi * h * h * qd * torch.exp(-x_s) * (1 + x_s)))
     fd = flux[idx] * (1 - p["bulge_fraction"][idx])
-    fd = torch.where(k[idx] == MERGER, flux[idx] * 0.6 * 0.7, fd)
+    fd = torch.where(k[idx] == MERGER, flux[idx] * _merger_shares(p)[0][idx] * 0.7, fd)
     fd = fd * (1 - p["bar"][idx] * p["bar_fraction"][idx])
     # ring galaxies keep a faint inner disk: most of their disk light goes into the ring
     ring_k = k[idx] == RING
@@ -657,17 +870,18 @@ def _render_irregular(canvas: _Canvas, p: dict) -> None:
     if not len(idx):
         return
     r_i, flux, pix = p["half_light_radius"][idx], canvas.flux, canvas.pix
-    off = p["irr_offset"][idx] * r_i[:, None]
-    body = _sersic(canvas.u[idx] - off[:, 0, None, None], canvas.v[idx] - off[:, 1, None, None],
-                   r_i, torch.ones_like(r_i), p["smooth_q"][idx].clamp(min=0.5), canvas.soft)
-    canvas.add("disk", idx, body.mul_((0.55 * flux[idx])[:, None, None]))
+    off = p["irr_offset"][idx] * r_i[:, None]  # along the major and minor axes
+    pa = p["position_angle"][idx]
+    c, s_ = torch.cos(pa), torch.sin(pa)
+    canvas.add_sersic("disk", idx, off[:, 0] * c - off[:, 1] * s_, off[:, 0] * s_ + off[:, 1] * c,
+                      pa, r_i, torch.ones_like(r_i), p["axis_ratio"][idx].clamp(min=0.5),
+                      0.55 * flux[idx])
     # round clumps are separable in x and y: one batched matrix product renders all 8
     cu = p["clump_xy"][idx, :, 0] * r_i[:, None]  # [b, 8], along the major axis
     cv = p["clump_xy"][idx, :, 1] * r_i[:, None]
-    pa = p["position_angle"][idx, None]
-    c, s_ = torch.cos(pa), torch.sin(pa)
-    cx = cu * c - cv * s_ + p["center"][idx, 0, None]  # [b, 8] offsets from the stamp centre
-    cy = cu * s_ + cv * c + p["center"][idx, 1, None]
+    c, s_ = c[:, None], s_[:, None]
+    cx = cu * c - cv * s_ + p["center_x"][idx, None]  # [b, 8] offsets from the stamp centre
+    cy = cu * s_ + cv * c + p["center_y"][idx, None]
     cs = p["clump_size"][idx] * r_i[:, None]  # [b, 8]
     cf = 0.45 * flux[idx, None] * p["clump_flux"][idx] / p["clump_flux"][idx].sum(1, True)
     gx_ = _gaussian_1d(canvas.coords, cx[..., None], cs[..., None], pix) * cf[..., None]
@@ -680,20 +894,17 @@ def _render_merger(canvas: _Canvas, p: dict) -> None:
     idx = torch.nonzero(p["kind"] == MERGER).squeeze(1)
     if not len(idx):
         return
-    r_m, flux = p["half_light_radius"][idx], canvas.flux
-    sep = (p["comp_sep"][idx] * r_m)[:, None, None]
+    r_m, flux = p["half_light_radius"][idx], canvas.flux[idx]
+    _, comp_share, tail_share = (share[idx] for share in _merger_shares(p))
+    sep = p["comp_sep"][idx] * r_m
     ang = p["comp_angle"][idx]
-    cxm = sep * torch.cos(ang)[:, None, None]
-    cym = sep * torch.sin(ang)[:, None, None]
-    xc, yc = canvas.x[idx] - cxm, canvas.y[idx] - cym
-    uc, vc = _rotate(xc, yc, ang + 0.7)
-    comp = _sersic(uc, vc, r_m * p["comp_size"][idx], p["sersic_n"][idx],
-                   p["smooth_q"][idx].clamp(min=0.5), canvas.soft)
-    canvas.add("companion", idx, comp.mul_((0.6 * flux[idx] * p["comp_ratio"][idx])[:, None, None]))
+    cxm, cym = sep * torch.cos(ang), sep * torch.sin(ang)
+    canvas.add_sersic("companion", idx, cxm, cym, ang + 0.7, r_m * p["comp_size"][idx],
+                      p["sersic_n"][idx], p["axis_ratio"][idx].clamp(min=0.5), flux * comp_share)
+    xc, yc = canvas.x[idx] - cxm[:, None, None], canvas.y[idx] - cym[:, None, None]
     tails = _tidal_tails(p, idx, (canvas.x[idx], canvas.y[idx]), (xc, yc), canvas.soft)
-    ft = flux[idx] * p["tail_fraction"][idx]
     tails = tails / tails.sum((1, 2), keepdim=True).clamp(min=1e-12) / canvas.pix**2
-    canvas.add("tail", idx, tails * ft[:, None, None])
+    canvas.add("tail", idx, tails * (flux * tail_share)[:, None, None])
 
 
 def _tidal_tails(p, idx, primary, companion, soft):
@@ -729,7 +940,10 @@ def _render_lens(canvas: _Canvas, p: dict) -> None:
     off = p["source_offset"][idx] * te[:, :, 0]
     ss = torch.sqrt((p["source_size"][idx, None, None] * te) ** 2 + soft**2)
     src = _gaussian(bx - off[:, 0, None, None], by - off[:, 1, None, None], ss)
-    fs = canvas.flux[idx] * p["source_fraction"][idx] / 4  # intrinsic flux; lensing magnifies it
+    # the arcs hold source_fraction of the system's observed light (the source's intrinsic flux
+    # is that over the magnification, which the lens equation sets)
+    src = src / src.sum((1, 2), keepdim=True).clamp(min=1e-30) / canvas.pix**2
+    fs = canvas.flux[idx] * p["source_fraction"][idx]
     canvas.add("source", idx, src * fs[:, None, None])
 
 
@@ -739,13 +953,10 @@ def _render_neighbour(canvas: _Canvas, p: dict) -> None:
     if len(idx):
         rad = FIELD_ARCSEC / 2 * (0.45 + 0.5 * p["neighbour_xy"][idx, 0])
         ang = 2 * math.pi * p["neighbour_xy"][idx, 1]
-        xn = canvas.x[idx] - (rad * torch.cos(ang))[:, None, None]
-        yn = canvas.y[idx] - (rad * torch.sin(ang))[:, None, None]
-        un, vn = _rotate(xn, yn, ang * 3)
         qn = 0.4 + 0.6 * p["neighbour_xy"][idx, 0]
-        nb = _sersic(un, vn, p["neighbour_re"][idx], p["sersic_n"][idx], qn, canvas.soft)
         fn = 10 ** (-0.4 * (p["mag_r"][idx] + p["neighbour_dmag"][idx] - 22.5))
-        canvas.add("neighbour", idx, nb.mul_(fn[:, None, None]))
+        canvas.add_sersic("neighbour", idx, rad * torch.cos(ang), rad * torch.sin(ang), ang * 3,
+                          p["neighbour_re"][idx], p["sersic_n"][idx], qn, fn)
     gr = p["neighbour_colour"]
     canvas.set_colour("neighbour",
                       torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.2 * gr)], 1))
@@ -758,8 +969,8 @@ def _render_star(canvas: _Canvas, p: dict) -> None:
         coords, pix = canvas.coords, canvas.pix
         rad = FIELD_ARCSEC / 2 * (0.35 + 0.6 * p["star_xy"][idx, 0])
         ang = 2 * math.pi * p["star_xy"][idx, 1]
-        sx = (rad * torch.cos(ang) + p["center"][idx, 0])[:, None]
-        sy = (rad * torch.sin(ang) + p["center"][idx, 1])[:, None]
+        sx = (rad * torch.cos(ang) + p["center_x"][idx])[:, None]
+        sy = (rad * torch.sin(ang) + p["center_y"][idx])[:, None]
         fs = 10 ** (-0.4 * (p["star_mag"][idx] - 22.5))
         gx_ = _gaussian_1d(coords, sx, 0.05, pix) * fs[:, None]  # a point source
         canvas.add("star", idx, _gaussian_1d(-coords, sy, 0.05, pix)[:, :, None] * gx_[:, None])
@@ -768,12 +979,20 @@ def _render_star(canvas: _Canvas, p: dict) -> None:
                       torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.16 * gr)], 1))
 
 
-def _render_dust(images: torch.Tensor, canvas: _Canvas, p: dict,
-                 q_disk: torch.Tensor) -> torch.Tensor:
-    """Dust lanes of edge-on disks: attenuation along the mid-plane, strongest in g."""
+def _render_dust(canvas: _Canvas, p: dict, q_disk: torch.Tensor):
+    """Dust lanes of edge-on disks: attenuation along the mid-plane, strongest in g.
+
+    Returns the galaxy's own light ``[B, 3, H, W]`` (neighbours and stars are in front of or
+    behind the galaxy, not inside it) and the lane's transmission at each galaxy's centre
+    ``[B, 3]`` (for the cores). The galaxy's intrinsic light is scaled up so that its observed
+    r-band flux, after the lane, is the catalogue's ``mag_r``: the lane hides light, it does not
+    change what the survey measured.
+    """
+    images = canvas.images(slice(0, _N_GALAXY))
+    transmission = torch.ones(canvas.b, 3, device=canvas.device)
     idx = torch.nonzero(p["kind"] == EDGE_ON).squeeze(1)
     if not len(idx):
-        return images
+        return images, transmission
     re, soft = p["half_light_radius"], canvas.soft
     h = re[idx, None, None] / 1.678
     # the lane is a fixed fraction of the disk's drawn thickness (at least a pixel, see
@@ -783,10 +1002,22 @@ def _render_dust(images: torch.Tensor, canvas: _Canvas, p: dict,
     v0 = torch.cos(p["inclination"][idx])[:, None, None] * 0.6 * h  # the near side hides the far
     u, v = canvas.u[idx], canvas.v[idx]
     lane = torch.exp(-0.5 * ((v - v0) / w) ** 2) * torch.exp(-(u / (2.5 * h)) ** 2)
-    reddening = torch.tensor([1.2, 1.0, 0.7], device=images.device)[:, None, None]  # g, r, z
-    tau = p["dust_tau"][idx, None, None, None] * reddening
-    images[idx] = images[idx] * torch.exp(-tau * lane[:, None])
-    return images
+    reddening = torch.tensor([1.2, 1.0, 0.7], device=images.device)  # g, r, z
+    tau = p["dust_tau"][idx, None] * reddening  # [b, 3]
+    seen = images[idx] * torch.exp(-tau[:, :, None, None] * lane[:, None])
+    centre = torch.exp(-tau * torch.exp(-0.5 * (v0[:, 0, 0] / w[:, 0, 0]) ** 2)[:, None])
+    # r-band light of the cores of these galaxies, before and after the lane
+    core_r = torch.zeros(canvas.b, device=canvas.device)
+    for core in canvas.cores:
+        if core.channel < _N_GALAXY:
+            core_r.index_add_(0, core.idx, core.flux * canvas.colours[core.idx, 1, core.channel])
+    pix2 = canvas.pix**2
+    before = images[idx, 1].sum((1, 2)) * pix2 + core_r[idx]
+    after = seen[:, 1].sum((1, 2)) * pix2 + core_r[idx] * centre[:, 1]
+    scale = (before / after.clamp(min=1e-30))[:, None]
+    images[idx] = seen * scale[:, :, None, None]
+    transmission[idx] = centre * scale
+    return images, transmission
 
 
 def _render_psf(images: torch.Tensor, p: dict, pix: float) -> torch.Tensor:
@@ -801,21 +1032,22 @@ def _render_psf(images: torch.Tensor, p: dict, pix: float) -> torch.Tensor:
     k1 = 0.5 * (torch.erf((d + 0.5) / s2) - torch.erf((d - 0.5) / s2))  # [B*3, 2H-1]
     kern = k1[:, offs[:, None] - offs[None, :] + size - 1]  # [B*3, H, H], Toeplitz
     flat = images.reshape(-1, size, size)
-    return torch.bmm(torch.bmm(kern, flat), kern.transpose(1, 2)).reshape(BLOCK, 3, size, size)
+    return torch.bmm(torch.bmm(kern, flat), kern.transpose(1, 2)).reshape(-1, 3, size, size)
 
 
 def _render_sky_noise(images: torch.Tensor, p: dict, gen: torch.Generator) -> torch.Tensor:
-    """Gaussian sky noise of each galaxy's depth, per band: windows at random offsets in a bank
-    of Gaussian numbers, with a random sign (a fresh torch.randn per pixel costs more than all
-    the galaxy light together on a CPU)."""
-    size, device = images.shape[-1], images.device
+    """Gaussian sky noise of each galaxy's depth, per band (:func:`pixel_noise`): windows at
+    random offsets in a bank of Gaussian numbers, with a random sign (a fresh torch.randn per
+    pixel costs more than all the galaxy light together on a CPU). The offsets are drawn for a
+    full block whatever its length, so a galaxy's noise depends only on ``(seed, index)``."""
+    b, size, device = images.shape[0], images.shape[-1], images.device
     hw = size * size
     bank = _noise_bank(device)
     start = torch.randint(0, len(bank) - hw + 1, (BLOCK * 3,), generator=gen, device=device)
     sign = torch.randint(0, 2, (BLOCK, 3), generator=gen, device=device) * 2.0 - 1.0
     windows = bank.as_strided((len(bank) - hw + 1, hw), (1, 1))
-    noise = torch.index_select(windows, 0, start).reshape(BLOCK, 3, size, size)
-    sky = p["sky_sigma"][:, None] * torch.tensor(_BAND_NOISE, device=device) * sign
+    noise = torch.index_select(windows, 0, start[:b * 3]).reshape(b, 3, size, size)
+    sky = pixel_noise(p, size) * sign[:b]
     return noise.mul_(sky[:, :, None, None]).add_(images)
 
 
@@ -825,9 +1057,9 @@ def _render_sky_noise(images: torch.Tensor, p: dict, gen: torch.Generator) -> to
 
 
 def _labels(p: dict) -> dict:
-    """The schema labels (see DESIGN.md) and the true parameters of a block."""
+    """The schema labels (see DESIGN.md) and the true parameters of some galaxies."""
     k = p["kind"]
-    smooth = (k == SMOOTH) | (k == LENS)
+    smooth = _smooth_like(k)
     odd_feature = torch.full_like(k, -1)
     for code, kind in enumerate((RING, IRREGULAR, LENS, MERGER)):
         odd_feature = torch.where(k == kind, torch.full_like(k, code), odd_feature)
@@ -835,7 +1067,7 @@ def _labels(p: dict) -> dict:
     edge_on = torch.where(smooth, -1, edge_on)
     minus1 = -torch.ones_like(p["redshift"])
     disky = ~smooth & (k != IRREGULAR)
-    prim_disk = disky & ~((k == MERGER) & p["primary_smooth"])
+    prim_disk = disky & ~((k == MERGER) & (p["primary_smooth"] > 0))
     labels = {
         "smooth_or_featured": (~smooth).long(),
         "edge_on": edge_on.long(),
@@ -851,6 +1083,7 @@ def _labels(p: dict) -> dict:
         "half_light_radius": p["half_light_radius"],
         "half_light_radius_kpc": p["half_light_radius_kpc"],
         "position_angle": torch.rad2deg(p["position_angle"]),
+        "axis_ratio": torch.where(smooth, p["axis_ratio"], minus1),
         "inclination": torch.where(prim_disk, torch.rad2deg(p["inclination"]), minus1),
         "bulge_fraction": p["bulge_fraction"],
         "sersic_n": p["sersic_n"],
@@ -859,9 +1092,10 @@ def _labels(p: dict) -> dict:
         "arm_strength": torch.where(p["n_arms"] > 0, p["arm_strength"], minus1),
         "bar": p["bar"].long(),
         "einstein_radius": p["einstein_radius"],
-        "center_x": p["center"][:, 0],
-        "center_y": p["center"][:, 1],
+        "center_x": p["center_x"],
+        "center_y": p["center_y"],
         "psf_fwhm": p["psf_fwhm"],
+        "psf_depth": p["psf_depth"],
         "sky_sigma": p["sky_sigma"],
         "neighbour": p["neighbour"].long(),
         "star": p["star"].long(),
@@ -874,8 +1108,132 @@ def _labels(p: dict) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+def _device(device) -> torch.device:
+    return torch.device("cpu" if device is None else device)
+
+
+def _in_parallel(fn, n_jobs: int, device: torch.device) -> list:
+    """``[fn(0), ..., fn(n_jobs - 1)]``; on a CPU in threads, each op single-threaded.
+
+    The render is hundreds of medium-sized ops: with intra-op threads every op ends in a
+    barrier, which on a busy machine waits for a descheduled thread (20x slower seen on a shared
+    2-core box). Single-threaded ops also make the bits independent of torch.get_num_threads().
+    """
+    if device.type != "cpu":
+        return [fn(j) for j in range(n_jobs)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max(1, min(threads, n_jobs))) as pool:
+            return list(pool.map(fn, range(n_jobs)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def catalogue(n: int, *, seed: int = 0, device=None) -> dict:
+    """Draw ``n`` galaxies that the imaging survey selects: the physical catalogue, no pixels.
+
+    Each row is a galaxy inside the survey's selection (``mag_r < IMAGING_LIMIT`` and a
+    half-light radius in ``SIZE_WINDOW``); galaxies outside are never in it. Columns
+    (:data:`CATALOGUE_COLUMNS`; units in data/README.md) include ``kind`` (index into
+    :data:`KIND_NAMES`), ``redshift``, ``abs_mag_r``, ``half_light_radius_kpc`` (physical) and
+    the apparent ``mag_r`` (total observed r magnitude) and ``half_light_radius`` (arcsec,
+    along the major axis) they give at that redshift; ``sersic_n``, ``axis_ratio`` (of
+    ellipticals), ``position_angle`` (radians), ``center_x``/``center_y`` (arcsec),
+    ``psf_fwhm`` (arcsec, r), ``psf_depth`` (5-sigma r mag), ``sky_sigma`` (r-band noise of
+    1 arcsec^2 of sky, nanomaggies), ``neighbour``, ``star``, ``label_tier``, and the
+    parameters of each kind's structure.
+
+    Args:
+        n: number of galaxies (>= 0).
+        seed: non-negative integer; row ``i`` depends only on ``(seed, i)`` and the device.
+        device: where to draw (``torch.device`` or string); default CPU.
+
+    Returns:
+        dict of tensors with ``n`` rows each, on ``device``.
+    """
+    n, seed = check_int("n", n), check_int("seed", seed)
+    device = _device(device)
+    _tables(device)  # build the shared tables once, up front
+    n_blocks = max(1, -(-n // BLOCK))
+    blocks = _in_parallel(lambda b: _sample_block(_block_generator(seed, b, device), device),
+                          n_blocks, device)
+    return {key: torch.cat([blk[key] for blk in blocks])[:n] for key in CATALOGUE_COLUMNS}
+
+
+def observe(cat: dict, *, size: int = 64, seed: int = 0, noise: bool = True, device=None):
+    """Render the galaxies of a catalogue as 3-band (g, r, z) images, with their labels.
+
+    No selection happens here: every row is drawn as it is. The apparent magnitude and size
+    are recomputed from ``abs_mag_r``, ``half_light_radius_kpc`` and ``redshift``, so a galaxy
+    moved to another redshift dims as ``D_L^-2`` and shrinks as ``D_A^-1`` (its surface
+    brightness as ``(1 + z)^-4``) and its colours follow the redshift; its ``label_tier``
+    stays the catalogue's.
+
+    Args:
+        cat: a dict as :func:`catalogue` returns (any number of rows, e.g. a slice or an
+            edited copy).
+        size: image side in pixels (>= 8); the field of view is always ``FIELD_ARCSEC``.
+        seed: the noise's seed: row ``i`` gets the noise of ``(seed, i)``, so
+            ``observe(catalogue(n, seed=s), seed=s)`` is ``simulate(n, seed=s)`` (to the last
+            bit when ``n`` is a multiple of ``BLOCK``; otherwise within float rounding).
+        noise: False gives the same galaxies without sky noise.
+        device: where to render; default the catalogue's device.
+
+    Returns:
+        images: float32 ``[n, 3, size, size]``, surface brightness in g, r, z (nanomaggies per
+            arcsec^2, sky-subtracted).
+        labels: dict of length-``n`` tensors (see :func:`simulate`).
+    """
+    size, seed = check_int("size", size, 8, unit="pixels"), check_int("seed", seed)
+    missing = [c for c in CATALOGUE_COLUMNS if c not in cat]
+    if missing:
+        raise ValueError(f"observe needs a catalogue from galaxies.catalogue(); these columns "
+                         f"are missing: {', '.join(missing)}")
+    n = len(cat["kind"])
+    device = _device(device if device is not None else cat["kind"].device)
+    _check_memory(n, size, device)
+    _tables(device), _noise_bank(device)
+    n_blocks = -(-n // BLOCK)
+
+    def render(b: int):
+        rows = slice(b * BLOCK, min(n, (b + 1) * BLOCK))
+        p = {key: cat[key][rows].to(device) for key in CATALOGUE_COLUMNS}
+        _apparent(p)
+        gen = _block_generator(seed, b, device, stream=1) if noise else None
+        return _render_block(p, size, gen, device), _labels(p)
+
+    results = _in_parallel(render, n_blocks, device)
+    if not results:
+        p = {key: cat[key][:0].to(device) for key in CATALOGUE_COLUMNS}
+        _apparent(p)
+        return torch.empty(0, 3, size, size, device=device), _labels(p)
+    images = torch.cat([r[0] for r in results])
+    labels = {key: torch.cat([r[1][key] for r in results]) for key in results[0][1]}
+    return images, labels
+
+
+def _check_memory(n: int, size: int, device: torch.device) -> None:
+    """A clear message instead of the allocator's (or the OOM killer) for an impossible n."""
+    per_galaxy = 3 * size * size * 4 + 152  # float32 images + the labels, bytes
+    if device.type == "cuda":
+        memory = torch.cuda.get_device_properties(device).total_memory
+    else:
+        sysconf = getattr(os, "sysconf", None)
+        memory = sysconf("SC_PAGE_SIZE") * sysconf("SC_PHYS_PAGES") if sysconf else None
+    if memory and n * per_galaxy > memory:
+        raise ValueError(
+            f"simulate(n={n}, size={size}) would need {n * per_galaxy / 1e9:,.1f} GB of memory "
+            f"({per_galaxy / 1e3:.0f} kB per galaxy) but "
+            f"{'the GPU' if device.type == 'cuda' else 'this computer'} has {memory / 1e9:.0f} "
+            f"GB; simulate fewer or smaller galaxies, e.g. "
+            f"n={max(1, memory // 4 // per_galaxy)} fits in a quarter of it"
+        )
+
+
 def simulate(n: int, *, size: int = 64, seed: int = 0, device=None):
-    """Simulate ``n`` galaxies as 3-band (g, r, z) images with Galaxy Zoo style labels.
+    """Simulate ``n`` galaxies as 3-band (g, r, z) images with Galaxy Zoo style labels:
+    ``observe(catalogue(n, seed=seed), size=size, seed=seed)``.
 
     Args:
         n: number of galaxies (>= 0).
@@ -892,12 +1250,15 @@ def simulate(n: int, *, size: int = 64, seed: int = 0, device=None):
             (0 ring, 1 irregular, 2 other = lens, 3 merger, -1 when not odd), ``redshift``
             (float32), ``redshift_high`` (``redshift >= REDSHIFT_THRESHOLD``), ``label_tier``
             (0 none, 1 spec-z, 2 spec-z and morphology); and the true parameters ``kind``
-            (index into ``KIND_NAMES``), ``mag_r``, ``abs_mag_r``, ``half_light_radius``
-            (arcsec), ``half_light_radius_kpc``, ``position_angle`` and ``inclination`` (deg,
-            -1 when there is no disk), ``bulge_fraction``, ``sersic_n``, ``n_arms``,
-            ``pitch_angle`` (deg), ``arm_strength``, ``bar``, ``einstein_radius`` (arcsec, -1
-            unless a lens), ``center_x``, ``center_y`` (arcsec), ``psf_fwhm`` (arcsec, r band),
-            ``sky_sigma`` (r band), ``neighbour``, ``star``.
+            (index into ``KIND_NAMES``), ``mag_r`` (total observed r magnitude),
+            ``abs_mag_r``, ``half_light_radius`` (arcsec), ``half_light_radius_kpc``,
+            ``position_angle`` and ``inclination`` (deg, -1 when there is no disk),
+            ``axis_ratio`` (of ellipticals, -1 otherwise), ``bulge_fraction``, ``sersic_n``,
+            ``n_arms`` (0 where no arms are drawn), ``pitch_angle`` (deg), ``arm_strength``,
+            ``bar``, ``einstein_radius`` (arcsec, -1 unless a lens), ``center_x``,
+            ``center_y`` (arcsec), ``psf_fwhm`` (arcsec, r band), ``psf_depth`` (5-sigma r
+            mag), ``sky_sigma`` (r-band noise of 1 arcsec^2, nanomaggies), ``neighbour``,
+            ``star``.
 
     Example:
         >>> images, labels = simulate(8, size=32, seed=1)
@@ -906,66 +1267,14 @@ def simulate(n: int, *, size: int = 64, seed: int = 0, device=None):
     """
     n, size = check_int("n", n), check_int("size", size, 8, unit="pixels")
     seed = check_int("seed", seed)
-    device = torch.device("cpu" if device is None else device)
-    # a clear message instead of the allocator's (or the OOM killer) for an impossible n
-    per_galaxy = 3 * size * size * 4 + 152  # float32 images + the labels, bytes
-    if device.type == "cuda":
-        memory = torch.cuda.get_device_properties(device).total_memory
-    else:
-        import os
-
-        sysconf = getattr(os, "sysconf", None)
-        memory = sysconf("SC_PAGE_SIZE") * sysconf("SC_PHYS_PAGES") if sysconf else None
-    if memory and n * per_galaxy > memory:
-        raise ValueError(
-            f"simulate(n={n}, size={size}) would need {n * per_galaxy / 1e9:,.1f} GB of memory "
-            f"({per_galaxy / 1e3:.0f} kB per galaxy) but "
-            f"{'the GPU' if device.type == 'cuda' else 'this computer'} has {memory / 1e9:.0f} "
-            f"GB; simulate fewer or smaller galaxies, e.g. "
-            f"n={max(1, memory // 4 // per_galaxy)} fits in a quarter of it"
-        )
-    n_blocks = -(-n // BLOCK)
-    _cosmology_table(device), _noise_bank(device)  # build the shared tables once, up front
-    images = torch.empty(n, 3, size, size, device=device)
-    labels: dict = {}
-
-    def keep(b, block_images, block_labels):
-        m = min(BLOCK, n - b * BLOCK)  # the last block is generated in full, then sliced
-        images[b * BLOCK:b * BLOCK + m] = block_images[:m]
-        for key, val in block_labels.items():
-            if key not in labels:
-                labels[key] = torch.empty(n, dtype=val.dtype, device=device)
-            labels[key][b * BLOCK:b * BLOCK + m] = val[:m]
-
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        # Blocks in parallel threads, each op single-threaded. The render is hundreds of
-        # medium-sized ops: with intra-op threads every op ends in a barrier, which on a busy
-        # machine waits for a descheduled thread (20x slower seen on a shared 2-core box).
-        # Single-threaded ops also make the bits independent of torch.get_num_threads().
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max(1, min(threads, n_blocks))) as pool:
-                results = pool.map(lambda b: _simulate_block(seed, b, size, device),
-                                   range(n_blocks))
-                for b, (block_images, block_labels) in enumerate(results):
-                    keep(b, block_images, block_labels)
-        finally:
-            torch.set_num_threads(threads)
-    else:
-        for b in range(n_blocks):
-            keep(b, *_simulate_block(seed, b, size, device))
-    if n_blocks == 0:  # still return every key
-        labels = {key: val[:0] for key, val in _labels(_sample_block(
-            _block_generator(seed, 0, device), device)).items()}
-    return images, labels
-
-
-def _simulate_block(seed: int, block: int, size: int, device: torch.device):
-    """Images ``[BLOCK, 3, size, size]`` and labels of block ``block``: a pure function."""
-    gen = _block_generator(seed, block, device)
-    p = _sample_block(gen, device)
-    return _render_block(p, size, gen, device), _labels(p)
+    device = _device(device)
+    _check_memory(n, size, device)
+    # whole blocks: the vectorised maths of a CPU rounds the last bit by the shape of a batch,
+    # so galaxy i is bit-identical for every n only when its block is rendered in full
+    whole = BLOCK * -(-n // BLOCK)
+    images, labels = observe(catalogue(whole, seed=seed, device=device), size=size, seed=seed,
+                             device=device)
+    return images[:n], {key: val[:n] for key, val in labels.items()}
 
 
 def asinh_stretch(images: torch.Tensor, scale: float = 0.05, beta: float = 1.0) -> torch.Tensor:

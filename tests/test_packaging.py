@@ -71,7 +71,7 @@ def test_environment_yml_pins_pyprojects_packages_at_the_constraints_versions():
         f"{sorted(in_project - set(listed))}"
     )
     wrong = {name: (req, pins.get(name)) for name, req in listed.items()
-             if req != f"{req.split('==')[0]}=={pins.get(name)}"}
+             if req.split(";")[0].strip() != f"{req.split('==')[0]}=={pins.get(name)}"}
     assert not wrong, ("environment.yml pins other versions than constraints.txt "
                        f"(environment.yml, constraints.txt): {wrong}")
     assert "-c constraints.txt" in pip_section, "environment.yml must install with the constraints"
