@@ -12,10 +12,13 @@ Six classes, each a textbook light-curve shape (periods in days, amplitudes in m
 | --- | --- | --- | --- |
 | 0 | RR Lyrae ab | 0.45-0.9 | fast rise, slow decline (sawtooth), 0.5-1.2 mag |
 | 1 | RR Lyrae c | 0.22-0.42 | nearly sinusoidal, 0.2-0.5 mag |
-| 2 | classical Cepheid | 1.5-8 | skewed wave with a Hertzsprung bump whose phase follows P |
+| 2 | classical Cepheid | 2-16 | skewed wave; a Hertzsprung bump at 6-16 d whose phase follows P |
 | 3 | detached eclipsing binary (Algol) | 0.6-6 | flat, two narrow eclipses of unequal depth |
 | 4 | contact binary (W UMa) | 0.25-0.7 | continuous, two nearly equal minima per orbit |
 | 5 | spotted rotator | 0.5-8 | small quasi-sinusoid whose amplitude drifts as spots evolve |
+
+Cepheids stop at 16 days so that the 21-day sequences of notebook 07 (504 hourly bins) still
+hold at least 1.3 cycles; real Cepheids go on to 100 days and more.
 
 Nuisances that a representation has to see through: the phase at the first sample, white noise
 of 3-30 mmag, a slow instrumental trend, and gaps. Sampling is on a regular grid (one bin per
@@ -54,7 +57,7 @@ N_CLASSES = len(CLASS_NAMES)
 PERIOD_RANGE = {
     0: (0.45, 0.9),
     1: (0.22, 0.42),
-    2: (1.5, 8.0),
+    2: (2.0, 16.0),
     3: (0.6, 6.0),
     4: (0.25, 0.7),
     5: (0.5, 8.0),
@@ -139,14 +142,46 @@ def _rr_lyrae_c(phase, u, log_period, time):
     return -(0.2 + 0.3 * u[:, 1:2]) * brightness
 
 
+def hertzsprung_bump(log_period: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Hertzsprung progression: where a classical Cepheid's bump sits, and how strong it is.
+
+    Classical Cepheids with periods of about 6-16 days show a secondary bump whose place on the
+    light curve follows the period (Hertzsprung 1926; Bono, Marconi & Stellingwerf 2000, A&A
+    360, 245; Soszynski et al. 2008, AcA 58, 163, OGLE LMC): on the descending branch at 6-9 d,
+    at maximum light near P_HP = 10 d (flat-topped or double maxima), on the rising branch at
+    11-16 d. Shorter- and longer-period Cepheids have smooth curves. Here, with x = log10 P:
+
+        offset = -A tanh((x - log10 P_HP) / 0.04),  A = 0.25 for P < P_HP, 0.15 above,
+        strength = sin(pi (x - log10 6) / log10(16 / 6))  for 6 < P < 16 d, else 0,
+
+    so the bump lies 0.25 cycles after maximum light at 6-8 d (0.20 at 9 d), crosses maximum at
+    10 d and lies 0.12-0.15 cycles before it (halfway up the rising branch) at 11-16 d; its
+    strength is largest at 9.8 d and fades to 0 at 6 and 16 d.
+
+    Args:
+        log_period: [N, 1] log10 of the period in days.
+
+    Returns:
+        (offset, strength): [N, 1] phase of the bump after maximum light (cycles; negative:
+        before it) and [N, 1] relative strength in [0, 1].
+    """
+    lo, hi, centre = math.log10(6.0), math.log10(16.0), math.log10(10.0)
+    step = torch.tanh((log_period - centre) / 0.04)
+    offset = -torch.where(step < 0, 0.25, 0.15) * step
+    x = (log_period - lo) / (hi - lo)
+    strength = torch.where((x > 0) & (x < 1), torch.sin(math.pi * x), torch.zeros_like(x))
+    return offset, strength
+
+
 def _cepheid(phase, u, log_period, time):
-    brightness = skewed_wave(phase, 0.25 + 0.13 * u[:, 0:1], n_harmonics=6)
-    # Hertzsprung progression: the bump walks along the light curve as the period grows.
-    lo, hi = (math.log10(p) for p in PERIOD_RANGE[2])
-    bump_phase = 0.3 + 0.35 * (log_period - lo) / (hi - lo)
-    bump = (0.05 + 0.1 * u[:, 2:3]) * torch.exp(
-        -0.5 * (_circular_distance(phase, bump_phase) / 0.05) ** 2
-    )
+    rise = 0.25 + 0.13 * u[:, 0:1]
+    brightness = skewed_wave(phase, rise, n_harmonics=6)
+    # Bump: a Gaussian of 0.05 cycles, 0.08-0.2 of the amplitude at its strongest, placed
+    # relative to maximum light (the 6-term series peaks 0.011-0.020 cycles after `rise`).
+    offset, strength = hertzsprung_bump(log_period)
+    centre = rise + 0.015 + offset
+    height = (0.08 + 0.12 * u[:, 2:3]) * strength
+    bump = height * torch.exp(-0.5 * (_circular_distance(phase, centre) / 0.05) ** 2)
     return -(0.3 + 0.7 * u[:, 1:2]) * (brightness + bump)
 
 

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
+from phys555_cl import config
 from phys555_cl.lightcurves import (
+    _SHAPES,
     CLASS_NAMES,
     LABEL_KEYS,
     PERIOD_RANGE,
@@ -138,3 +140,96 @@ def test_bad_dataset_size_and_input_shapes_raise():
 def test_period_ranges_are_positive_and_ordered():
     for lo, hi in PERIOD_RANGE.values():
         assert 0 < lo < hi and math.isfinite(hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Hertzsprung progression of classical Cepheids, measured as an astronomer would: on
+# noise-free curves, the bump is what is left after subtracting the same star at a period
+# without a bump (3 d), and its phase is counted from maximum light of the full curve.
+# ---------------------------------------------------------------------------------------------
+
+CEPHEID = CLASS_NAMES.index("Cepheid")
+PHASE = (torch.arange(2000) / 2000.0)[None, :]
+# Nine stars: three rise times (the shape's u[0]) times three bump strengths (its u[2]).
+STARS = torch.tensor([[a, 0.5, b, 0.5, 0.5, 0.5] for a in (0, 0.5, 1) for b in (0, 0.5, 1)])
+
+
+def cepheid_brightness(period: float) -> torch.Tensor:
+    """[9, T] noise-free brightness (minus the magnitude) of the nine STARS over one cycle."""
+    log_period = torch.full((len(STARS), 1), math.log10(period))
+    phase = PHASE.expand(len(STARS), -1)
+    return -_SHAPES[CEPHEID](phase, STARS, log_period, PHASE)
+
+
+def wrapped(phase: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(phase + 0.5, 1.0) - 0.5
+
+
+def measure_bump(period: float):
+    """(height [9] mag, phase of the bump after maximum light [9], of minimum light [9])."""
+    brightness = cepheid_brightness(period)
+    residual = brightness - cepheid_brightness(3.0)
+    maximum = PHASE[0, brightness.argmax(dim=1)]
+    bump_phase = wrapped(PHASE[0, residual.argmax(dim=1)] - maximum)
+    min_phase = wrapped(PHASE[0, brightness.argmin(dim=1)] - maximum)
+    return residual.abs().amax(dim=1), bump_phase, min_phase
+
+
+def test_short_period_cepheids_are_smooth_with_one_maximum_and_one_minimum_per_cycle():
+    brightness = cepheid_brightness(3.0)
+    slope = torch.diff(brightness, dim=1, append=brightness[:, :1])
+    turns = (torch.sign(slope) != torch.sign(torch.roll(slope, 1, dims=1))).sum(dim=1)
+    assert (turns == 2).all(), turns
+
+
+@pytest.mark.parametrize("period", [2.0, 4.0, 5.0, 5.9, 16.1, 20.0, 40.0])
+def test_cepheids_outside_6_to_16_days_have_no_hertzsprung_bump(period):
+    height, _, _ = measure_bump(period)
+    assert (height < 1e-5).all(), height
+
+
+@pytest.mark.parametrize("period", [6.5, 7.0, 8.0, 9.0])
+def test_at_6_to_9_days_the_bump_is_on_the_descending_branch(period):
+    height, bump_phase, _ = measure_bump(period)
+    assert (height > 0.005).all()
+    assert ((bump_phase > 0.15) & (bump_phase < 0.35)).all(), bump_phase
+
+
+def test_near_10_days_the_bump_coincides_with_maximum_light():
+    _, bump_phase, _ = measure_bump(10.0)
+    assert (bump_phase.abs() < 0.05).all(), bump_phase
+
+
+@pytest.mark.parametrize("period", [11.0, 12.0, 14.0, 15.5])
+def test_at_11_to_16_days_the_bump_is_on_the_rising_branch(period):
+    height, bump_phase, min_phase = measure_bump(period)
+    assert (height > 0.005).all()
+    # Between minimum light and maximum light, at least 0.05 cycles before the maximum.
+    assert ((bump_phase > min_phase) & (bump_phase < -0.05)).all(), (bump_phase, min_phase)
+
+
+def test_the_bump_is_strongest_near_10_days_and_fades_at_6_and_16_days():
+    periods = [6.2, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0, 15.8]
+    heights = torch.stack([measure_bump(p)[0] for p in periods])  # [periods, stars]
+    at_10 = periods.index(10.0)
+    assert (heights.argmax(dim=0) == at_10).all()
+    assert (heights[0] < 0.25 * heights[at_10]).all()
+    assert (heights[-1] < 0.25 * heights[at_10]).all()
+    # Clearly seen in between: 0.02 mag or more at 7-14 d, 0.1 mag for the strongest bumps.
+    assert (heights[1:-1] > 0.02).all() and heights[at_10].max() > 0.1
+
+
+def test_cepheid_periods_cover_the_progression_and_show_more_than_a_cycle_in_notebook_07():
+    lo, hi = PERIOD_RANGE[CEPHEID]
+    assert lo <= 6.0 and hi >= 16.0
+    for mode in ("fast", "normal"):
+        days = config.SIZES["07"][mode]["n_samples"] / 24.0  # hourly bins
+        for k, (_, longest) in PERIOD_RANGE.items():
+            assert days / longest >= 1.25, (mode, CLASS_NAMES[k])
+
+
+def test_a_simulated_survey_has_cepheids_with_and_without_a_bump():
+    out = simulate_light_curves(range(400), seed=0, n_samples=16)
+    period = out["period"][out["star_class"] == CEPHEID]
+    with_bump = ((period > 6.0) & (period < 16.0)).float().mean()
+    assert 0.3 < with_bump < 0.65 and period.min() < 6.0

@@ -68,18 +68,23 @@ print(f"Fast mode: {S.fast}; device: {DEVICE}")
 # | --- | --- | --- |
 # | RR Lyrae ab | 0.45-0.9 | fast rise, slow decline, 0.5-1.2 mag |
 # | RR Lyrae c | 0.22-0.42 | nearly sinusoidal, 0.2-0.5 mag |
-# | Cepheid | 1.5-8 | skewed, with a bump whose phase moves with the period |
+# | Cepheid | 2-16 | skewed; at 6-16 d a bump whose phase moves with the period (below) |
 # | detached eclipsing binary | 0.6-6 | flat, two narrow eclipses of unequal depth |
 # | contact binary (W UMa) | 0.25-0.7 | continuous, two nearly equal minima per orbit |
 # | spotted rotator | 0.5-8 | small quasi-sinusoid whose amplitude drifts as spots evolve |
 #
-# and the nuisances a real survey adds: a random phase at the first observation, white noise of
-# 3-30 mmag, a slow instrumental trend, and **gaps**. The curves are binned on a regular grid
-# of one-hour bins with a mask of which bins hold a measurement: a space telescope loses a
-# 0.5-1.5 day downlink gap and a few points; a ground telescope (30 % of the curves) sees only
-# 6-10 hours a night and loses whole nights to clouds. Note the overlaps: an RRab, a contact
-# binary and an RRc can all have a period of 0.4 days, so the period alone does not give the
-# class; the shape does.
+# The Cepheid bump is the *Hertzsprung progression* of real classical Cepheids: at 6-9 days
+# it sits on the descending branch, near 10 days it merges with maximum light (flat or double
+# maxima), at 11-16 days it is on the rising branch; shorter periods give smooth curves.
+# (Cepheids stop at 16 days so that a 21-day curve still holds more than one cycle.)
+#
+# The curves carry the nuisances a real survey adds: a random phase at the first observation,
+# white noise of 3-30 mmag, a slow instrumental trend, and **gaps**. They are binned on a
+# regular grid of one-hour bins with a mask of which bins hold a measurement: a space
+# telescope loses a 0.5-1.5 day downlink gap and a few points; a ground telescope (30 % of the
+# curves) sees only 6-10 hours a night and loses whole nights to clouds. Note the overlaps:
+# an RRab, a contact binary and an RRc can all have a period of 0.4 days, so the period alone
+# does not give the class; the shape does.
 #
 # Every curve is a deterministic function of `(seed, index)`, so the training and held-out
 # sets below are disjoint slices of one survey.
