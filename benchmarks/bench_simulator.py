@@ -14,6 +14,10 @@ For each image size (32, 64, 96 px) and device:
                layers, 32-64-128 channels, global pool, linear): a lower bound on what any
                useful encoder costs.
 
+- before       the simulator as it was before the catalogue/observe rewrite (issue 18), read
+               from git (`--baseline`, default be26c34) into a private module and timed in the
+               same rounds: the rewrite's cost as a ratio, measured on the same machine.
+
 ratio = simulated galaxies/s over trained images/s. A ratio above 1 means simulating a fresh
 batch costs less than a training step on it; the course asks for >= 5 against the course's
 small conv net on a CPU, so that data never limits training.
@@ -25,8 +29,13 @@ turn, so that load from a neighbour on a shared machine hits all of them alike.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -55,10 +64,27 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_simulate(n, size, device, seed):
+def load_baseline(rev: str):
+    """``galaxies.simulate`` as it was at git revision ``rev`` (None when git cannot say)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        text = subprocess.run(["git", "show", f"{rev}:phys555_cl/galaxies.py"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / "galaxies_before.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("galaxies_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["galaxies_before"] = module
+    spec.loader.exec_module(module)
+    return module.simulate
+
+
+def time_simulate(n, size, device, seed, fn=simulate):
     _sync(device)
     t = time.perf_counter()
-    simulate(n, size=size, seed=seed, device=device)
+    fn(n, size=size, seed=seed, device=device)
     _sync(device)
     return n / (time.perf_counter() - t)
 
@@ -77,7 +103,7 @@ def time_training(net, opt, images, target, batch, steps, device):
     return steps * batch / (time.perf_counter() - t)
 
 
-def run(device, sizes, n_sim, batch, steps, repeats):
+def run(device, sizes, n_sim, batch, steps, repeats, before=None):
     rows = []
     for size in sizes:
         images, labels = simulate(max(n_sim, 2 * batch), size=size, seed=1, device=device)
@@ -87,13 +113,16 @@ def run(device, sizes, n_sim, batch, steps, repeats):
         for name, net in contenders.items():
             net.to(device)
             opts[name] = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-        results = {"simulate": [], **{name: [] for name in contenders}}
+        results = {"simulate": [], "before": [], **{name: [] for name in contenders}}
         for r in range(repeats + 1):  # round 0 is the warm-up
             sim = time_simulate(n_sim, size, device, seed=100 + r)
+            old = (time_simulate(n_sim, size, device, seed=100 + r, fn=before)
+                   if before else float("nan"))
             trained = {name: time_training(net, opts[name], images, target, batch, steps, device)
                        for name, net in contenders.items()}
             if r > 0:
                 results["simulate"].append(sim)
+                results["before"].append(old)
                 for name, v in trained.items():
                     results[name].append(v)
         rows.append((size, {k: statistics.median(v) for k, v in results.items()}))
@@ -102,14 +131,14 @@ def run(device, sizes, n_sim, batch, steps, repeats):
 
 def print_table(device, rows, threads):
     print(f"\ndevice: {device} (torch threads: {threads})")
-    header = (f"{'size':>5} | {'simulate gal/s':>14} | {'compact img/s':>13} | {'ratio':>6} | "
-              f"{'tiny CNN img/s':>14} | {'ratio':>6}")
+    header = (f"{'size':>5} | {'simulate gal/s':>14} | {'before gal/s':>12} | {'time x':>6} | "
+              f"{'compact img/s':>13} | {'ratio':>6} | {'tiny CNN img/s':>14} | {'ratio':>6}")
     print(header)
     print("-" * len(header))
     for size, res in rows:
-        sim, comp, tiny = res["simulate"], res["compact"], res["tiny CNN"]
-        print(f"{size:>5} | {sim:14.0f} | {comp:13.0f} | {sim / comp:5.1f}x | {tiny:14.0f} | "
-              f"{sim / tiny:5.1f}x")
+        sim, comp, tiny, old = res["simulate"], res["compact"], res["tiny CNN"], res["before"]
+        print(f"{size:>5} | {sim:14.0f} | {old:12.0f} | {old / sim:5.2f}x | {comp:13.0f} | "
+              f"{sim / comp:5.1f}x | {tiny:14.0f} | {sim / tiny:5.1f}x")
 
 
 def main(argv=None):
@@ -121,6 +150,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--cpu-only", action="store_true")
+    parser.add_argument("--baseline", default="be26c34",
+                        help="git revision of the simulator to time beside ('' for none)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,7 +162,8 @@ def main(argv=None):
         n, steps = args.n, args.steps
         if device.type == "cuda":
             n, steps = 8 * args.n, 10 * args.steps
-        rows = run(device, args.sizes, n, args.batch, steps, args.repeats)
+        before = load_baseline(args.baseline) if args.baseline else None
+        rows = run(device, args.sizes, n, args.batch, steps, args.repeats, before)
         print_table(device, rows, torch.get_num_threads())
 
 

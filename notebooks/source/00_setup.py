@@ -160,8 +160,9 @@ flux_to_magnitude = ex.check_flux_to_magnitude(flux_to_magnitude)
 
 # %% [markdown]
 # The check handed back a function either way, so we can use it. A galaxy of 10 nanomaggies
-# in the r band has magnitude 20, the typical brightness of the galaxies in the Galaxy10
-# DECaLS sample:
+# in the r band has magnitude 20, a little fainter than the faintest galaxies of the simulated
+# survey (r < 19.5), and one of 100 nanomaggies has magnitude 17.5, near the spectroscopic
+# limit (r < 17.77):
 
 # %%
 # NBVAL_CHECK_OUTPUT
