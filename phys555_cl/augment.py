@@ -3,34 +3,61 @@
 SimCLR learns whatever the two views of one galaxy have in common and ignores what differs
 between them, so each augmentation below is a statement about physics: "this change does not
 alter what the galaxy *is*". Every module works on a batch ``x`` of shape ``[B, 3, H, W]``
-(bands g, r, z; fluxes as ``phys555_cl.galaxies.simulate`` returns them, or Galaxy10 images in
-[0, 1]) on any device, and draws **independent parameters for every image** from an optional
-``torch.Generator`` (same generator state -> same augmentation). No Python loop runs per image:
-geometry is one ``affine_grid`` / ``grid_sample`` per batch and blurs are one grouped convolution.
+(bands g, r, z; sky-subtracted surface brightness in nanomaggies per arcsec^2 as
+``phys555_cl.galaxies.simulate`` returns it, or Galaxy10 pictures in [0, 1]) on any device,
+and draws **independent parameters for every image** from an optional ``torch.Generator``
+(same generator state -> same augmentation). No Python loop runs per image: geometry is one
+``affine_grid`` / ``grid_sample`` per batch and blurs are one grouped convolution.
 
 =====================  ==========================  ===============================================
 module                 default range               invariance it teaches
 =====================  ==========================  ===============================================
-RandomFlip             p = 0.5                     a galaxy and its mirror image (seen from the
-                                                   other side of the sky) are the same kind
+RandomFlip             p = 0.5                     a galaxy and its mirror image are the same
+                                                   kind; a mirror image also reverses the
+                                                   winding sense of spiral arms, which no label
+                                                   asks about, so the invariance is safe
 RandomAffine           angle U(0, 360) deg         the sky has no "up": orientation is nuisance
                        shift U(-s, s), s = 4 px    centring / astrometric errors of the cutout
-                       scale U(0.9, 1.1)           small size changes (distance, survey zoom);
-                                                   total flux is conserved
-RandomPSFBlur          sigma U(0, 1) px,           seeing changes from night to night; the PSF
-                       per band x (lambda/r)^-0.2  is a little wider in g than in z
+                       scale U(0.9, 1.1)           the same galaxy at another apparent size (the
+                                                   scatter of the size-luminosity relation);
+                                                   the flux is kept, so it is *not* the galaxy
+                                                   at another distance, which would also dim it
+RandomPSFBlur          FWHM U(0, 1.04) arcsec      seeing changes from night to night: at most
+                       in r, x (lambda/r)^-0.2     the survey's largest change of seeing, from
+                                                   0.6" to 1.2" (sqrt(1.2^2 - 0.6^2) = 1.04"),
+                                                   at any pixel scale; wider in g than in z
 RandomReddening        E(B-V) U(0, 0.02)           Milky-Way dust in front of the galaxy, with
                                                    DECam g r z coefficients 3.214 2.165 1.211
-RandomBrightness       dm U(-0.2, 0.2) mag         exposure depth / calibration zero points
-RandomGaussianNoise    sigma U(0, 1) x sky MAD     a shallower exposure adds sky noise
+RandomBrightness       dm U(-0.2, 0.2) mag         calibration zero points and exposure depth:
+                                                   all bands together, so colours are kept
+restore_sky_noise      back to the input's noise   none: it undoes the smoothing of the steps
+                                                   above, so views are never cleaner than the
+                                                   exposure (GalaxyAugment, before the noise)
+RandomGaussianNoise    sigma U(0, 1) x sky noise   a shallower exposure adds sky noise
 =====================  ==========================  ===============================================
 
-The ranges follow Hayat et al. 2021 ("Self-supervised representation learning from
-Sloan/DESI images", ApJL 911 L33) and Stein et al. 2021 ("Self-supervised similarity search
-for large scientific datasets"); reddening and brightness are kept narrower than theirs by
-default because colour and flux carry redshift information we want the representation to keep
-(in the simulator g - r reddens by about 3 mag per unit redshift, so E(B-V) = 0.05, which
-reddens g - r by 0.05 mag, already blurs redshifts by about 0.02).
+The ranges follow Hayat et al. 2021 ("Self-supervised Representation Learning for Astronomical
+Images", ApJL 911 L33, on SDSS images) and Stein et al. 2021 ("Self-supervised similarity
+search for large scientific datasets"); reddening and brightness are kept narrower than theirs
+by default because colour and flux carry redshift information we want the representation to
+keep (in the simulator g - r reddens by about 3 mag per unit redshift, so E(B-V) = 0.05, which
+reddens g - r by 0.05 mag, already blurs redshifts by about 0.02). The network sees the flux
+(``encoders.AsinhStretch`` is one fixed, survey-wide stretch), so ``RandomBrightness`` is a
+real trade: invariance to a +-0.2 mag calibration or depth change, against keeping the flux;
+0.2 mag is what a redshift change of 0.01-0.02 does to a galaxy's flux at z = 0.1-0.2, small
+against the spread of galaxy luminosities.
+
+**Sky noise.** Interpolation (rotation, shift, rescaling) and blurring average neighbouring
+pixels and so smooth the sky noise away (a rotation alone leaves about 0.65 of it). Views
+cleaner than any real exposure would be an easy shortcut for SimCLR, so
+:class:`GalaxyAugment` measures each image's sky noise per band before it starts
+(:func:`robust_sigma`), and after the steps that change the galaxy's light adds the Gaussian
+noise that brings every view back to it (:func:`restore_sky_noise`); only then does
+:class:`RandomGaussianNoise` add the "shallower exposure", in units of that original noise.
+
+Angular scales are in arcsec: the pixel scale is ``galaxies.FIELD_ARCSEC / W`` (the
+simulator's stamps cover 32 arcsec at any size ``W``) unless a ``pixel_scale`` is given.
+The affine shift alone stays in pixels.
 
 Example::
 
@@ -47,23 +74,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phys555_cl.galaxies import FIELD_ARCSEC
+
 # A_band / E(B-V) for DECam g, r, z (Schlafly & Finkbeiner 2011, R_V = 3.1), as used by the
 # Legacy Surveys and by Hayat et al. 2021.
 DECAM_EXTINCTION = (3.214, 2.165, 1.211)
 # Effective wavelengths of DECam g, r, z in nm, for the wavelength dependence of the seeing.
 DECAM_WAVELENGTH_NM = (480.0, 640.0, 920.0)
 
+#: The survey's seeing, FWHM in r in arcsec: the simulator draws it in this range
+#: (``galaxies._PSF_FWHM``). The largest extra blur that keeps a view within it turns the
+#: sharpest exposure into the blurriest one: sqrt(1.2^2 - 0.6^2) = 1.04 arcsec.
+SEEING_FWHM = (0.6, 1.2)
+
 # The default ranges of the table above, in one place: every module and GalaxyAugment use
-# them (tests/test_augment.py checks that the table shows them). GalaxyAugment() with these
-# defaults made the shipped checkpoint (train.CONFIGS["default"]["augment"] is empty).
+# them (tests/test_augment.py checks that the table shows them).
 FLIP_P = 0.5
 DEGREES = (0.0, 360.0)
 MAX_SHIFT = 4.0  # pixels
 SCALE = (0.9, 1.1)
-BLUR_SIGMA = (0.0, 1.0)  # pixels, in r
+BLUR_FWHM = (0.0, 1.04)  # extra seeing, FWHM in arcsec in r: at most sqrt(1.2^2 - 0.6^2)
 EBV = (0.0, 0.02)  # E(B-V), mag
 DELTA_MAG = (-0.2, 0.2)  # mag
-NOISE_LEVEL = (0.0, 1.0)  # in units of the image's own sky noise
+NOISE_LEVEL = (0.0, 1.0)  # in units of the image's own (original) sky noise
+
+#: FWHM of a Gaussian over its standard deviation, 2 sqrt(2 ln 2).
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+#: The noise estimate (:func:`robust_sigma`) compares pixels this far apart along the image
+#: border, in arcsec: far enough apart that the noise of a smoothed view is uncorrelated
+#: there, close enough that galaxy light changes smoothly in between.
+NOISE_LAG_ARCSEC = 2.0
+#: ... on a frame this wide around the image, in arcsec (4 pixels at 32 pixels, 8 at 64).
+NOISE_BORDER_ARCSEC = 4.0
+#: Sigma clipping of :func:`sky_and_noise`: values further than ``CLIP_SIGMA`` robust sigmas
+#: from the median are dropped, ``CLIP_ITERATIONS`` times.
+CLIP_SIGMA = 3.0
+CLIP_ITERATIONS = 5
 
 
 def _check_batch(x: torch.Tensor) -> None:
@@ -126,9 +173,12 @@ class RandomAffine(nn.Module):
     ``U(*scale)`` (> 1 makes the galaxy look bigger). The map is applied about the image centre
     with bilinear interpolation.
     The output is multiplied by ``1 / scale**2`` so the total flux of a galaxy is kept (a
-    rotation or shift keeps it by itself, up to interpolation). Pixels that come from outside
-    the input are filled by reflection, so the corners of a rotated image keep sky noise
-    (zero-filled corners would be noiseless and betray the rotation angle).
+    rotation or shift keeps it by itself, up to interpolation): a rescaled view is the same
+    galaxy at another apparent size, not at another distance (which would also dim it).
+    Pixels that come from outside the input are filled by reflection, so the corners of a
+    rotated image keep sky noise (zero-filled corners would be noiseless and betray the
+    rotation angle). The interpolation smooths the sky noise (to about 0.65 of it for a
+    rotation); :class:`GalaxyAugment` restores it.
 
     ``out_size`` crops the centre of the transformed image (the "jitter crop" of Hayat et al.
     2021 when combined with a shift); by default the output has the input's size.
@@ -183,51 +233,77 @@ class RandomAffine(nn.Module):
 
 
 def gaussian_kernels_1d(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Normalised 1-D Gaussian kernels. Shapes: ``sigma [N] -> [N, 2*radius+1]``."""
-    r = torch.arange(-radius, radius + 1, device=sigma.device, dtype=sigma.dtype)
-    g1 = torch.exp(-0.5 * (r[None, :] / sigma.clamp_min(1e-3)[:, None]) ** 2)
-    return g1 / g1.sum(dim=1, keepdim=True)
+    """Normalised 1-D Gaussian kernels sampled at the pixel centres, each with a variance of
+    exactly ``sigma**2`` (pixels^2). Shapes: ``sigma [N] -> [N, 2*radius+1]``.
 
-
-def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Normalised 2-D Gaussian kernels, one per entry of ``sigma`` (in pixels).
-
-    Shapes: ``sigma [N] -> kernels [N, 2*radius+1, 2*radius+1]`` (each sums to 1). A sigma of 0
-    gives the identity kernel.
+    A Gaussian sampled at pixel centres is narrower than its ``sigma`` once ``sigma`` falls
+    below about a pixel (the extra seeing of a 32-pixel stamp is half a pixel), so the width
+    of each sampled kernel is solved (bisection) to give it the variance ``sigma**2``: the
+    quantity that adds up when blurs are combined, as seeing does. ``sigma = 0`` gives the
+    identity kernel. ``radius`` should be at least ``3 * sigma``.
     """
-    g1 = gaussian_kernels_1d(sigma, radius)
-    return g1[:, :, None] * g1[:, None, :]
+    n2 = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float64) ** 2
+    var = sigma.detach().to(torch.float64).clamp_min(1e-4) ** 2  # [N]
+
+    def kernel(t):  # the sampled Gaussian exp(-n^2 t), t = 1 / (2 width^2), normalised
+        w = torch.exp(-n2[None, :] * t[:, None])
+        return w / w.sum(dim=1, keepdim=True)
+
+    # bracket log t: exp(-n^2 t) has a variance below 1 / (2t), the continuous Gaussian's, and
+    # above that of its three central taps, 2 e^-t / (1 + 2 e^-t) (which solves for t when
+    # sigma^2 < 2/3; wider kernels are within a factor e of the continuous t)
+    hi = (0.5 / var).log()
+    lo = torch.where(var < 0.5, (2.0 / var.clamp_max(0.5) - 2.0).log().log(), hi - 1.0)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        too_narrow = (kernel(mid.exp()) * n2).sum(dim=1) < var  # larger t is narrower
+        hi = torch.where(too_narrow, mid, hi)
+        lo = torch.where(too_narrow, lo, mid)
+    return kernel((0.5 * (lo + hi)).exp()).to(sigma.dtype)
 
 
 class RandomPSFBlur(nn.Module):
     """Convolve each image with its own extra Gaussian PSF, a little wider in bluer bands.
 
-    ``sigma = U(*sigma) * (lambda_band / lambda_r) ** -0.2`` pixels (Kolmogorov seeing scales as
-    lambda^-0.2). Applied with ``probability`` per image (otherwise sigma = 0). Flux is kept: the
-    kernels sum to 1. Works on any number of channels; the band factor is used for 3 bands.
+    The extra seeing of each image is ``FWHM = U(*fwhm)`` arcsec in r, times
+    ``(lambda_band / lambda_r) ** -0.2`` in the other bands (Kolmogorov seeing scales as
+    lambda^-0.2), applied with ``probability`` per image (otherwise none). The default range
+    keeps a view within the survey's seeing (:data:`SEEING_FWHM`, 0.6-1.2 arcsec in r):
+    Gaussian blurs add in quadrature, and sqrt(1.2^2 - 0.6^2) = 1.04 arcsec turns the
+    sharpest exposure into the blurriest. The kernel is the same in arcsec at any image size:
+    ``pixel_scale`` (arcsec per pixel; default ``galaxies.FIELD_ARCSEC / W``, the simulator's)
+    converts it to pixels, and :func:`gaussian_kernels_1d` keeps its width right below a
+    pixel. Flux is kept: the kernels sum to 1. Works on any number of channels; the band
+    factor is used for 3 bands.
 
     Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
 
-    def __init__(self, sigma: tuple[float, float] = BLUR_SIGMA, probability: float = 1.0):
+    def __init__(self, fwhm: tuple[float, float] = BLUR_FWHM, pixel_scale: float | None = None,
+                 probability: float = 1.0):
         super().__init__()
-        _check_range("sigma", sigma, low_min=0.0)
+        _check_range("fwhm", fwhm, low_min=0.0)
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"probability must be in [0, 1], got {probability}")
-        self.sigma, self.probability = sigma, probability
+        if pixel_scale is not None and not pixel_scale > 0:
+            raise ValueError(f"pixel_scale must be positive arcsec per pixel, got {pixel_scale}")
+        self.fwhm, self.pixel_scale, self.probability = fwhm, pixel_scale, probability
         wl = torch.tensor(DECAM_WAVELENGTH_NM)
         self.register_buffer("band_factor", (wl / wl[1]) ** -0.2, persistent=False)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                pixel_scale: float | None = None) -> torch.Tensor:
+        """``pixel_scale`` (arcsec per pixel) overrides the module's for this call."""
         _check_batch(x)
         b, c, h, w = x.shape
-        if self.sigma[1] == 0 or self.probability == 0:
+        if self.fwhm[1] == 0 or self.probability == 0:
             return x
-        sig = _uniform(b, *self.sigma, generator, x.device)
-        sig = sig * (_uniform(b, 0.0, 1.0, generator, x.device) < self.probability)
+        scale = pixel_scale or self.pixel_scale or FIELD_ARCSEC / w
+        fwhm = _uniform(b, *self.fwhm, generator, x.device)
+        fwhm = fwhm * (_uniform(b, 0.0, 1.0, generator, x.device) < self.probability)
         band = self.band_factor.to(x.device) if c == 3 else torch.ones(c, device=x.device)
-        sig = (sig[:, None] * band[None, :]).reshape(-1)  # [B*C]
-        radius = max(1, math.ceil(3 * self.sigma[1] * float(band.max())))
+        sig = (fwhm[:, None] * band[None, :]).reshape(-1) / (FWHM_PER_SIGMA * scale)  # [B*C] px
+        radius = max(1, math.ceil(4 * self.fwhm[1] * float(band.max()) / (FWHM_PER_SIGMA * scale)))
         k1 = gaussian_kernels_1d(sig.float(), radius).to(x.dtype)  # [B*C, k]
         # a Gaussian is separable: two grouped 1-D convolutions, every (image, band) plane with
         # its own kernel, cost 2k instead of k^2 per pixel
@@ -299,31 +375,132 @@ def border_pixels(x: torch.Tensor, width: int = 4) -> torch.Tensor:
 MAD_TO_SIGMA = 1.4826
 
 
-def sky_and_noise(values: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Robust sky level and noise of ``values`` along ``dim``: the median and ``1.4826 * MAD``.
+def _clipped_std_factor(clip: float) -> float:
+    """Standard deviation of a unit Gaussian cut at +-c: sqrt(1 - 2 c phi(c) / (2 Phi(c) - 1))."""
+    phi = math.exp(-0.5 * clip * clip) / math.sqrt(2.0 * math.pi)
+    inside = math.erf(clip / math.sqrt(2.0))
+    return math.sqrt(1.0 - 2.0 * clip * phi / inside)
 
-    Both ignore the few bright values (galaxy light) among mostly sky pixels, so they measure
-    the sky and its Gaussian noise. Shapes: ``[..., n] -> [..., 1]`` (median, kept for
-    broadcasting) and ``[...]`` (noise), for ``dim=-1``. Used by :func:`robust_sigma`,
-    ``encoders.AsinhStretch`` and ``data.hubble_deep_field_cutouts``.
+
+def _sigma_clip(v: torch.Tensor, clip: float, iterations: int):
+    """Sigma clipping along the last dim: ``(keep, sigma)``, the mask of the values kept and
+    their standard deviation, corrected to the sigma of the Gaussian they came from."""
+    finite = torch.isfinite(v)
+    centre = torch.where(finite, v, torch.nan).nanmedian(dim=-1, keepdim=True).values
+    deviation = torch.where(finite, (v - centre).abs(), torch.nan)  # NaN: never kept
+    sigma = MAD_TO_SIGMA * deviation.nanmedian(dim=-1, keepdim=True).values
+    d = torch.where(finite, v - centre, 0)  # about the median: no cancellation in the sums
+    d2, keep, cut = d * d, finite, _clipped_std_factor(clip)
+    for _ in range(iterations):
+        keep = deviation <= clip * sigma
+        k = keep.to(d.dtype)
+        n = k.sum(dim=-1, keepdim=True)
+        s1 = torch.einsum("...n,...n->...", k, d)[..., None]
+        s2 = torch.einsum("...n,...n->...", k, d2)[..., None]
+        var = (s2 - s1 * s1 / n.clamp_min(1)).clamp_min(0) / (n - 1).clamp_min(1)
+        sigma = var.sqrt() / cut
+    return keep, sigma[..., 0]
+
+
+def sky_and_noise(values: torch.Tensor, dim: int = -1, *, clip: float = CLIP_SIGMA,
+                  iterations: int = CLIP_ITERATIONS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sigma-clipped sky level and noise of ``values`` along ``dim``.
+
+    Iterative ``clip``-sigma clipping around the median (vectorised with masks, no loop over
+    images): sigma starts as ``1.4826 * MAD``, which ignores outliers; then ``iterations``
+    times the values further than ``clip`` sigmas from the median are dropped and sigma
+    becomes the standard deviation of the values kept, divided by that of a unit Gaussian cut
+    at ``+-clip`` (0.9866 for 3 sigma) so that pure Gaussian noise gives its sigma. The sky is
+    the median of the values kept in the end. Galaxy light, stars and neighbours among mostly
+    sky values are dropped as outliers; non-finite values are ignored. Shapes:
+    ``[..., n] -> [..., 1]`` (sky, kept for broadcasting) and ``[...]`` (noise), for
+    ``dim=-1``. Used by :func:`robust_sigma` and ``data.hubble_deep_field_cutouts``.
     """
-    med = values.median(dim=dim, keepdim=True).values
-    return med, MAD_TO_SIGMA * (values - med).abs().median(dim=dim).values
+    v = values.movedim(dim, -1)
+    keep, noise = _sigma_clip(v, clip, iterations)
+    sky = torch.where(keep, v, torch.nan).nanmedian(dim=-1, keepdim=True).values
+    return sky.movedim(-1, dim), noise
 
 
-def robust_sigma(x: torch.Tensor, width: int = 4) -> torch.Tensor:
-    """Sky noise per image and band: ``1.4826 * MAD`` of the :func:`border_pixels`.
+#: Coefficients of a third difference: it cancels a constant, a gradient and a curvature.
+_THIRD_DIFFERENCE = (1.0, -3.0, 3.0, -1.0)
 
-    The border of a galaxy cutout is mostly sky, and the median absolute deviation ignores the
-    few galaxy pixels there, so this measures the noise. Shapes: ``[B, C, H, W] -> [B, C]``.
+
+def _border_differences(x: torch.Tensor, width: int, lag: int) -> torch.Tensor:
+    """Third differences, with steps of ``lag`` pixels, along the frame of :func:`border_pixels`
+    (along the rows of its top and bottom, the columns of its sides), scaled to the noise of
+    one pixel. ``[B, C, H, W] -> [B, C, n]``."""
+    h, w = x.shape[-2:]
+    rows, cols = x, x
+    if 2 * width < min(h, w):
+        rows = torch.cat([x[..., :width, :], x[..., -width:, :]], dim=-2)
+        cols = torch.cat([x[..., :, :width], x[..., :, -width:]], dim=-1)
+    norm = math.sqrt(sum(c * c for c in _THIRD_DIFFERENCE))
+
+    def along(s: torch.Tensor, d: int) -> torch.Tensor:
+        n = s.shape[d] - 3 * lag
+        return sum(c * s.narrow(d, k * lag, n) for k, c in enumerate(_THIRD_DIFFERENCE)).flatten(2)
+
+    return torch.cat([along(rows, -1), along(cols, -2)], dim=-1) / norm
+
+
+def robust_sigma(x: torch.Tensor, width: int | None = None,
+                 pixel_scale: float | None = None) -> torch.Tensor:
+    """Sky noise per image and band, measured on the image border, that galaxy light does not
+    bias. Shapes: ``[B, C, H, W] -> [B, C]``.
+
+    ``width``: of the frame, in pixels (default :data:`NOISE_BORDER_ARCSEC`, 4 arcsec).
+
+    A large bright galaxy lights up the border of its stamp (an r = 14 galaxy with a
+    half-light radius of 8 arcsec is 30 times brighter than the sky noise there), so the
+    spread of the border values measures the galaxy, not the noise. Its light changes
+    smoothly, however: the third difference ``x[i] - 3 x[i+L] + 3 x[i+2L] - x[i+3L]`` cancels
+    a constant, a gradient and a curvature, and keeps ``sqrt(20)`` times the noise of one
+    pixel. Pixels :data:`NOISE_LAG_ARCSEC` (2 arcsec) apart are compared (``L`` pixels at
+    ``pixel_scale`` arcsec per pixel, default ``galaxies.FIELD_ARCSEC / W``): far enough apart
+    that the noise of a rotated or blurred view is not correlated between them, so the
+    estimate is the noise of one pixel of the view too. Stars, neighbours and spiral arms on
+    the border are removed by the sigma clipping of :func:`sky_and_noise`.
+
+    On Gaussian noise it is unbiased, with a scatter of about 5% at 32 pixels and 3% at 64.
     """
-    return sky_and_noise(border_pixels(x, width).float())[1]
+    h, w = x.shape[-2:]
+    scale = pixel_scale or FIELD_ARCSEC / w
+    if width is None:
+        width = max(1, round(NOISE_BORDER_ARCSEC / scale))
+    lag = min(max(1, round(NOISE_LAG_ARCSEC / scale)), (min(h, w) - 1) // 3)
+    if lag < 1:  # fewer than 4 pixels a side: the spread of all values
+        return _sigma_clip(x.flatten(2).float(), CLIP_SIGMA, CLIP_ITERATIONS)[1]
+    return _sigma_clip(_border_differences(x.float(), width, lag), CLIP_SIGMA, CLIP_ITERATIONS)[1]
+
+
+def restore_sky_noise(view: torch.Tensor, sigma: torch.Tensor,
+                      generator: torch.Generator | None = None,
+                      pixel_scale: float | None = None) -> torch.Tensor:
+    """Add the Gaussian noise that brings each view back to the sky noise ``sigma`` per band.
+
+    Interpolation and blurring smooth the noise of a view; this adds white Gaussian noise of
+    ``sqrt(max(sigma**2 - sigma_view**2, 0))``, with ``sigma_view`` measured on the view the
+    same way (:func:`robust_sigma`). A view noisier than ``sigma`` is left as it is. The
+    restored noise has the right level per pixel; it is a little smoother from pixel to pixel
+    than the original's (part of it is the smoothed original).
+
+    Shapes: ``view [B, C, H, W]``, ``sigma [B, C]`` (e.g. ``robust_sigma(original)``)
+    ``-> [B, C, H, W]``.
+    """
+    _check_batch(view)
+    sigma_view = robust_sigma(view, pixel_scale=pixel_scale)
+    std = (sigma.to(view.device).float() ** 2 - sigma_view**2).clamp_min(0).sqrt()  # [B, C]
+    gen_device = generator.device if generator is not None else view.device
+    noise = torch.randn(view.shape, generator=generator, device=gen_device).to(view.device)
+    return view + noise.to(view.dtype) * std.to(view.dtype)[:, :, None, None]
 
 
 class RandomGaussianNoise(nn.Module):
-    """Add Gaussian noise of ``U(*level)`` times each band's own sky noise (:func:`robust_sigma`,
-    measured on the image border).
+    """Add Gaussian noise of ``U(*level)`` times each band's sky noise: a shallower exposure.
 
+    The sky noise is the image's own (:func:`robust_sigma`, measured on its border) unless
+    ``sigma`` ``[B, C]`` is given (``GalaxyAugment`` passes the noise of the original image).
     Measuring the level in units of the image's own noise makes the same module right for
     simulated fluxes and for Galaxy10 8-bit images. Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
@@ -333,12 +510,14 @@ class RandomGaussianNoise(nn.Module):
         _check_range("level", level, low_min=0.0)
         self.level = level
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                sigma: torch.Tensor | None = None) -> torch.Tensor:
         _check_batch(x)
         b = x.shape[0]
         if self.level[1] == 0:
             return x
-        std = robust_sigma(x) * _uniform(b, *self.level, generator, x.device)[:, None]  # [B, C]
+        sigma = robust_sigma(x) if sigma is None else sigma.to(x.device)
+        std = sigma * _uniform(b, *self.level, generator, x.device)[:, None]  # [B, C]
         gen_device = generator.device if generator is not None else x.device
         noise = torch.randn(x.shape, generator=generator, device=gen_device).to(x.device)
         return x + noise.to(x.dtype) * std.to(x.dtype)[:, :, None, None]
@@ -346,13 +525,23 @@ class RandomGaussianNoise(nn.Module):
 
 class GalaxyAugment(nn.Module):
     """The default SimCLR view generator for galaxies: flip, rotate/shift/rescale, PSF blur,
-    reddening, brightness, noise (in that order, the order light takes: geometry of the source,
-    then the atmosphere and telescope, then the detector).
+    reddening, brightness, then the sky noise restored and extra noise added (the order light
+    takes: geometry of the source, then the atmosphere and telescope, then the detector).
+
+    Before the steps, the sky noise of every image and band is measured
+    (:func:`robust_sigma`); after the steps that change the galaxy's light,
+    :func:`restore_sky_noise` brings every view back to it (interpolation and blurring smooth
+    the noise; a view cleaner than any real exposure is an easy shortcut for SimCLR), and the
+    extra noise of :class:`RandomGaussianNoise` is in units of that original noise.
 
     Args:
         out_size: crop size of the views (default: the input size).
-        flip_p, degrees, max_shift, scale, blur_sigma, ebv, delta_mag, noise_level: the ranges
+        flip_p, degrees, max_shift, scale, blur_fwhm, ebv, delta_mag, noise_level: the ranges
             documented in the module docstring; a range of (0, 0) switches a step off.
+        pixel_scale: arcsec per pixel of the input images, for the blur and the noise
+            estimate (default ``galaxies.FIELD_ARCSEC / W``, the simulator's; Galaxy10 DECaLS
+            stamps are 256 pixels of 0.262 arcsec).
+        restore_noise: bring each view back to its original sky noise (default True).
 
     Shapes: ``[B, 3, H, W] -> [B, 3, out_size, out_size]``.
 
@@ -366,28 +555,50 @@ class GalaxyAugment(nn.Module):
         degrees: tuple[float, float] = DEGREES,
         max_shift: float = MAX_SHIFT,
         scale: tuple[float, float] = SCALE,
-        blur_sigma: tuple[float, float] = BLUR_SIGMA,
+        blur_fwhm: tuple[float, float] = BLUR_FWHM,
         ebv: tuple[float, float] = EBV,
         delta_mag: tuple[float, float] = DELTA_MAG,
         noise_level: tuple[float, float] = NOISE_LEVEL,
+        pixel_scale: float | None = None,
+        restore_noise: bool = True,
     ):
         super().__init__()
-        self.steps = nn.ModuleList(
-            [
-                RandomFlip(flip_p),
-                RandomAffine(degrees, max_shift, scale, out_size),
-                RandomPSFBlur(blur_sigma),
-                RandomReddening(ebv),
-                RandomBrightness(delta_mag),
-                RandomGaussianNoise(noise_level),
-            ]
-        )
+        if pixel_scale is not None and not pixel_scale > 0:
+            raise ValueError(f"pixel_scale must be positive arcsec per pixel, got {pixel_scale}")
+        self.pixel_scale, self.restore_noise = pixel_scale, restore_noise
+        self.flip = RandomFlip(flip_p)
+        self.affine = RandomAffine(degrees, max_shift, scale, out_size)
+        self.blur = RandomPSFBlur(blur_fwhm)
+        self.reddening = RandomReddening(ebv)
+        self.brightness = RandomBrightness(delta_mag)
+        self.noise = RandomGaussianNoise(noise_level)
+
+    @property
+    def steps(self) -> list[nn.Module]:
+        """The six random steps, in the order they are applied (the noise restoration runs
+        between the brightness and the noise)."""
+        return [self.flip, self.affine, self.blur, self.reddening, self.brightness, self.noise]
+
+    def _pixel_scale(self, x: torch.Tensor) -> float:
+        """Arcsec per pixel of the input (a crop to ``out_size`` keeps it)."""
+        return self.pixel_scale or FIELD_ARCSEC / x.shape[-1]
+
+    def _view(self, x: torch.Tensor, sigma: torch.Tensor, generator) -> torch.Tensor:
+        pixel_scale = self._pixel_scale(x)
+        x = self.flip(x, generator=generator)
+        x = self.affine(x, generator=generator)
+        x = self.blur(x, generator=generator, pixel_scale=pixel_scale)
+        x = self.reddening(x, generator=generator)
+        x = self.brightness(x, generator=generator)
+        if self.restore_noise:
+            x = restore_sky_noise(x, sigma, generator=generator, pixel_scale=pixel_scale)
+        return self.noise(x, generator=generator, sigma=sigma)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One random view of every image. ``[B, 3, H, W] -> [B, 3, out, out]``."""
-        for step in self.steps:
-            x = step(x, generator=generator)
-        return x
+        _check_batch(x)
+        sigma = robust_sigma(x, pixel_scale=self._pixel_scale(x))  # [B, C]: the original's
+        return self._view(x, sigma, generator)
 
     def two_views(
         self, x: torch.Tensor, generator: torch.Generator | None = None
@@ -395,5 +606,8 @@ class GalaxyAugment(nn.Module):
         """Two independent random views ``(v1, v2)`` of the batch, each ``[B, 3, out, out]``.
 
         ``v1[i]`` and ``v2[i]`` are the positive pair of SimCLR; every other view is a negative.
+        The same as calling the module twice (the sky noise of the input is measured once).
         """
-        return self(x, generator=generator), self(x, generator=generator)
+        _check_batch(x)
+        sigma = robust_sigma(x, pixel_scale=self._pixel_scale(x))
+        return self._view(x, sigma, generator), self._view(x, sigma, generator)

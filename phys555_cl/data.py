@@ -38,6 +38,7 @@ __all__ = [
     "GALAXY10_SHA256",
     "GALAXY10_CLASSES",
     "GALAXY10_TO_SCHEMA",
+    "GALAXY10_FIELD_ARCSEC",
 ]
 
 
@@ -99,6 +100,10 @@ GALAXY10_URLS = (
 #: SHA256 of ``Galaxy10_DECals.h5`` (2.54 GB).
 GALAXY10_SHA256 = "19aefc477c41bb7f77ff07599a6b82a038dc042f889a111b0d4d98bb755c1571"
 GALAXY10_FILENAME = "Galaxy10_DECals.h5"
+#: Side of a Galaxy10 DECaLS stamp in arcsec: 256 pixels of 0.262 arcsec (the Legacy Surveys'
+#: pixel; a minority of the stamps, large galaxies, have 0.524 arcsec pixels and cover twice
+#: this: the file's ``pxscale``). At ``size`` pixels the scale is this over ``size``.
+GALAXY10_FIELD_ARCSEC = 256 * 0.262
 
 #: The ten Galaxy10 classes, indexed by the ``ans`` column.
 GALAXY10_CLASSES = (
@@ -256,7 +261,11 @@ class Galaxy10DECaLS(_LabelledImages):
     Attributes:
         images: float32 ``[N, 3, size, size]`` in [0, 1], bands ordered (g, r, z) like the
             simulator (the channels of the RGB file reversed). Show them with
-            ``plotting.show_galaxies(images, band_weights=(1, 1, 1))``.
+            ``plotting.show_galaxies(images, band_weights=(1, 1, 1))``. They are 8-bit
+            pictures, not fluxes: a model of them normalises with
+            ``encoders.ByteImageNormalize`` (not the flux stretch ``AsinhStretch``), and
+            ``augment.GalaxyAugment(pixel_scale=GALAXY10_FIELD_ARCSEC / size)`` blurs them in
+            arcsec (``train`` with ``data="galaxy10"`` does both).
         labels: the schema keys (mapping in :data:`GALAXY10_TO_SCHEMA`) plus
             ``galaxy10_class``, ``ra``, ``dec``. ``redshift`` is -1 where the catalogue has
             none, and then ``redshift_high`` is -1 too. Every galaxy has a morphology, so

@@ -11,8 +11,10 @@ Galaxy cutouts are small (32-96 pixels), so the torchvision ResNets get a 3x3 st
 no max-pool (as for CIFAR in the SimCLR paper, appendix B.9): the standard 7x7/2 stem plus
 max-pool would shrink a 64-pixel galaxy to 16 pixels before the first block.
 
-The input normalisation lives inside the model (:class:`AsinhStretch`), so raw
-``simulate()`` fluxes and Galaxy10 images in [0, 1] go in as they are.
+The input normalisation lives inside the model, so raw ``simulate()`` fluxes go in as they
+are: :class:`AsinhStretch`, one fixed asinh stretch for the whole survey, so that the network
+sees each galaxy's flux. A model of 8-bit pictures (Galaxy10 images in [0, 1]) takes
+:class:`ByteImageNormalize` instead.
 
 Example::
 
@@ -30,46 +32,85 @@ from phys555_cl._checks import check_int
 ENCODERS = ("compact", "resnet18", "resnet50")
 
 
-class AsinhStretch(nn.Module):
-    """Per-image robust asinh stretch: ``asinh((x - sky) / (softening * noise)) / asinh_scale``.
+#: Softening of the survey-wide asinh stretch, nanomaggies per arcsec^2: about the sky noise
+#: of one pixel of a 32-pixel stamp (0.03-0.07 for a survey of DECaLS DR9 depth), i.e. a
+#: surface brightness of 25.75 mag per arcsec^2. Fainter is stretched linearly, brighter
+#: logarithmically.
+ASINH_SOFTENING = 0.05
+#: ``asinh(x / ASINH_SOFTENING)`` is about +-0.9 for one sigma of sky noise (r, 32 pixels) and
+#: 6-11 in the cores of the simulated galaxies; divided by 3 one sigma of sky is about +-0.3
+#: and the cores 2-3.7 (the stretched pixels of ``simulate`` have a standard deviation of 0.4
+#: at 32 pixels, 0.5 at 64).
+ASINH_SCALE = 3.0
 
-    ``sky`` is the median and ``noise`` is ``1.4826 * MAD`` of the pixels in a frame
-    ``border`` pixels wide around the image (mostly sky; all bands together, so colours are
-    kept). Astronomers display galaxies with an asinh stretch (Lupton et al. 1999): linear
-    near the noise, logarithmic for the bright core, so faint outskirts and the nucleus both
-    stay visible. Measuring flux in units of each image's own noise makes raw simulated fluxes
-    and 8-bit Galaxy10 images comparable without any dataset statistics; the floor
-    ``min_noise_fraction * max|x|`` keeps noiseless images (a MAD of 0) finite.
+
+class AsinhStretch(nn.Module):
+    """A fixed, survey-wide asinh stretch of the fluxes: ``asinh(x / softening) / scale``.
+
+    Astronomers display galaxies with an asinh stretch (Lupton et al. 1999, AJ 118, 1406):
+    linear near the sky noise, logarithmic for the bright core, so faint outskirts and the
+    nucleus both stay visible. The input is sky-subtracted surface brightness in nanomaggies
+    per arcsec^2 (as ``galaxies.simulate`` returns it); ``softening`` (nanomaggies per
+    arcsec^2, default :data:`ASINH_SOFTENING` = 0.05, about the sky noise of a pixel at 32
+    pixels) is where the stretch turns from linear to logarithmic, and ``scale`` (default
+    :data:`ASINH_SCALE` = 3) brings the values near unit range. It is the same formula as
+    ``galaxies.asinh_stretch(x, scale=softening, beta=scale)``.
+
+    The stretch is the same for every image (no per-image sky or noise estimate), so the
+    network sees each galaxy's flux and surface brightness, which carry redshift
+    information, and a brighter view (``augment.RandomBrightness``) is a different input.
+    All bands share it, so colours are kept. For 8-bit pictures already stretched for display
+    (Galaxy10 DECaLS, values in [0, 1]) use :class:`ByteImageNormalize` instead.
 
     Shapes: ``[B, C, H, W] -> [B, C, H, W]`` (float32).
     """
 
-    def __init__(
-        self,
-        softening: float = 3.0,
-        asinh_scale: float = 3.0,
-        min_noise_fraction: float = 1e-3,
-        border: int = 4,
-    ):
+    def __init__(self, softening: float = ASINH_SOFTENING, scale: float = ASINH_SCALE):
         super().__init__()
-        if softening <= 0 or asinh_scale <= 0:
-            raise ValueError(
-                f"softening and asinh_scale must be positive, got {softening}, {asinh_scale}"
-            )
-        self.softening, self.asinh_scale = softening, asinh_scale
-        self.min_noise_fraction, self.border = min_noise_fraction, border
+        if not (softening > 0 and scale > 0):
+            raise ValueError(f"softening and scale must be positive, got {softening}, {scale}")
+        self.softening, self.scale = float(softening), float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from phys555_cl.augment import border_pixels, sky_and_noise
-
         if x.ndim != 4:
             raise ValueError(f"expected images of shape [B, C, H, W], got {tuple(x.shape)}")
-        x = x.float()
-        sky, noise = sky_and_noise(border_pixels(x, self.border).flatten(1))  # [B, 1], [B]
-        sky = sky[:, :, None, None]
-        floor = self.min_noise_fraction * x.flatten(1).abs().amax(dim=1) + 1e-12
-        noise = torch.maximum(noise, floor)[:, None, None, None]
-        return torch.asinh((x - sky) / (self.softening * noise)) / self.asinh_scale
+        return torch.asinh(x.float() / self.softening) / self.scale
+
+    def extra_repr(self) -> str:
+        return f"softening={self.softening:g}, scale={self.scale:g}"
+
+
+class ByteImageNormalize(nn.Module):
+    """The normalisation for 8-bit pictures converted to floats in [0, 1]:
+    ``(x - mean) / std``, by default ``2 x - 1`` (values in [-1, 1]).
+
+    Galaxy10 DECaLS images (``data.Galaxy10DECaLS``) and the Hubble press image are already
+    stretched for display and quantised to 8 bits: they are not fluxes, so
+    :class:`AsinhStretch` does not apply. A model trained on them takes this module instead:
+    ``SimCLR(encoder, normalize=ByteImageNormalize())`` (``train`` with ``data="galaxy10"``
+    does so). ``mean`` and ``std`` are fixed numbers (one, or one per band), not statistics
+    of a batch, so a brighter picture is still a different input.
+
+    Shapes: ``[B, C, H, W] -> [B, C, H, W]`` (float32).
+    """
+
+    def __init__(self, mean: float | tuple[float, ...] = 0.5,
+                 std: float | tuple[float, ...] = 0.5):
+        super().__init__()
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
+        if not (std_t > 0).all():
+            raise ValueError(f"std must be positive, got {std!r}")
+        self.register_buffer("mean", mean_t, persistent=False)
+        self.register_buffer("std", std_t, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"expected images of shape [B, C, H, W], got {tuple(x.shape)}")
+        return (x.float() - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
 
 
 class UnitLength(nn.Module):
@@ -205,7 +246,8 @@ class SimCLR(nn.Module):
     Args:
         encoder: a module with an ``out_dim`` attribute, e.g. from :func:`build_encoder`.
         head: a :class:`ProjectionHead` (default: ``ProjectionHead(encoder.out_dim)``).
-        normalize: the input normalisation (default :class:`AsinhStretch`); ``nn.Identity()``
+        normalize: the input normalisation (default :class:`AsinhStretch`, for fluxes);
+            :class:`ByteImageNormalize` for 8-bit pictures such as Galaxy10; ``nn.Identity()``
             when the images are already normalised.
 
     Shapes: ``x [B, 3, H, W] -> h [B, encoder.out_dim], z [B, head.out_dim]``.
@@ -243,21 +285,27 @@ def build_simclr(
     hidden_dim: int = 512,
     proj_dim: int = 128,
     in_channels: int = 3,
+    normalize: nn.Module | None = None,
 ) -> SimCLR:
-    """Convenience builder: ``SimCLR(build_encoder(encoder), ProjectionHead(...))``.
+    """Convenience builder: ``SimCLR(build_encoder(encoder), ProjectionHead(...), normalize)``
+    (``normalize`` None: :class:`AsinhStretch`).
 
     Shapes: the model maps ``[B, in_channels, H, W] -> (h [B, D], z [B, proj_dim])``.
     """
     enc = build_encoder(encoder, in_channels=in_channels, width=width)
-    return SimCLR(enc, ProjectionHead(enc.out_dim, hidden_dim, proj_dim))
+    return SimCLR(enc, ProjectionHead(enc.out_dim, hidden_dim, proj_dim), normalize)
 
 
 def build_model_from_config(cfg: dict) -> SimCLR:
     """The SimCLR model a training configuration describes (randomly initialised).
 
     ``cfg`` is a ``phys555_cl.train`` config (e.g. the one ``load_checkpoint`` returns): its
-    ``encoder``, ``width``, ``hidden_dim`` and ``proj_dim`` are used.
+    ``encoder``, ``width``, ``hidden_dim`` and ``proj_dim`` are used, and its ``data``: 8-bit
+    Galaxy10 pictures (``"galaxy10"``) are normalised with :class:`ByteImageNormalize`,
+    simulated fluxes with :class:`AsinhStretch`.
     """
+    normalize = ByteImageNormalize() if cfg.get("data") == "galaxy10" else AsinhStretch()
     return build_simclr(
-        cfg["encoder"], width=cfg["width"], hidden_dim=cfg["hidden_dim"], proj_dim=cfg["proj_dim"]
+        cfg["encoder"], width=cfg["width"], hidden_dim=cfg["hidden_dim"],
+        proj_dim=cfg["proj_dim"], normalize=normalize,
     )

@@ -597,7 +597,12 @@ def _setup(cfg: dict, data: torch.Tensor | None, device: torch.device, rank: int
         )
     steps_per_epoch = len(data) // local_batch
     data = data.to(device) if device.type == "cuda" else data
-    augment = GalaxyAugment(**cfg["augment"]).to(device)
+    augment_options = dict(cfg["augment"])
+    if cfg["data"] == "galaxy10":  # blur and noise estimate in arcsec: Galaxy10's pixels
+        from phys555_cl.data import GALAXY10_FIELD_ARCSEC
+
+        augment_options.setdefault("pixel_scale", GALAXY10_FIELD_ARCSEC / cfg["image_size"])
+    augment = GalaxyAugment(**augment_options).to(device)
     # channels-last: 1.24x on a 2-core CPU for the compact encoder (benchmarks/bench_training.py)
     # and the usual choice on CUDA; not measured on Apple GPUs, so left off there
     channels_last = cfg["channels_last"] and device.type in ("cpu", "cuda")

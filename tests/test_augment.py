@@ -6,6 +6,10 @@ import pytest
 import torch
 
 from phys555_cl.augment import (
+    BLUR_FWHM,
+    DECAM_WAVELENGTH_NM,
+    FWHM_PER_SIGMA,
+    SEEING_FWHM,
     GalaxyAugment,
     RandomAffine,
     RandomBrightness,
@@ -13,6 +17,8 @@ from phys555_cl.augment import (
     RandomGaussianNoise,
     RandomPSFBlur,
     RandomReddening,
+    border_pixels,
+    sky_and_noise,
 )
 
 
@@ -114,7 +120,7 @@ def test_affine_out_size_crops_the_centre():
 
 def test_psf_blur_keeps_flux_and_lowers_the_peak():
     x = gaussian_galaxies(size=48, sigma=1.5)
-    y = RandomPSFBlur(sigma=(1.0, 2.0))(x, generator=torch.Generator().manual_seed(0))
+    y = RandomPSFBlur(fwhm=(2.0, 4.0))(x, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(y.sum(dim=(2, 3)), x.sum(dim=(2, 3)), rtol=1e-4, atol=0)
     assert (y.amax(dim=(2, 3)) < x.amax(dim=(2, 3))).all()
 
@@ -196,7 +202,7 @@ def test_the_module_docstring_table_shows_the_default_ranges_of_the_code():
     rows = {
         "RandomFlip": f"p = {_default(RandomFlip, 'p'):g}",
         "RandomAffine": f"angle {_range(_default(RandomAffine, 'degrees'))} deg",
-        "RandomPSFBlur": f"sigma {_range(_default(RandomPSFBlur, 'sigma'))} px",
+        "RandomPSFBlur": f"FWHM {_range(_default(RandomPSFBlur, 'fwhm'))} arcsec",
         "RandomReddening": f"E(B-V) {_range(_default(RandomReddening, 'ebv'))}",
         "RandomBrightness": f"dm {_range(_default(RandomBrightness, 'delta_mag'))} mag",
         "RandomGaussianNoise": f"sigma {_range(_default(RandomGaussianNoise, 'level'))} x sky",
@@ -210,8 +216,208 @@ def test_the_module_docstring_table_shows_the_default_ranges_of_the_code():
 @pytest.mark.parametrize("module, argument, galaxy_argument", [
     (RandomFlip, "p", "flip_p"), (RandomAffine, "degrees", "degrees"),
     (RandomAffine, "max_shift", "max_shift"), (RandomAffine, "scale", "scale"),
-    (RandomPSFBlur, "sigma", "blur_sigma"), (RandomReddening, "ebv", "ebv"),
+    (RandomPSFBlur, "fwhm", "blur_fwhm"), (RandomReddening, "ebv", "ebv"),
     (RandomBrightness, "delta_mag", "delta_mag"), (RandomGaussianNoise, "level", "noise_level"),
 ])
 def test_every_module_defaults_to_what_galaxy_augment_uses(module, argument, galaxy_argument):
     assert _default(module, argument) == _default(GalaxyAugment, galaxy_argument)
+
+
+# ---------------------------------------------------------------------------------------------
+# Physical units: the sky noise of the views, the PSF in arcsec, a noise estimate that galaxy
+# light does not bias, and augmentations the model can see
+# ---------------------------------------------------------------------------------------------
+
+BAND_SIGMA = torch.tensor([0.8, 1.0, 1.6])  # relative sky noise in g, r, z
+
+
+def sky_noise(b, size, seed=0):
+    """Noise-only images: Gaussian sky noise of a known sigma per band (0.05 nanomaggies per
+    arcsec^2 in r at 32 pixels, twice that at 64, as for a survey of DECaLS depth)."""
+    sigma = 0.05 * (size / 32) * BAND_SIGMA
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, 3, size, size, generator=g) * sigma[:, None, None], sigma
+
+
+def centred_galaxy(size, r_e, mag, profile="exponential", oversample=4):
+    """A round galaxy of half-light radius ``r_e`` arcsec and r magnitude ``mag`` in the centre
+    of a 32-arcsec stamp of ``size`` pixels, as surface brightness in nanomaggies per arcsec^2
+    (the profile averaged over each pixel). ``[size, size]``."""
+    b, n = (1.678, 1) if profile == "exponential" else (7.669, 4)  # de Vaucouleurs: n = 4
+    flux = 10 ** (-0.4 * (mag - 22.5))  # nanomaggies
+    # total flux of I_e exp(-b ((R / r_e)^(1/n) - 1)): I_e r_e^2 2 pi n e^b Gamma(2n) / b^(2n)
+    i_e = flux / (r_e**2 * 2 * math.pi * n * math.exp(b) * math.gamma(2 * n) / b ** (2 * n))
+    pix = 32.0 / size
+    t = (torch.arange(size * oversample, dtype=torch.float64) + 0.5) * pix / oversample - 16.0
+    radius = torch.sqrt(t[:, None] ** 2 + t[None, :] ** 2)
+    image = i_e * torch.exp(-b * ((radius / r_e) ** (1 / n) - 1))
+    return torch.nn.functional.avg_pool2d(image[None, None], oversample)[0, 0].float()
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_every_view_keeps_at_least_90_percent_of_the_sky_noise(size):
+    # interpolation and blurring smooth the noise (a rotation leaves about 0.65 of it); the
+    # views are brought back to the input's noise before the extra noise is added
+    x, sigma = sky_noise(64, size)
+    views = torch.cat(GalaxyAugment().two_views(x, generator=torch.Generator().manual_seed(1)))
+    view_noise = (views / sigma[:, None, None]).flatten(1).std(dim=1)  # in units of the input's
+    assert view_noise.min() >= 0.9, view_noise.min()
+    # without the restoration the views would be far cleaner than the input
+    smooth = GalaxyAugment(restore_noise=False, noise_level=(0, 0))(
+        x, generator=torch.Generator().manual_seed(1))
+    assert (smooth / sigma[:, None, None]).flatten(1).std(dim=1).median() < 0.8
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_without_extra_noise_views_have_the_input_sky_noise(size):
+    x, sigma = sky_noise(64, size, seed=2)
+    views = GalaxyAugment(noise_level=(0, 0))(x, generator=torch.Generator().manual_seed(3))
+    per_band = views.std(dim=(2, 3)) / sigma  # [B, 3]
+    assert abs(per_band.median().item() - 1) < 0.1
+    for band in range(3):
+        assert abs(per_band[:, band].median().item() - 1) < 0.1, band
+
+
+def test_extra_noise_is_in_units_of_the_original_sky_noise():
+    x, sigma = sky_noise(64, 32, seed=4)
+    views = GalaxyAugment(noise_level=(1, 1))(x, generator=torch.Generator().manual_seed(5))
+    # restored to sigma, then sigma more in quadrature: sqrt(2) sigma
+    ratio = (views.std(dim=(2, 3)) / sigma).median().item()
+    assert math.isclose(ratio, math.sqrt(2), rel_tol=0.1), ratio
+
+
+def test_restore_sky_noise_adds_only_what_is_missing():
+    from phys555_cl.augment import restore_sky_noise, robust_sigma
+
+    x, sigma = sky_noise(32, 64, seed=6)
+    s = robust_sigma(x)
+    half = restore_sky_noise(0.5 * x, s, generator=torch.Generator().manual_seed(0))
+    ratio = (half.std(dim=(2, 3)) / sigma).median().item()
+    assert math.isclose(ratio, 1.0, rel_tol=0.05), ratio
+    noisier = restore_sky_noise(2 * x, s, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(noisier, 2 * x)  # nothing to remove, nothing added
+
+
+def _fwhm_arcsec(y, size):
+    """FWHM in arcsec of the blurred point sources ``y`` [B, C, H, W], from the variance of
+    each along x (a 32-arcsec field)."""
+    p = y.sum(dim=-2) / y.sum(dim=(-2, -1))[..., None]  # [B, C, W]
+    pos = torch.arange(y.shape[-1], dtype=y.dtype)
+    mean = (p * pos).sum(-1, keepdim=True)
+    sigma_px = ((p * (pos - mean) ** 2).sum(-1)).sqrt()
+    return FWHM_PER_SIGMA * sigma_px * 32.0 / size
+
+
+def _point_sources(b, size):
+    x = torch.zeros(b, 3, size, size, dtype=torch.float64)
+    x[..., size // 2, size // 2] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("size", [32, 64, 96])
+def test_psf_blur_has_the_same_fwhm_in_arcsec_at_every_image_size(size):
+    band = torch.tensor(DECAM_WAVELENGTH_NM) / DECAM_WAVELENGTH_NM[1]
+    for fwhm in (0.3, 0.6, 1.04):
+        y = RandomPSFBlur(fwhm=(fwhm, fwhm))(_point_sources(2, size))
+        torch.testing.assert_close(_fwhm_arcsec(y, size)[0],
+                                   (fwhm * band ** -0.2).double(), rtol=2e-3, atol=0)
+    # the default range: never above the survey's largest change of seeing in r
+    y = RandomPSFBlur()(_point_sources(300, size), generator=torch.Generator().manual_seed(0))
+    r_fwhm = _fwhm_arcsec(y, size)[:, 1]
+    assert r_fwhm.max() <= BLUR_FWHM[1] * 1.002 and r_fwhm.max() > 0.95 * BLUR_FWHM[1]
+
+
+def test_the_blur_range_is_the_survey_seeing_range():
+    from phys555_cl import galaxies
+
+    low, high = SEEING_FWHM
+    assert math.isclose(BLUR_FWHM[1], math.sqrt(high**2 - low**2), abs_tol=0.005)
+    assert BLUR_FWHM[0] == 0
+    seeing = getattr(galaxies, "_PSF_FWHM", None)  # the simulator's r-band seeing
+    if seeing is not None:
+        assert tuple(seeing) == SEEING_FWHM
+
+
+def test_galaxy_augment_blurs_at_its_pixel_scale():
+    off = dict(flip_p=0.0, degrees=(0, 0), max_shift=0, scale=(1, 1), ebv=(0, 0),
+               delta_mag=(0, 0), noise_level=(0, 0), restore_noise=False)
+    x = _point_sources(1, 64)
+    # 0.25 arcsec per pixel: a 1-arcsec FWHM is 4 pixels in r
+    y = GalaxyAugment(blur_fwhm=(1, 1), pixel_scale=0.25, **off)(x)
+    fwhm_px = _fwhm_arcsec(y, 64)[0, 1] * 64 / 32.0
+    assert math.isclose(fwhm_px.item(), 4.0, rel_tol=2e-3)
+    # the default: the simulator's 32-arcsec field, 0.5 arcsec per pixel at 64 pixels
+    y = GalaxyAugment(blur_fwhm=(1, 1), **off)(x)
+    assert math.isclose(_fwhm_arcsec(y, 64)[0, 1].item(), 1.0, rel_tol=2e-3)
+    with pytest.raises(ValueError, match="pixel_scale"):
+        GalaxyAugment(pixel_scale=0)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+@pytest.mark.parametrize("profile", ["exponential", "de Vaucouleurs"])
+def test_the_noise_estimate_is_not_biased_by_galaxy_light(size, profile):
+    from phys555_cl.augment import robust_sigma
+
+    noise, sigma = sky_noise(16, size, seed=7)
+    for r_e in (1, 3, 5, 8):
+        for mag in (14, 16, 18):
+            x = centred_galaxy(size, r_e, mag, profile) + noise
+            ratio = (robust_sigma(x) / sigma).median().item()
+            assert abs(ratio - 1) < 0.1, (r_e, mag, ratio)
+    # the spread of the border values is the galaxy's: a bright, large one lights up the
+    # whole border (what the previous estimate, a MAD of the border values, measured)
+    x = centred_galaxy(size, 8, 14, profile) + noise
+    assert (sky_and_noise(border_pixels(x))[1] / sigma).median() > 1.3
+
+
+def test_sky_and_noise_clips_outliers_and_keeps_gaussian_noise_unbiased():
+    g = torch.Generator().manual_seed(0)
+    values = 2.0 + 0.5 * torch.randn(4, 20000, generator=g)
+    sky, noise = sky_and_noise(values)
+    assert sky.shape == (4, 1) and noise.shape == (4,)
+    torch.testing.assert_close(noise, torch.full((4,), 0.5), rtol=0.02, atol=0)
+    values[:, :2000] += 10 * torch.rand(4, 2000, generator=g)  # 10% bright outliers
+    sky, noise = sky_and_noise(values)
+    torch.testing.assert_close(noise, torch.full((4,), 0.5), rtol=0.05, atol=0)
+    torch.testing.assert_close(sky[:, 0], torch.full((4,), 2.0), rtol=0, atol=0.05)
+
+
+def test_robust_sigma_is_right_for_smoothed_noise():
+    # the noise of a rotated view is correlated between neighbouring pixels; the estimate
+    # compares pixels 2 arcsec apart, so it still measures the noise of one pixel
+    from phys555_cl.augment import robust_sigma
+
+    x, _ = sky_noise(64, 64, seed=8)
+    view = RandomAffine()(x, generator=torch.Generator().manual_seed(0))
+    ratio = (robust_sigma(view) / view.std(dim=(2, 3))).median().item()
+    assert math.isclose(ratio, 1.0, rel_tol=0.05), ratio
+
+
+def _model_input():
+    from phys555_cl.encoders import SimCLR, build_encoder
+
+    return SimCLR(build_encoder("compact", width=4)).normalize
+
+
+def test_every_default_step_changes_what_the_model_sees():
+    # the model's normalisation is one fixed stretch: flux, colour, blur and noise all reach it
+    normalize = _model_input()
+    noise, _ = sky_noise(32, 32, seed=9)
+    galaxy = centred_galaxy(32, 3, 16)
+    x = torch.roll(galaxy, shifts=(3, 5), dims=(0, 1)) + noise  # off-centre: a flip shows
+    for step in GalaxyAugment().steps:
+        view = step(x, generator=torch.Generator().manual_seed(0))
+        change = (normalize(view) - normalize(x)).abs().amax(dim=(1, 2, 3))  # per image
+        # half the images are flipped; the other steps draw amounts from 0 up: the median
+        if isinstance(step, RandomFlip):
+            assert (change > 0.05).float().mean() >= 0.3, step
+        else:
+            assert change.median() > 0.005, (step, change.median())
+
+
+def test_a_brighter_view_is_a_different_input():
+    normalize = _model_input()
+    noise, _ = sky_noise(8, 32, seed=10)
+    x = centred_galaxy(32, 2, 17) + noise
+    brighter = RandomBrightness(delta_mag=(-0.2, -0.2))(x)
+    assert (normalize(brighter) - normalize(x)).abs().amax() > 0.05

@@ -57,13 +57,59 @@ def test_simclr_needs_an_encoder_with_out_dim():
         SimCLR(torch.nn.Conv2d(3, 8, 3))
 
 
-def test_stretch_makes_flux_units_irrelevant():
-    # raw simulated fluxes (nanomaggies) and [0, 1] images go in as they are
+def test_stretch_is_one_fixed_asinh_of_the_fluxes():
+    # asinh(x / 0.05) / 3 for every image: the simulator's asinh_stretch with beta = 3
+    from phys555_cl import galaxies
+
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 32, 32).abs() ** 3
+    x = 0.05 * torch.randn(2, 3, 32, 32) + torch.rand(2, 3, 1, 1)
     stretch = AsinhStretch()
-    torch.testing.assert_close(stretch(x), stretch(1e-3 * x), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(stretch(x), stretch(255.0 * x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stretch(x), torch.asinh(x / 0.05) / 3)
+    torch.testing.assert_close(stretch(x), galaxies.asinh_stretch(x, scale=0.05, beta=3.0))
+    # no per-image sky or noise estimate: an image is stretched the same on its own or in a
+    # batch, whatever its border holds
+    torch.testing.assert_close(stretch(x[:1]), stretch(x)[:1])
+    y = x.clone()
+    y[..., :4, :] += 10.0
+    torch.testing.assert_close(stretch(y)[..., 4:, :], stretch(x)[..., 4:, :])
+
+
+def test_the_stretched_input_sees_the_flux():
+    # a galaxy 0.2 mag brighter is a different input (the previous per-image noise
+    # normalisation cancelled any brightness change: 2.4e-7 after a 2-mag dimming)
+    torch.manual_seed(0)
+    r = torch.arange(32) - 15.5
+    galaxy = 2.0 * torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) ** 0.5 / 2)
+    x = galaxy.expand(1, 3, 32, 32) + 0.05 * torch.randn(1, 3, 32, 32)
+    stretch = AsinhStretch()
+    assert (stretch(x * 10 ** (0.4 * 0.2)) - stretch(x)).abs().amax() > 0.05
+    assert (stretch(x * 10 ** (-0.4 * 2)) - stretch(x)).abs().amax() > 0.5
+
+
+def test_byte_image_normalize_maps_8_bit_pictures_to_minus_one_one():
+    from phys555_cl.encoders import ByteImageNormalize
+
+    x = torch.tensor([0.0, 0.5, 1.0]).reshape(1, 1, 1, 3).expand(2, 3, 1, 3)
+    torch.testing.assert_close(ByteImageNormalize()(x)[0, 0, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    per_band = ByteImageNormalize(mean=(0.1, 0.2, 0.3), std=(0.5, 0.5, 0.25))(x)
+    torch.testing.assert_close(per_band[0, :, 0, 0], torch.tensor([-0.2, -0.4, -1.2]))
+    pictures, normalize = torch.rand(2, 3, 8, 8), ByteImageNormalize()
+    assert (normalize(0.8 * pictures) - normalize(pictures)).abs().amax() > 0.1
+    with pytest.raises(ValueError, match="std"):
+        ByteImageNormalize(std=0)
+    model = SimCLR(build_encoder("compact", width=4), normalize=ByteImageNormalize())
+    assert model(pictures)[0].shape == (2, 32)
+    assert "normalize.mean" not in model.state_dict()  # fixed numbers, not checkpoint state
+
+
+def test_models_of_galaxy10_pictures_use_the_byte_normalisation():
+    from phys555_cl.encoders import ByteImageNormalize, build_model_from_config
+
+    cfg = dict(encoder="compact", width=4, hidden_dim=16, proj_dim=8)
+    assert isinstance(build_model_from_config(cfg).normalize, AsinhStretch)
+    assert isinstance(build_model_from_config({**cfg, "data": "synthetic"}).normalize, AsinhStretch)
+    galaxy10 = build_model_from_config({**cfg, "data": "galaxy10"})
+    assert isinstance(galaxy10.normalize, ByteImageNormalize)
 
 
 def test_stretch_is_finite_on_a_noiseless_image():

@@ -56,9 +56,23 @@ def test_a_few_training_steps_lower_the_loss():
 
     torch.manual_seed(0)
     before = fixed_loss(train.build_model(make_config("fast", **TINY)))
-    model, history = run(epochs=8, lr=1e-2)
-    assert len(history["loss"]) == 8 * 4
+    # 64 steps: after 32 the change of this loss over augmentation seeds was -0.25 to +0.17
+    # (with the fixed flux stretch and the sky noise restored), after 64 it was +0.11 to +0.29
+    model, history = run(epochs=16, lr=1e-2)
+    assert len(history["loss"]) == 16 * 4
     assert fixed_loss(model) < before - 0.05
+
+
+def test_galaxy10_pictures_train_with_the_byte_normalisation_and_their_pixel_scale():
+    from phys555_cl.data import GALAXY10_FIELD_ARCSEC
+    from phys555_cl.encoders import AsinhStretch, ByteImageNormalize
+
+    cfg = make_config("fast", **TINY, data="galaxy10", galaxy10_path="Galaxy10_DECals.h5")
+    t = train._setup(cfg, torch.rand(32, 3, 16, 16), torch.device("cpu"), 0, 1)
+    assert isinstance(t.model.normalize, ByteImageNormalize)
+    assert t.augment.pixel_scale == GALAXY10_FIELD_ARCSEC / 16  # 4.2 arcsec per pixel
+    t = train._setup(make_config("fast", **TINY), tiny_images(32), torch.device("cpu"), 0, 1)
+    assert isinstance(t.model.normalize, AsinhStretch) and t.augment.pixel_scale is None
 
 
 def test_one_step_lives_in_one_place_the_loop_and_exercise_5_1_share_simclr_step():

@@ -57,11 +57,11 @@ plt.show()
 #
 # | augmentation | default range | "this does not change what the galaxy is" |
 # | --- | --- | --- |
-# | `RandomFlip` | p = 0.5 | a mirror image (seen from the other side) is the same kind of galaxy |
+# | `RandomFlip` | p = 0.5 | a mirror image is the same kind of galaxy (it also reverses the winding sense of spiral arms, which no label asks about) |
 # | `RandomAffine` | angle 0–360°, shift ±4 px, scale 0.9–1.1 | orientation on the sky, centring errors, small size changes |
-# | `RandomPSFBlur` | σ 0–1 px, wider in g than z | the seeing on the night of observation |
+# | `RandomPSFBlur` | FWHM 0–1.04″ in r at any pixel size, wider in g than z | the seeing on the night of observation, within the survey's 0.6–1.2″ |
 # | `RandomReddening` | E(B−V) 0–0.02 | a little Milky-Way dust in front |
-# | `RandomBrightness` | ±0.2 mag, all bands together | calibration and exposure depth |
+# | `RandomBrightness` | ±0.2 mag, all bands together | calibration and exposure depth (the network sees the flux, so this gives up a little of it) |
 # | `RandomGaussianNoise` | 0–1 × the sky noise | a shallower exposure |
 
 # %%
@@ -69,7 +69,7 @@ galaxy = images[:1].repeat(8, 1, 1, 1)
 steps = {
     "flip": augment.RandomFlip(),
     "rotate / shift / scale": augment.RandomAffine(),
-    "PSF blur (x3 range)": augment.RandomPSFBlur(sigma=(0.0, 3.0)),
+    "PSF blur (x3 range)": augment.RandomPSFBlur(fwhm=(0.0, 3.0)),
     "reddening (x25 range)": augment.RandomReddening(ebv=(0.0, 0.5)),
     "brightness": augment.RandomBrightness(),
     "noise (x5 range)": augment.RandomGaussianNoise(level=(0.0, 5.0)),
@@ -88,7 +88,9 @@ plt.show()
 # at high galactic latitude. The defaults are narrower than Hayat et al.'s because colour and
 # flux carry the redshift (section 6). Every step that moves pixels fills the corners by
 # reflection, so a rotated image keeps sky noise everywhere (blank corners would tell the
-# network the rotation angle).
+# network the rotation angle). Moving pixels by fractions of a pixel and blurring average
+# neighbouring pixels and so smooth the sky noise; `GalaxyAugment` (section 5) adds back the
+# noise each view lost, so no view is cleaner than a real exposure.
 
 # %% [markdown]
 # ## 3. Exercise 3.1: a random rotation and flip for every image
@@ -184,7 +186,8 @@ for ebv in [0.01, 0.05, 0.5]:
 # ## 5. Pairs of views, as SimCLR sees them
 #
 # `GalaxyAugment` chains all six steps with the default ranges, in the order light takes
-# (the galaxy's geometry, then the atmosphere and telescope, then the detector), and
+# (the galaxy's geometry, then the atmosphere and telescope, then the detector), brings each
+# view back to the sky noise of its original before the extra noise, and
 # `two_views` makes the positive pairs. Each column below is one galaxy: its original, then two
 # independent views. For the loss, the two views in a column are a positive pair and every
 # other view in the batch is a negative.

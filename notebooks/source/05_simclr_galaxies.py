@@ -71,8 +71,9 @@ plt.show()
 #
 # The course's `compact` encoder is a small VGG-like CNN that trains in minutes on a laptop
 # CPU (for a GPU, `build_simclr("resnet18")` uses torchvision's ResNet-18 with a stem adapted to
-# small cutouts). The model also holds the input normalisation (an asinh stretch in units of
-# each image's sky noise), so the raw fluxes from `simulate()` go in as they are.
+# small cutouts). The model also holds the input normalisation (one fixed asinh stretch of the
+# fluxes for the whole survey, so the network sees how bright each galaxy is), so the raw
+# fluxes from `simulate()` go in as they are.
 
 # %%
 model = build_simclr("compact", width=16, hidden_dim=512, proj_dim=128).to(DEVICE)
