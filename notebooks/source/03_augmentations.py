@@ -41,8 +41,8 @@ print(f"{len(images)} simulated galaxies of {S.image_size}x{S.image_size} pixels
 # ## 1. The galaxies
 #
 # Simulated galaxies of every kind the lecture's UMAP is coloured by: smooth ellipticals,
-# face-on and edge-on disks, rings, irregulars, lenses and mergers, at redshifts around 0.06,
-# observed with a realistic seeing and sky noise. (Notebook 05 says more about the simulator.)
+# face-on and edge-on disks, rings, irregulars, lenses and mergers, at redshifts of 0.07-0.36
+# (5th-95th percentile; median 0.19), observed with a realistic seeing and sky noise. (Notebook 05 says more about the simulator.)
 
 # %%
 show_galaxies(images[:16], labels, ncols=8)

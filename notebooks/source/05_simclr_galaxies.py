@@ -53,9 +53,9 @@ print(f"{S.n_galaxies} training galaxies of {S.image_size} px, {S.epochs} epoch(
 #
 # `phys555_cl.galaxies.simulate` draws galaxies of seven kinds (smooth ellipticals, face-on
 # spirals with and without bars, edge-on disks with dust lanes, rings, clumpy irregulars,
-# gravitational lenses and mergers) at redshifts around 0.06, with realistic sizes, colours,
-# seeing, sky noise, neighbours and stars. It also returns labels (the Galaxy Zoo questions of
-# the lecture's slide), but **SimCLR never sees them**: we use them only afterwards, to judge
+# gravitational lenses and mergers) at redshifts of 0.07-0.36 (5th-95th percentile; median
+# 0.19), with realistic sizes, colours, seeing, sky noise, neighbours and stars. It also
+# returns labels (the Galaxy Zoo questions of the lecture's slide), but **SimCLR never sees them**: we use them only afterwards, to judge
 # the representation.
 
 # %%
