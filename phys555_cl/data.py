@@ -446,8 +446,8 @@ def hubble_deep_field_cutouts(size: int = 32, *, min_area: int = 60, max_galaxie
     ``skimage.data.hubble_deep_field()`` ships inside the scikit-image wheel, so this works
     offline. Sources are found by thresholding a smoothed intensity map well above the sky
     (median + 3 robust sigma + 0.02 of full scale), labelling connected pixels and keeping
-    those of at least ``min_area`` pixels that sit away from the edges. Each stamp is a square of side
-    ``margin`` times the source's diameter (at least ``size``), centred on the source and
+    those of at least ``min_area`` pixels that sit away from the edges. Each stamp is a square
+    of side ``margin`` times the source's diameter (at least ``size``), centred on the source and
     resized with antialiasing to ``size`` pixels.
 
     These are the RGB channels of a press image (NASA/ESA), not calibrated g, r, z fluxes:
