@@ -31,7 +31,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from phys555_cl import augment, galaxies
+from phys555_cl import augment, galaxies, photometry
 from phys555_cl.encoders import SimCLR, build_encoder
 
 BAND = torch.tensor([0.8, 1.0, 1.6])
@@ -104,7 +104,7 @@ def noise_estimate():
         for kind in ("exp", "deV"):
             cells = []
             for r_e in (1, 3, 5, 8):
-                ratios = [(augment.robust_sigma(profile(size, r_e, m, kind) + noise) / sigma)
+                ratios = [(photometry.robust_sigma(profile(size, r_e, m, kind) + noise) / sigma)
                           .median().item() for m in (14, 16, 18)]
                 cells.append(f"Re {r_e}\": " + " / ".join(f"{r:.2f}" for r in ratios))
             print(f"   {size} px {kind}: " + "; ".join(cells))
@@ -113,7 +113,7 @@ def noise_estimate():
     print("   simulated galaxies (simulate(2048, seed=5)), by half-light radius: median, 95%")
     for size in (32, 64):
         x, lab = galaxies.simulate(2048, size=size, seed=5)
-        ratio = (augment.robust_sigma(x) / galaxies.pixel_noise(lab, size))[:, 1]
+        ratio = (photometry.robust_sigma(x) / galaxies.pixel_noise(lab, size))[:, 1]
         re = lab["half_light_radius"]
         cells = []
         for lo, hi in ((0, 2), (2, 3), (3, 5), (5, 10)):

@@ -26,8 +26,8 @@ from torch.utils.data import Dataset
 
 from phys555_cl import config
 from phys555_cl._checks import check_int
-from phys555_cl.augment import sky_and_noise
 from phys555_cl.galaxies import REDSHIFT_THRESHOLD, simulate
+from phys555_cl.photometry import sky_and_noise
 
 __all__ = [
     "SyntheticGalaxies",

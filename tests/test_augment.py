@@ -17,9 +17,8 @@ from phys555_cl.augment import (
     RandomGaussianNoise,
     RandomPSFBlur,
     RandomReddening,
-    border_pixels,
-    sky_and_noise,
 )
+from phys555_cl.photometry import border_pixels, robust_sigma, sky_and_noise
 
 
 def gaussian_galaxies(b=6, size=32, sigma=3.0):
@@ -287,7 +286,7 @@ def test_extra_noise_is_in_units_of_the_original_sky_noise():
 
 
 def test_restore_sky_noise_adds_only_what_is_missing():
-    from phys555_cl.augment import restore_sky_noise, robust_sigma
+    from phys555_cl.augment import restore_sky_noise
 
     x, sigma = sky_noise(32, 64, seed=6)
     s = robust_sigma(x)
@@ -356,7 +355,6 @@ def test_galaxy_augment_blurs_at_its_pixel_scale():
 @pytest.mark.parametrize("size", [32, 64])
 @pytest.mark.parametrize("profile", ["exponential", "de Vaucouleurs"])
 def test_the_noise_estimate_is_not_biased_by_galaxy_light(size, profile):
-    from phys555_cl.augment import robust_sigma
 
     noise, sigma = sky_noise(16, size, seed=7)
     for r_e in (1, 3, 5, 8):
@@ -385,7 +383,6 @@ def test_sky_and_noise_clips_outliers_and_keeps_gaussian_noise_unbiased():
 def test_robust_sigma_is_right_for_smoothed_noise():
     # the noise of a rotated view is correlated between neighbouring pixels; the estimate
     # compares pixels 2 arcsec apart, so it still measures the noise of one pixel
-    from phys555_cl.augment import robust_sigma
 
     x, _ = sky_noise(64, 64, seed=8)
     view = RandomAffine()(x, generator=torch.Generator().manual_seed(0))
