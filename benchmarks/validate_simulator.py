@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from phys555_cl import galaxies as G
+from phys555_cl import galaxy_catalogue as GC
 
 REFERENCE_COLOURS = {  # z: (g - r, r - z) of passive galaxies, DECam, approximate (+-0.1 mag)
     0.05: (0.77, 0.75),
@@ -64,7 +65,7 @@ def _single_sersic_rows(n_values, re_px_values, q_values, fwhm, size):
     cat = G.catalogue(1, seed=7)
     pix = G.FIELD_ARCSEC / size
     z = 0.1
-    _, kpc = G._distances(torch.tensor([z]))
+    _, kpc = GC._distances(torch.tensor([z]))
     rows, cases = [], []
     for n in n_values:
         for re_px in re_px_values:

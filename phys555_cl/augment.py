@@ -74,7 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phys555_cl.galaxies import FIELD_ARCSEC
+from phys555_cl.galaxies import FIELD_ARCSEC, SEEING_FWHM
 from phys555_cl.photometry import robust_sigma
 
 # A_band / E(B-V) for DECam g, r, z (Schlafly & Finkbeiner 2011, R_V = 3.1), as used by the
@@ -83,10 +83,9 @@ DECAM_EXTINCTION = (3.214, 2.165, 1.211)
 # Effective wavelengths of DECam g, r, z in nm, for the wavelength dependence of the seeing.
 DECAM_WAVELENGTH_NM = (480.0, 640.0, 920.0)
 
-#: The survey's seeing, FWHM in r in arcsec: the simulator draws it in this range
-#: (``galaxies._PSF_FWHM``). The largest extra blur that keeps a view within it turns the
-#: sharpest exposure into the blurriest one: sqrt(1.2^2 - 0.6^2) = 1.04 arcsec.
-SEEING_FWHM = (0.6, 1.2)
+# The survey's seeing, FWHM in r in arcsec, is the simulator's SEEING_FWHM (0.6-1.2). The
+# largest extra blur that keeps a view within it turns the sharpest exposure into the
+# blurriest one: sqrt(1.2^2 - 0.6^2) = 1.04 arcsec (BLUR_FWHM below).
 
 # The default ranges of the table above, in one place: every module and GalaxyAugment use
 # them (tests/test_augment.py checks that the table shows them).
@@ -94,7 +93,8 @@ FLIP_P = 0.5
 DEGREES = (0.0, 360.0)
 MAX_SHIFT = 4.0  # pixels
 SCALE = (0.9, 1.1)
-BLUR_FWHM = (0.0, 1.04)  # extra seeing, FWHM in arcsec in r: at most sqrt(1.2^2 - 0.6^2)
+# extra seeing, FWHM in arcsec in r: at most sqrt(1.2^2 - 0.6^2) = 1.04
+BLUR_FWHM = (0.0, round(math.sqrt(SEEING_FWHM[1] ** 2 - SEEING_FWHM[0] ** 2), 2))
 EBV = (0.0, 0.02)  # E(B-V), mag
 DELTA_MAG = (-0.2, 0.2)  # mag
 NOISE_LEVEL = (0.0, 1.0)  # in units of the image's own (original) sky noise
