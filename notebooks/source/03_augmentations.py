@@ -262,6 +262,38 @@ plt.show()
 # trained to *forget the redshift*. (Hayat et al. 2021 keep their reddening augmentation small
 # for exactly this reason, and it is why our `RandomBrightness` scales all bands together.)
 #
+# ### What brightness invariance costs
+#
+# The network sees each galaxy's flux (the stretch inside the model is the same for every
+# image), and in a flux-limited survey the flux carries redshift too: the fainter galaxies
+# are, on the whole, the more distant ones. `RandomBrightness` asks the representation to
+# ignore a ±0.2 mag change (a calibration or depth error). How much redshift information does
+# that give away? The rank correlation of the measured r magnitude with redshift, before and
+# after the default brightness change and a ten times wider one:
+
+# %%
+def r_magnitude(x):
+    """Total r magnitude of each stamp (the whole 32" field). [B, 3, H, W] -> [B]."""
+    pixel_area = (32.0 / x.shape[-1]) ** 2  # arcsec^2: pixel values are per arcsec^2
+    flux = (x[:, 1].sum(dim=(1, 2)) * pixel_area).clamp_min(1e-3)
+    return (22.5 - 2.5 * torch.log10(flux)).numpy()
+
+
+gen = torch.Generator().manual_seed(10)
+brightness = {"original images": many,
+              "brightness +-0.2 mag (default)": augment.RandomBrightness()(many, generator=gen),
+              "brightness +-2 mag": augment.RandomBrightness((-2.0, 2.0))(many, generator=gen)}
+for name, x in brightness.items():
+    print(f"{name:32s} Spearman rho(r magnitude, z) = "
+          f"{spearmanr(r_magnitude(x), redshift).statistic:.2f}")
+
+# %% [markdown]
+# Compare the three numbers above. The relation is loose to begin with (galaxies differ in
+# luminosity by several magnitudes, so flux alone is a poor distance), the default ±0.2 mag
+# leaves it almost as it was, and a ±2 mag "brightness jitter" takes a large part of it away
+# (in normal mode: 0.41, 0.40 and 0.23). The default range buys robustness to
+# calibration for very little redshift information.
+#
 # ### Question
 #
 # Which other augmentation, harmless for photographs, would be harmful for galaxies, and what
