@@ -302,8 +302,8 @@ for note in survey.notes:
 # inside one survey, and at 32 pixels a faint galaxy's morphology is often simply not in the
 # image. In the course's measurement (`data/pretrained/README.md`, four populations) no
 # method carries the bright galaxies' morphologies to the faint ones well (tier-0 accuracies
-# around 45-58%), and with 5 or 20 labels neither side wins: the fine-tuned and distilled
-# SimCLR networks are within about 2 points of the supervised one on tier 0, and the
+# around 49-60%), and at no label count does either side win: the fine-tuned and distilled
+# SimCLR networks are within about 1.5 points of the supervised one on tier 0, and the
 # intervals include zero. This is where real surveys put their effort: labels for a few
 # faint galaxies (deeper spectroscopy, expert classifications) are worth more than many more
 # bright ones.
@@ -343,7 +343,7 @@ print(format_retrieval(retrieval, k=10))
 # %% [markdown]
 # In the course's measurement (`data/pretrained/README.md`, four populations, every galaxy of
 # a kind as the query in turn) one example and $h$ find lenses, mergers, irregulars and
-# edge-on disks one and a half to two and a half times as often as raw pixels do; rings,
+# edge-on disks about two to two and a half times as often as raw pixels do; rings,
 # which at 32 pixels are a few pixels of bright edge, less often than pixels. The supervised
 # network's features, which were *trained* on the odd-feature labels of a thousand galaxies,
 # find most rare kinds better still (edge-on disks by far): that is what labels buy, when you
