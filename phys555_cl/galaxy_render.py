@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 
 from phys555_cl.galaxy_catalogue import (
@@ -73,7 +74,7 @@ def _sersic(x, y, re, n, q, soft):
     """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes,
     sampled at those points with the radius softened by ``soft`` (``r^2 -> r^2 + soft^2``, the
     light inside ``soft`` divided out so the total stays exact). Used for bars (n = 0.5, smooth
-    on the pixel scale); bulges, ellipticals and other cusps use :meth:`_Canvas.add_sersic`.
+    on the pixel scale); bulges, ellipticals and other cusps use :meth:`_Canvas.draw_sersics`.
     """
     re, n, q = re[:, None, None], n[:, None, None], q[:, None, None]
     b = _b_n(n)
@@ -107,8 +108,22 @@ def _gaussian(x, y, sigma):
     return torch.exp(-0.5 * (x**2 + y**2) / sigma**2) / (2 * math.pi * sigma**2)
 
 
-# 2x2 Gauss-Legendre points of a pixel, in pixels from its centre (weights 1/4 each)
-_GL2 = tuple((sx * 0.5 / math.sqrt(3), sy * 0.5 / math.sqrt(3)) for sx in (-1, 1) for sy in (-1, 1))
+def _gauss_legendre(m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The m x m Gauss-Legendre points of a pixel, in pixels from its centre, and their
+    weights (summing to 1): ``(dx [m*m], dy [m*m], w [m*m])``."""
+    x, w = np.polynomial.legendre.leggauss(m)
+    dx, dy = np.meshgrid(0.5 * x, 0.5 * x, indexing="ij")
+    return (torch.tensor(dx.ravel(), dtype=torch.float32),
+            torch.tensor(dy.ravel(), dtype=torch.float32),
+            torch.tensor(np.outer(w, w).ravel() / 4, dtype=torch.float32))
+
+
+#: Sersic pixel integrals: 3x3 Gauss-Legendre points per pixel within _FINE_HALF pixels of
+#: each profile's centre (one point, the pixel centre, further out, where a pixel is small
+#: against the radius), and a flat top inside _CORE_PIXELS / sqrt(q) pixels (the cusp).
+_GL_FINE = _gauss_legendre(3)
+_FINE_HALF = 4
+_CORE_PIXELS = 0.75
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,16 +133,39 @@ _GL2 = tuple((sx * 0.5 / math.sqrt(3), sy * 0.5 / math.sqrt(3)) for sx in (-1, 1
 
 #: Light components rendered into separate maps, each with its own colour (see _COLOURS). The
 #: galaxy's own light is every channel before "neighbour".
-_CHANNELS = ("bulge", "disk", "young", "bar", "companion", "tail", "source", "neighbour", "star")
+_CHANNELS = ("bulge", "disk", "young", "bar", "companion", "tail", "source", "neighbour")
 _N_GALAXY = _CHANNELS.index("neighbour")
+
+
+def _cusp(re, n, q, angle, rc):
+    """The light of a unit-flux Sersic profile above its value at the elliptical radius
+    ``rc`` and inside it (what a flat top at ``rc`` leaves out), and that light's second
+    moments: ``(flux [b], (xx, yy, xy) [b, 3] in arcsec^2)``, from incomplete gamma
+    functions. All arguments [b]; ``angle`` is the major axis's."""
+    b = _b_n(n)
+    log_norm = _sersic_log_norm(re, n, q, b)
+    xc = b * (rc / re) ** (1 / n)
+    i_c = torch.exp(-xc + b - log_norm)  # I(rc)
+    inner = torch.special.gammainc(2 * n, xc) - math.pi * q * rc**2 * i_c
+    log_m4 = torch.lgamma(4 * n) - 4 * n * torch.log(b) + b - log_norm
+    m4 = torch.exp(log_m4) * torch.special.gammainc(4 * n, xc)
+    # integral of (I - I(rc)) r_ell^2 over the ellipse r_ell < rc
+    m2 = 2 * math.pi * q * n * re**4 * m4 - i_c * math.pi * q * rc**4 / 2
+    r2_mean = m2 / inner.clamp(min=1e-30)  # <r_ell^2> of the cusp's light
+    su2, sv2 = r2_mean / 2, (q * q) * r2_mean / 2
+    cs, sn = torch.cos(angle), torch.sin(angle)
+    cov = torch.stack([su2 * cs * cs + sv2 * sn * sn, su2 * sn * sn + sv2 * cs * cs,
+                       (su2 - sv2) * cs * sn], dim=1)
+    return inner.clamp(min=0), cov
 
 
 @dataclasses.dataclass
 class _Core:
-    """The light of a Sersic cusp within about a pixel of its centre, added after the PSF as
-    a PSF-convolved Gaussian with the cusp's second moments (see :meth:`_Canvas.add_sersic`)."""
+    """The light of the Sersic cusps within about a pixel of their centres, added after the PSF
+    as PSF-convolved Gaussians with the cusps' second moments (see
+    :meth:`_Canvas.draw_sersics`). One row per profile."""
 
-    channel: int
+    channel: torch.Tensor  # the component's map [b]
     idx: torch.Tensor  # the galaxies [b]
     x0: torch.Tensor  # centre, arcsec from the stamp centre [b]
     y0: torch.Tensor
@@ -161,7 +199,8 @@ class _Canvas:
         self.maps = torch.zeros(b, len(_CHANNELS), size, size, device=device)
         self.colours = torch.zeros(b, 3, len(_CHANNELS), device=device)
         self.channel = {name: c for c, name in enumerate(_CHANNELS)}
-        self.cores: list[_Core] = []
+        self.sersics: list[tuple] = []  # queued by add_sersic, drawn by draw_sersics
+        self.core: _Core | None = None
 
     def add(self, name: str, idx: torch.Tensor | None, light: torch.Tensor) -> None:
         """maps[idx, channel] += light (``idx`` None: every galaxy)."""
@@ -170,50 +209,72 @@ class _Canvas:
         else:
             self.maps[:, self.channel[name]].index_add_(0, idx, light)
 
-    def add_sersic(self, name, idx, x0, y0, angle, re, n, q, flux) -> None:
-        """A Sersic profile of total ``flux`` centred ``(x0, y0)`` arcsec from each galaxy's
-        centre (major axis at ``angle``, half-light radius ``re`` along it, axis ratio ``q``),
-        as pixel integrals. All arguments are [b] tensors for the galaxies ``idx``.
+    def window(self, cx: torch.Tensor, cy: torch.Tensor, half: int):
+        """Columns and rows ``[b, w]`` of the ``w x w`` pixels (``w = 2 half + 1``, at most the
+        stamp) nearest each point ``(cx, cy)`` [b] (arcsec from the stamp centre), the square
+        moved inside the stamp where it would stick out."""
+        size = self.size
+        wn = min(size, 2 * half + 1)
+        col0 = (torch.round(cx / self.pix + (size - 1) / 2) - half).clamp(0, size - wn).long()
+        row0 = (torch.round((size - 1) / 2 - cy / self.pix) - half).clamp(0, size - wn).long()
+        ar = torch.arange(wn, device=self.device)
+        return col0[:, None] + ar, row0[:, None] + ar
 
-        Inside the elliptical radius ``r_c = pixel / sqrt(q)`` (an area of pi pixels) a cusp
-        cannot be sampled, so the profile there is held at its value at ``r_c`` (a flat top,
-        smooth enough for 2x2 Gauss-Legendre points per pixel) and the rest of the light
-        inside, ``P(2n, b_n (r_c / R_e)^(1/n)) - pi q r_c^2 I(r_c)`` (exact, from the
-        incomplete gamma function), goes into a :class:`_Core` with the same second moments,
-        drawn after the PSF. Against GalSim: see benchmarks/validate_simulator.py.
+    def add_sersic(self, name, idx, x0, y0, angle, re, n, q, flux) -> None:
+        """Queue a Sersic profile of total ``flux`` centred ``(x0, y0)`` arcsec from each
+        galaxy's centre (major axis at ``angle``, half-light radius ``re`` along it, axis ratio
+        ``q``) in component ``name``. All arguments are [b] tensors for the galaxies ``idx``.
+        :meth:`draw_sersics` draws all of a block's profiles in one batch."""
+        channel = torch.full_like(idx, self.channel[name])
+        self.sersics.append((channel, idx, x0, y0, angle, re, n, q, flux))
+
+    def draw_sersics(self) -> None:
+        """Draw the queued Sersic profiles as pixel integrals.
+
+        Within ``_FINE_HALF`` pixels of the centre each pixel is the mean of 3x3
+        Gauss-Legendre points; further out the pixel centre (the profile is smooth there on
+        the pixel scale). Inside the elliptical radius ``r_c = _CORE_PIXELS pixel / sqrt(q)``
+        a cusp cannot be sampled, so the profile there is held at its value at ``r_c`` (a flat
+        top) and the rest of the light inside, ``P(2n, b_n (r_c / R_e)^(1/n)) - pi q r_c^2
+        I(r_c)`` (exact, from the incomplete gamma function), goes into a :class:`_Core` with
+        the same second moments, drawn after the PSF. Against GalSim: see
+        benchmarks/validate_simulator.py.
         """
-        pix = self.pix
-        re_, n_, q_ = re[:, None, None], n[:, None, None], q[:, None, None]
+        if not self.sersics:
+            return
+        channel, idx, x0, y0, angle, re, n, q, flux = (torch.cat(c) for c in zip(*self.sersics))
+        self.sersics = []
+        if not len(idx):
+            return
+        pix, size, m = self.pix, self.size, len(idx)
+        re_, n_, q_ = (t[:, None, None, None] for t in (re, n, q))  # [b, 1, 1, 1]
         b = _b_n(n_)
         log_norm = _sersic_log_norm(re_, n_, q_, b)
-        rc = pix / torch.sqrt(q_)
+        rc = _CORE_PIXELS * pix / torch.sqrt(q_)
         rc2 = (rc / re_) ** 2
-        xs = self.x[idx] - x0[:, None, None]
-        ys = self.y[idx] - y0[:, None, None]
-        c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+        c, s = torch.cos(angle)[:, None, None, None], torch.sin(angle)[:, None, None, None]
         a_u, a_v = 1 / re_**2, 1 / (q_ * re_) ** 2
-        light = 0
-        for dx, dy in _GL2:
-            x, y = xs + dx * pix, ys + dy * pix
+
+        def profile(x, y):  # unit-flux Sersic at offsets [b, P, H, W] (arcsec), flat top
             u, v = x * c + y * s, y * c - x * s
             r2 = torch.maximum(torch.addcmul(u * u * a_u, v * v, a_v), rc2)
-            light = light + r2.log_().mul_(0.5 / n_).exp_().mul_(-b).add_(b - log_norm).exp_()
-        self.add(name, idx, light.mul_((flux / 4)[:, None, None]))
-        # the cusp: flux and second moment of I - I(r_c) inside r_c, from incomplete gammas
-        xc = b * (rc / re_) ** (1 / n_)
-        i_c = torch.exp(-xc + b - log_norm)
-        inner = torch.special.gammainc(2 * n_, xc) - math.pi * q_ * rc**2 * i_c
-        log_m4 = torch.lgamma(4 * n_) - 4 * n_ * torch.log(b) + b - log_norm
-        m4 = torch.exp(log_m4) * torch.special.gammainc(4 * n_, xc)
-        # integral of (I - I(r_c)) r_ell^2 over the ellipse r_ell < r_c
-        m2 = 2 * math.pi * q_ * n_ * re_**4 * m4 - i_c * math.pi * q_ * rc**4 / 2
-        r2_mean = (m2 / inner.clamp(min=1e-30)).flatten()  # <r_ell^2> of the cusp's light
-        su2, sv2 = r2_mean / 2, (q * q) * r2_mean / 2
-        cs, sn = torch.cos(angle), torch.sin(angle)
-        cov = torch.stack([su2 * cs * cs + sv2 * sn * sn, su2 * sn * sn + sv2 * cs * cs,
-                           (su2 - sv2) * cs * sn], dim=1)
-        self.cores.append(_Core(self.channel[name], idx, self.cx[idx] + x0, self.cy[idx] + y0,
-                                cov, flux * inner.clamp(min=0).flatten()))
+            return r2.log_().mul_(0.5 / n_).exp_().mul_(-b).add_(b - log_norm).exp_()
+
+        cx, cy = self.cx[idx] + x0, self.cy[idx] + y0
+        light = profile(self.coords - cx[:, None, None, None],
+                        -self.coords[:, None] - cy[:, None, None, None]).reshape(m, -1)
+        # the pixels within _FINE_HALF of each centre, as 3x3-point integrals
+        cols, rows = self.window(cx, cy, _FINE_HALF)
+        dx, dy, w = (t.to(self.device) for t in _GL_FINE)
+        xw = (self.coords[cols] - cx[:, None])[:, None, None, :] + (dx * pix)[:, None, None]
+        yw = (-self.coords[rows] - cy[:, None])[:, None, :, None] - (dy * pix)[:, None, None]
+        fine = (profile(xw, yw) * w[:, None, None]).sum(1).reshape(m, -1)
+        light.scatter_(1, (rows[:, :, None] * size + cols[:, None, :]).reshape(m, -1), fine)
+        n_maps = len(_CHANNELS)
+        self.maps.view(self.b * n_maps, -1).index_add_(0, idx * n_maps + channel,
+                                                         light.mul_(flux[:, None]))
+        inner, cov = _cusp(re, n, q, angle, rc.flatten())
+        self.core = _Core(channel, idx, cx, cy, cov, flux * inner)
 
     def set_colour(self, name: str, colour: torch.Tensor) -> None:
         """The (g, r, z) colour [B, 3] of component ``name``."""
@@ -229,25 +290,33 @@ class _Canvas:
         """The cores seen through the PSF, times their colour and the dust ``transmission``
         at the galaxy centre [B, 3]: ``[B, 3, H, W]``. A core is a Gaussian with the cusp's
         second moments plus the r-band PSF's and the pixel's (pixel^2 / 12), sampled at the
-        pixel centres (one map per core for all three bands: the cusp is a pixel across, so
-        the few percent by which the PSF is wider in g and sharper in z are left out)."""
-        out = torch.zeros(self.b, 3, self.size, self.size, device=self.device)
-        for core in self.cores:
-            if not len(core.idx):
-                continue
-            sp2 = (p["psf_fwhm"][core.idx] / 2.3548) ** 2 + self.pix**2 / 12
-            sxx = (core.cov[:, 0] + sp2)[:, None, None]
-            syy = (core.cov[:, 1] + sp2)[:, None, None]
-            sxy = core.cov[:, 2, None, None]
+        pixel centres within 5 sigma of its centre (one map per core for all three bands: the
+        cusp is a pixel across, so the few percent by which the PSF is wider in g and sharper
+        in z are left out)."""
+        size, hw = self.size, self.size * self.size
+        out = torch.zeros(self.b * 3 * hw, device=self.device)
+        core = self.core
+        if core is not None:
+            idx, x0, y0, cov = core.idx, core.x0, core.y0, core.cov
+            weight = (self.colours[idx, :, core.channel] * transmission[idx]
+                      * core.flux[:, None])  # [m, 3]
+            sp2 = (p["psf_fwhm"][idx] / 2.3548) ** 2 + self.pix**2 / 12
+            sxx, syy, sxy = cov[:, 0] + sp2, cov[:, 1] + sp2, cov[:, 2]
             det = sxx * syy - sxy * sxy
-            x = self.coords[None, None, :] - core.x0[:, None, None]
-            y = -self.coords[None, :, None] - core.y0[:, None, None]
+            half = math.ceil(5 * math.sqrt(float(torch.maximum(sxx, syy).max())) / self.pix)
+            cols, rows = self.window(x0, y0, half)
+            x = (self.coords[cols] - x0[:, None])[:, None, :]  # [m, 1, w]
+            y = (-self.coords[rows] - y0[:, None])[:, :, None]  # [m, w, 1]
+            sxx, syy, sxy, det = (t[:, None, None] for t in (sxx, syy, sxy, det))
             quad = (2 * sxy / det * x * y).neg_().add_(sxx / det * y * y).add_(syy / det * x * x)
             g = quad.mul_(-0.5).exp_().mul_(1 / (2 * math.pi * torch.sqrt(det)))
-            weight = (self.colours[core.idx, :, core.channel] * transmission[core.idx]
-                      * core.flux[:, None])
-            out.index_add_(0, core.idx, g[:, None] * weight[:, :, None, None])
-        return out
+            m = len(idx)
+            pixel = (rows[:, :, None] * size + cols[:, None, :]).reshape(m, 1, -1)
+            band = torch.arange(3, device=self.device)[None, :, None]
+            target = (idx[:, None, None] * 3 + band) * hw + pixel  # [m, 3, w*w]
+            out.index_add_(0, target.reshape(-1),
+                           (g.reshape(m, 1, -1) * weight[:, :, None]).reshape(-1))
+        return out.reshape(self.b, 3, size, size)
 
 
 def _render_block(p: dict, size: int, gen: torch.Generator | None,
@@ -275,10 +344,10 @@ def _render_block(p: dict, size: int, gen: torch.Generator | None,
     _render_merger(canvas, p)
     _render_lens(canvas, p)
     _render_neighbour(canvas, p)
-    _render_star(canvas, p)
+    canvas.draw_sersics()
     galaxy, transmission = _render_dust(canvas, p, q_disk)
     images = _render_psf(galaxy + canvas.images(slice(_N_GALAXY, None)), p, canvas.pix)
-    images = images + canvas.core_images(p, transmission)
+    images = images + canvas.core_images(p, transmission) + _render_star(canvas, p)
     if gen is None:
         return images
     return _render_sky_noise(images, p, gen)
@@ -499,21 +568,26 @@ def _render_neighbour(canvas: _Canvas, p: dict) -> None:
                       torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.2 * gr)], 1))
 
 
-def _render_star(canvas: _Canvas, p: dict) -> None:
-    """A foreground star in some stamps: a point source, blurred by the PSF later."""
+def _render_star(canvas: _Canvas, p: dict) -> torch.Tensor:
+    """Foreground stars in some stamps, ``[B, 3, H, W]``: a point source is the PSF itself,
+    so it is drawn after the seeing, as the pixel integral of each band's Gaussian PSF."""
+    out = torch.zeros(canvas.b, 3, canvas.size, canvas.size, device=canvas.device)
     idx = torch.nonzero(p["star"] > 0).squeeze(1)
     if len(idx):
         coords, pix = canvas.coords, canvas.pix
         rad = FIELD_ARCSEC / 2 * (0.35 + 0.6 * p["star_xy"][idx, 0])
         ang = 2 * math.pi * p["star_xy"][idx, 1]
-        sx = (rad * torch.cos(ang) + p["center_x"][idx])[:, None]
-        sy = (rad * torch.sin(ang) + p["center_y"][idx])[:, None]
-        fs = 10 ** (-0.4 * (p["star_mag"][idx] - 22.5))
-        gx_ = _gaussian_1d(coords, sx, 0.05, pix) * fs[:, None]  # a point source
-        canvas.add("star", idx, _gaussian_1d(-coords, sy, 0.05, pix)[:, :, None] * gx_[:, None])
-    gr = p["star_colour"]
-    canvas.set_colour("star",
-                      torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.16 * gr)], 1))
+        sx = (rad * torch.cos(ang) + p["center_x"][idx])[:, None, None]
+        sy = (rad * torch.sin(ang) + p["center_y"][idx])[:, None, None]
+        sigma = (p["psf_fwhm"][idx, None] * torch.tensor(_BAND_PSF, device=canvas.device)
+                 / 2.3548)[:, :, None]  # [b, 3, 1]
+        gr = p["star_colour"][idx]
+        colour = torch.stack([10 ** (-0.4 * gr), torch.ones_like(gr), 10 ** (0.16 * gr)], 1)
+        flux = 10 ** (-0.4 * (p["star_mag"][idx] - 22.5))[:, None] * colour  # [b, 3]
+        gx = _gaussian_1d(coords, sx, sigma, pix) * flux[:, :, None]
+        gy = _gaussian_1d(-coords, sy, sigma, pix)
+        out[idx] = gy[:, :, :, None] * gx[:, :, None, :]
+    return out
 
 
 def _render_dust(canvas: _Canvas, p: dict, q_disk: torch.Tensor):
@@ -545,9 +619,11 @@ def _render_dust(canvas: _Canvas, p: dict, q_disk: torch.Tensor):
     centre = torch.exp(-tau * torch.exp(-0.5 * (v0[:, 0, 0] / w[:, 0, 0]) ** 2)[:, None])
     # r-band light of the cores of these galaxies, before and after the lane
     core_r = torch.zeros(canvas.b, device=canvas.device)
-    for core in canvas.cores:
-        if core.channel < _N_GALAXY:
-            core_r.index_add_(0, core.idx, core.flux * canvas.colours[core.idx, 1, core.channel])
+    core = canvas.core
+    if core is not None:
+        own = core.channel < _N_GALAXY
+        core_r.index_add_(0, core.idx[own],
+                          (core.flux * canvas.colours[core.idx, 1, core.channel])[own])
     pix2 = canvas.pix**2
     before = images[idx, 1].sum((1, 2)) * pix2 + core_r[idx]
     after = seen[:, 1].sum((1, 2)) * pix2 + core_r[idx] * centre[:, 1]
@@ -557,19 +633,40 @@ def _render_dust(canvas: _Canvas, p: dict, q_disk: torch.Tensor):
     return images, transmission
 
 
+_BAND_LIMITED: dict = {}
+
+
+def _band_limited_matrix(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes k in [0, 1/2] cycles per pixel [Q], and ``2 w cos(2 pi k d)`` for
+    the pixel separations d = -(size - 1) ... size - 1 [Q, 2 size - 1] (cached)."""
+    key = (size, str(device))
+    if key not in _BAND_LIMITED:
+        x, w = np.polynomial.legendre.leggauss(2 * size + 16)
+        k, w = 0.25 * (x + 1), 0.25 * w
+        d = np.arange(-size + 1, size)
+        cos = 2 * w[:, None] * np.cos(2 * np.pi * k[:, None] * d[None, :])
+        _BAND_LIMITED[key] = (torch.tensor(k, dtype=torch.float32, device=device),
+                              torch.tensor(cos, dtype=torch.float32, device=device))
+    return _BAND_LIMITED[key]
+
+
 def _render_psf(images: torch.Tensor, p: dict, pix: float) -> torch.Tensor:
-    """Seeing: per band and per galaxy, a pixel-integrated Gaussian PSF. It is separable, so
-    two batched matrix products, K @ image @ K^T, with K[i, j] the PSF flux that falls from
-    pixel j to pixel i."""
+    """Seeing: per band and per galaxy, a Gaussian PSF, applied to maps whose pixels are
+    already pixel integrals. Convolving those with a pixel-integrated PSF would add the pixel
+    twice (at 32 px a 0.6" seeing would look like 0.9"), so the kernel is the PSF seen through
+    the band limit of the pixel grid: ``K(d) = int_{-1/2}^{1/2} exp(-2 pi^2 sigma^2 k^2)
+    cos(2 pi k d) dk`` (sigma in pixels), which is the sampled Gaussian for a PSF wider than a
+    pixel and a delta for a point-like one. It is separable, so two batched matrix products,
+    K @ image @ K, with K[i, j] = K(i - j)."""
     size, device = images.shape[-1], images.device
     sigma = p["psf_fwhm"][:, None] * torch.tensor(_BAND_PSF, device=device) / 2.3548 / pix
-    offs = torch.arange(size, device=device)
-    d = torch.arange(-size + 1, size, device=device, dtype=torch.float32)  # pixel separations
-    s2 = sigma.reshape(-1, 1) * math.sqrt(2)
-    k1 = 0.5 * (torch.erf((d + 0.5) / s2) - torch.erf((d - 0.5) / s2))  # [B*3, 2H-1]
-    kern = k1[:, offs[:, None] - offs[None, :] + size - 1]  # [B*3, H, H], Toeplitz
+    k, cos = _band_limited_matrix(size, device)
+    transfer = torch.exp(-2 * math.pi**2 * sigma.reshape(-1, 1) ** 2 * k**2)  # [B*3, Q]
+    k1 = transfer @ cos  # [B*3, 2H-1], K(d) for d = -(H-1) ... H-1
+    # row i of the Toeplitz matrix is K(j - i) = k1[H-1-i : 2H-1-i]; K is even, so K^T = K
+    kern = k1.unfold(-1, size, 1).flip(1)  # [B*3, H, H]
     flat = images.reshape(-1, size, size)
-    return torch.bmm(torch.bmm(kern, flat), kern.transpose(1, 2)).reshape(-1, 3, size, size)
+    return torch.bmm(torch.bmm(kern, flat), kern).reshape(-1, 3, size, size)
 
 
 def _render_sky_noise(images: torch.Tensor, p: dict, gen: torch.Generator) -> torch.Tensor:
