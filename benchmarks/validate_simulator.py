@@ -300,8 +300,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer galaxies and profiles")
     args = parser.parse_args(argv)
     n = 512 if args.quick else 2048
-    rows = (galsim_agreement(args.quick) + star_agreement() + redshift_scaling() + photometry_per_kind(n)
-            + depth(n // 2) + selection(4 * n) + colours(n) + augmented_noise())
+    rows = (galsim_agreement(args.quick) + star_agreement() + redshift_scaling()
+            + photometry_per_kind(n) + depth(n // 2) + selection(4 * n) + colours(n)
+            + augmented_noise())
     width = max(len(r[0]) for r in rows)
     print(f"{'check':<{width}}  holds  target / measured")
     for name, measured, target, ok in rows:

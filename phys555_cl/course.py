@@ -45,10 +45,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from phys555_cl.fileio import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -477,28 +478,6 @@ def _dumps(nb) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        # mkstemp makes the file 0600; a generated notebook or page is as readable as any other
-        # file its user writes (a shared course folder): 0666 less the umask
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def sources(source_dir: Path = SOURCES) -> list[Path]:
     """The notebook sources, in course order."""
     return sorted(p for p in Path(source_dir).glob("[0-9][0-9]_*.py"))
@@ -530,11 +509,11 @@ def build(source_dir: Path = SOURCES, student_dir: Path = NOTEBOOKS,
                 kept = _backup(target)
                 print(f"{target.name} has your edits: a copy is kept as {kept} before the "
                       f"notebook is rebuilt from its source.")
-            _atomic_write(target, text)
+            atomic_write_text(target, text)
             written.append(target)
         if solution_dir is not None:
             target = Path(solution_dir) / f"{src.stem}.ipynb"
-            _atomic_write(target, _dumps(solution))
+            atomic_write_text(target, _dumps(solution))
             written.append(target)
     return written
 
@@ -732,7 +711,7 @@ def record(only: list[str] | None = None, path: Path = EXPECTED) -> int:
             failed += 1
             continue
         expected[src.stem] = {key: _comparable(nb.cells[i].outputs) for i, key in cells}
-    _atomic_write(Path(path), json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(Path(path), json.dumps(expected, indent=1, sort_keys=True) + "\n")
     return failed
 
 
@@ -765,7 +744,7 @@ def nbval_copies(out_dir: Path = NBVAL_OUT) -> list[Path]:
                 nb.cells[index].outputs = [nbformat.from_dict(o) for o in outputs]
                 nb.cells[index].execution_count = 1
             target = Path(out_dir) / variant / f"{src.stem}.ipynb"
-            _atomic_write(target, _dumps(nb))
+            atomic_write_text(target, _dumps(nb))
             written.append(target)
     return written
 
@@ -794,9 +773,9 @@ def run(out_dir: Path = COURSE_OUT, only: list[str] | None = None,
         started = time.perf_counter()
         status = _execute(nb, timeout)
         elapsed = time.perf_counter() - started
-        _atomic_write(out_dir / f"{src.stem}.ipynb", _dumps(nb))
+        atomic_write_text(out_dir / f"{src.stem}.ipynb", _dumps(nb))
         html, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(nb))
-        _atomic_write(out_dir / f"{src.stem}.html", html)
+        atomic_write_text(out_dir / f"{src.stem}.html", html)
         rows.append((src.stem, elapsed, status))
         print(f"  {src.stem:<40} {elapsed:7.1f} s  {status}", flush=True)
     width = max([len(r[0]) for r in rows] + [8])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 
@@ -26,6 +25,7 @@ from torch.utils.data import Dataset
 
 from phys555_cl import config
 from phys555_cl._checks import check_int
+from phys555_cl.fileio import atomic_write
 from phys555_cl.galaxies import REDSHIFT_THRESHOLD, simulate
 from phys555_cl.photometry import sky_and_noise
 
@@ -180,31 +180,19 @@ def download_galaxy10(path: str | os.PathLike | None = None, *, url: str | None 
     os.makedirs(folder, exist_ok=True)
     problems = []
     for u in urls:
-        # a new private file for every attempt: mkstemp opens with O_EXCL | O_NOFOLLOW, mode 0600
-        fd, part = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                    suffix=".part")
+        # a new private file for every attempt, renamed onto path only once verified
         try:
-            with os.fdopen(fd, "wb") as out:
-                _fetch(u, out, sha256, timeout, progress, chunk_bytes, os.path.basename(path))
-                os.chmod(part, 0o666 & ~_umask())  # readable as the umask allows, like any file
-            os.replace(part, path)
+            atomic_write(path, lambda out, u=u: _fetch(u, out, sha256, timeout, progress,
+                                                      chunk_bytes, os.path.basename(path)),
+                         suffix=".part")
             return path
         except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as err:
             problems.append(f"{u}: {err}")
-        finally:
-            if os.path.lexists(part):
-                os.remove(part)
     raise OSError(
         f"could not download Galaxy10 DECaLS to {path}:\n  " + "\n  ".join(problems)
         + "\nCheck your internet connection, or download the file by hand from "
         + f"{GALAXY10_URLS[0]} (SHA256 {sha256})."
     )
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it; put it straight back
-    os.umask(mask)
-    return mask
 
 
 def _fetch(url: str, out, sha256: str, timeout: float, progress: bool, chunk: int, name: str):
@@ -397,17 +385,11 @@ class Galaxy10DECaLS(_LabelledImages):
 
     def _write_cache(self, arrays: dict) -> None:
         """Write the cache atomically (temporary name, then rename); skip if not writable."""
-        tmp = None
         try:
-            folder, name = os.path.split(self.cache_path)
-            fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, source=self._source_stamp(), **arrays)
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, self.cache_path)
+            atomic_write(self.cache_path,
+                         lambda fh: np.savez(fh, source=self._source_stamp(), **arrays))
         except OSError:
-            if tmp is not None and os.path.lexists(tmp):
-                os.remove(tmp)
+            pass
 
     # -- labels --------------------------------------------------------------------------
 

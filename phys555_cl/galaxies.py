@@ -56,14 +56,13 @@ What is in a stamp (read :func:`catalogue`, then :func:`observe` and the ``_rend
 - **Profiles.** Sersic bulges and ellipticals rendered as pixel integrals (3x3 Gauss-Legendre
   points per pixel near the centre, with the light of the cusp inside about a pixel put in
   analytically), which agrees with GalSim (``benchmarks/validate_simulator.py``); exponential
-  disks seen at an
-  inclination ``i`` with an intrinsic thickness ``q0`` (projected axis ratio
+  disks seen at an inclination ``i`` with an intrinsic thickness ``q0`` (projected axis ratio
   ``sqrt(cos^2 i + q0^2 sin^2 i)``). Every component is normalised analytically.
 - **Observation.** A per-band, per-galaxy Gaussian PSF (FWHM 0.6-1.2 arcsec in r, wider in g,
-  sharper in z; the pixel is counted once, so a star is the PSF at any sampling), Gaussian sky noise set by a per-galaxy 5-sigma point-source depth around
-  DECaLS DR9's (:data:`PSF_DEPTH`, r = 23.3-24.1), the same in the sky at any sampling, a
-  position jitter of about 1.5 arcsec, random orientation, and sometimes a neighbouring galaxy
-  or a star.
+  sharper in z; the pixel is counted once, so a star is the PSF at any sampling), Gaussian
+  sky noise set by a per-galaxy 5-sigma point-source depth around DECaLS DR9's
+  (:data:`PSF_DEPTH`, r = 23.3-24.1), the same in the sky at any sampling, a position jitter
+  of about 1.5 arcsec, random orientation, and sometimes a neighbouring galaxy or a star.
 
 Units: the field of view is :data:`FIELD_ARCSEC` arcsec whatever ``size`` is (``size`` only
 sets the sampling); pixel values are surface brightness in nanomaggies per arcsec^2

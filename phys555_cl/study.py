@@ -51,6 +51,7 @@ from torch import nn
 
 from phys555_cl._checks import check_int
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
+from phys555_cl.fileio import atomic_write_text
 
 #: Every method of the study, in table order.
 METHODS = (
@@ -983,10 +984,8 @@ def _run(args) -> int:
     per = ", ".join(f"{m} {s:.0f} s" for m, s in study.seconds.items() if m != "total")
     print(f"\n({took:.0f} s: {per})")
     if args.json:
-        from phys555_cl.train import _atomic_save
-
         text = json.dumps({"checkpoint": args.checkpoint, **study.to_json()}, indent=1)
-        _atomic_save(args.json, lambda fh: fh.write(text.encode("utf-8")))
+        atomic_write_text(args.json, text)
         print(f"wrote {args.json}")
     return 0
 

@@ -49,6 +49,7 @@ from phys555_cl import config
 from phys555_cl._checks import check_int
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.encoders import SimCLR, build_model_from_config
+from phys555_cl.fileio import atomic_write, atomic_write_text
 from phys555_cl.losses import nt_xent
 from phys555_cl.monitor import RepresentationMonitor
 
@@ -192,58 +193,6 @@ def _set_rng_state(state: dict) -> None:
 RECREATE_COMMAND = "python -m phys555_cl.train --config default --out runs/default"
 
 
-def _pid_alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: keep the file
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, under another user
-        return True
-    return True
-
-
-def _remove_stale_temporaries(folder: str, name: str) -> None:
-    """Delete ``.NAME.tmp-PID`` files left by killed runs (PID no longer running)."""
-    prefix = f".{name}.tmp-"
-    try:
-        entries = os.listdir(folder)
-    except OSError:
-        return
-    for entry in entries:
-        pid = entry[len(prefix):]
-        if not (entry.startswith(prefix) and pid.isdigit()):
-            continue
-        if int(pid) == os.getpid() or not _pid_alive(int(pid)):
-            try:
-                os.remove(os.path.join(folder, entry))
-            except OSError:
-                pass
-
-
-def _atomic_save(path: str, write) -> None:
-    """Call ``write(file)`` on a fresh private temporary file beside ``path`` (never a planted
-    link: O_EXCL | O_NOFOLLOW), then ``os.replace`` it onto ``path``; a crash or Ctrl-C
-    leaves the previous file intact, and no temporary file is left behind. Stale temporary
-    files of killed runs are removed first. The new file's mode follows the umask."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    name = os.path.basename(path)
-    _remove_stale_temporaries(folder, name)
-    tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
-        | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-
-
 def save_checkpoint(path: str, state: dict) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then
     ``os.replace``, so a crash or Ctrl-C during the write leaves the previous file intact.
@@ -252,12 +201,11 @@ def save_checkpoint(path: str, state: dict) -> None:
     float, bool, None), so that :func:`read_checkpoint` can load it with
     ``torch.load(weights_only=True)``, which never runs code stored in the file.
     """
-    _atomic_save(path, lambda fh: torch.save(state, fh))
+    atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def _write_history(path: str, cfg: dict, history: dict) -> None:
-    text = json.dumps({"config": cfg, **history}, indent=1)
-    _atomic_save(path, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write_text(path, json.dumps({"config": cfg, **history}, indent=1))
 
 
 def read_checkpoint(path: str, map_location="cpu") -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from phys555_cl import course
+from phys555_cl.fileio import atomic_write_text
 
 SOURCE = '''# %% [markdown]
 # # 03 · A tiny notebook
@@ -298,7 +299,7 @@ def test_rebuilt_notebooks_respect_the_umask(tree):
     assert written and all(os.stat(p).st_mode & 0o777 == 0o644 for p in written)
     old = os.umask(0o077)
     try:
-        course._atomic_write(tmp_path / "page.html", "<html></html>")
+        atomic_write_text(tmp_path / "page.html", "<html></html>")
     finally:
         os.umask(old)
     assert os.stat(tmp_path / "page.html").st_mode & 0o777 == 0o600
