@@ -38,10 +38,13 @@ from .losses import info_nce
 class WindowEncoder(nn.Module):
     """g_enc: strided 1-D convolutions giving one latent vector per window of the sequence.
 
-    Each layer is Conv1d(kernel 2s, stride s) + ReLU, so a window is prod(strides) samples and
-    neighbouring windows overlap a little (the kernels are twice the strides). No batch or
-    group normalisation: statistics shared across the batch or the whole sequence would let
-    z_t peek at other sequences or at the future, which the contrastive task would exploit.
+    Each layer is Conv1d(kernel 2s, stride s) + ReLU with the padding all on the left (s
+    zeros), so output j of a layer sees its inputs up to s (j + 1) - 1 and never beyond: z_t
+    depends on the samples of window t and of the windows before it, never on a later one
+    (the context c_t must predict z_{t+1} from the past alone). A window is prod(strides)
+    samples. No batch or group normalisation: statistics shared across the batch or the whole
+    sequence would let z_t peek at other sequences or at the future, which the contrastive
+    task would exploit.
 
     Args:
         in_channels: C, input channels. dim: D, size of z_t. hidden: conv width.
@@ -57,9 +60,9 @@ class WindowEncoder(nn.Module):
             raise ValueError(f"strides must be a non-empty list of integers >= 1, got {strides}.")
         layers, channels = [], in_channels
         for s in strides:
-            # padding ceil(s/2) makes the output exactly T / s long for any stride
-            layers += [nn.Conv1d(channels, hidden, kernel_size=2 * s, stride=s,
-                                 padding=(s + 1) // 2),
+            # s zeros on the left only: the output is exactly T / s long and causal
+            layers += [nn.ConstantPad1d((s, 0), 0.0),
+                       nn.Conv1d(channels, hidden, kernel_size=2 * s, stride=s),
                        nn.ReLU()]
             channels = hidden
         layers.append(nn.Conv1d(hidden, dim, kernel_size=1))

@@ -42,16 +42,28 @@ def test_any_strides_give_exactly_T_over_the_window_latents(strides):
     assert encoder(torch.randn(1, 2, 7 * encoder.window)).shape == (1, 7, 4)
 
 
-def test_latents_do_not_see_far_future_samples():
-    model = small_model()
-    x = torch.randn(2, 2, 64)
+@pytest.mark.parametrize("strides", [(4, 3, 2), (2, 2), (3,)])
+def test_z_t_and_c_t_depend_on_no_sample_after_window_t(strides):
+    model = cpc.CPC(in_channels=2, z_dim=8, c_dim=6, n_steps=2, strides=strides)
+    window = model.encoder.window
+    x = torch.randn(2, 2, 6 * window, requires_grad=True)
+    z, c = model(x)
+    for t in range(6):
+        for out in (z[:, t].sum(), c[:, t].sum()):
+            (grad,) = torch.autograd.grad(out, x, retain_graph=True)
+            assert grad[:, :, (t + 1) * window:].abs().sum() == 0, f"window {t} sees the future"
+            assert grad[:, :, t * window:(t + 1) * window].abs().max() > 0  # and sees its own
+
+
+def test_the_default_model_is_causal_for_the_light_curves_of_notebook_07():
+    model = cpc.CPC()
+    x = torch.randn(1, 2, 20 * model.encoder.window)
     later = x.clone()
-    later[:, :, 40:] += 5.0
+    later[:, :, 10 * model.encoder.window:] += 5.0  # change windows 10.. only
     z, c = model(x)
     z2, c2 = model(later)
-    # Windows 0..8 cover samples < 36 (+ half a stride of overlap): unchanged.
-    assert torch.allclose(z[:, :9], z2[:, :9]) and torch.allclose(c[:, :9], c2[:, :9])
-    assert not torch.allclose(z[:, 12:], z2[:, 12:])
+    assert torch.equal(z[:, :10], z2[:, :10]) and torch.equal(c[:, :10], c2[:, :10])
+    assert not torch.allclose(z[:, 10:], z2[:, 10:])
 
 
 def test_a_sequence_is_encoded_independently_of_the_rest_of_the_batch():

@@ -232,10 +232,16 @@ info_nce_loss = ex.check_info_nce(info_nce_loss)
 #   $z_t$ summarises a **window of 24 hourly bins, one day**. A whole day per window also
 #   means that a ground telescope's night/day gaps look the same in every window, so the
 #   network cannot tell windows apart by the gap pattern, only by the star.
-#   There is no batch normalisation: statistics shared across the batch or across the
-#   sequence would let $z_t$ peek at the other candidates or at the future, a shortcut the
-#   contrastive task would happily exploit.
-# - $g_\mathrm{ar}$: a one-layer GRU, $c_t = \mathrm{GRU}(z_{\le t})$. It only sees the past.
+#   The convolutions are **causal**: each pads on the left only, so $z_t$ depends on the
+#   samples of day $t$ and the days before it, never on a later one (a test checks that the
+#   gradient of $z_t$ and $c_t$ with respect to every later sample is zero). An earlier
+#   version padded both sides, and $z_t$ saw 18 of the 24 hours of day $t + 1$: the context
+#   then "predicted" tomorrow from data it had already seen, which inflated the $k = 1$
+#   accuracy. There is no batch normalisation either: statistics shared across the batch or
+#   across the sequence would let $z_t$ peek at the other candidates or at the future, a
+#   shortcut the contrastive task would happily exploit.
+# - $g_\mathrm{ar}$: a one-layer GRU, $c_t = \mathrm{GRU}(z_{\le t})$. With the causal
+#   encoder, $c_t$ sees only day $t$ and the past.
 # - $W_1, \dots, W_K$: one `nn.Linear(H, D, bias=False)` per step ahead.
 
 # %%
@@ -311,8 +317,11 @@ history = cpc.train_cpc(model, train, epochs=S.epochs, batch_size=S.batch_size, 
 
 # %% [markdown]
 # The bound $I(x_{t+k}; c_t) \ge \log N - \mathcal{L}_N$ turns each step's loss into nats of
-# information that the context provably holds about the window $k$ days ahead. Predicting
-# tomorrow is easier than predicting in four days, so the bound falls with $k$.
+# information about the window $k$ days ahead. Read it as an *estimate* of a lower bound,
+# not a certificate: $\mathcal{L}_N$ here is measured on training batches, and the bound
+# assumes negatives drawn independently of the context, while many of ours are other days of
+# the same star (the hardest negatives, and not independent). Predicting tomorrow is usually
+# easier than predicting in four days; the printed values below say by how much.
 
 # %%
 step_losses = np.array(history["step_losses"])  # [training steps, K]
