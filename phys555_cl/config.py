@@ -76,9 +76,9 @@ SIZES: dict[str, dict[str, dict]] = {
     },
     "05": {
         "fast": {"n_galaxies": 512, "n_test": 512, "image_size": 32, "epochs": 1,
-                 "batch_size": 64},
+                 "batch_size": 64, "experiment_epochs": 1},
         "normal": {"n_galaxies": 4096, "n_test": 4000, "image_size": 32, "epochs": 5,
-                   "batch_size": 256},
+                   "batch_size": 256, "experiment_epochs": 3},
     },
     "06": {
         "fast": {"n_galaxies": 512, "steps": 10, "label_counts": [5, "all"],

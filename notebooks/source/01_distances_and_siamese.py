@@ -322,7 +322,9 @@ print(f"contrastive loss of the three pairs: {toy.item():.4f}")
 optimizer = torch.optim.Adam(siamese.parameters(), lr=S.lr)
 i_tr, j_tr, same_tr = pairs_train
 losses = []
-for _epoch in config.progress(range(S.epochs), desc="epochs"):
+steps_per_epoch = -(-len(i_tr) // S.batch_size)
+bar = config.progress(total=S.epochs * steps_per_epoch, desc="training steps")
+for _epoch in range(S.epochs):
     siamese.train()
     perm = torch.randperm(len(i_tr))
     for k in range(0, len(perm), S.batch_size):
@@ -334,6 +336,9 @@ for _epoch in config.progress(range(S.epochs), desc="epochs"):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(epoch=_epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+bar.close()
 
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(losses, lw=1)
@@ -403,10 +408,15 @@ fig = show_pairs(images, i, j, d_test_after, same,
 # wrong without the margin (i.e. with a loss $-d^2$ on different pairs)?
 #
 # ### BEGIN SOLUTION
-# Without a margin the loss of a different pair has no lower bound: the network could make it
-# as negative as it likes by scaling its outputs up, so training would blow up the embedding
-# instead of learning which galaxies are alike. The margin makes pairs that are already far
-# enough apart cost nothing, so the effort goes into the pairs that are still confused.
+# Our $f_\theta$ ends in unit length, so it cannot simply scale its outputs up: every distance
+# stays below 2 and $-d^2$ stays above $-4$. (Without that normalisation the loss would have no
+# lower bound and training would blow the embedding up.) What goes wrong is where the effort
+# goes. The gradient of $-d^2$ is $-2d$: it is *largest* for the pairs that are already far
+# apart, the easy ones, and it never stops, so those pairs dominate every step. And the
+# different-pair term is happy with any embedding that spreads the points out (on the sphere
+# the mean squared distance between points is $2(1 - |\bar{f}|^2)$, largest whenever their mean
+# $\bar{f}$ is zero), whatever the galaxies look like. The margin makes pairs that are already
+# far enough apart cost nothing, so the effort goes into the pairs that are still confused.
 # ### END SOLUTION
 #
 # Next, `02_metric_learning.ipynb`: triplets, hard negatives, and why classification features

@@ -4,9 +4,12 @@
 # > *When I train a network for some task, say classification, I am already forcing my network
 # > to learn discriminative features, right?*
 #
-# Not always enough. The lecture's example is identifying a **whale** from a photo of its tail:
-# the shape and colour of a tail are very similar from one whale to the next, there are
-# thousands of individuals with a handful of photos each, and new whales appear every season.
+# Not always enough. The lecture's example is a **whale** photographed from its tail: the
+# shape and colour of a tail are very similar from one whale to the next, so they do not even
+# pin down the *species* (the slide's wording). Here we push the example one step further, to
+# the task marine biologists actually use tail photos for: telling **individual** whales apart.
+# There are thousands of individuals with a handful of photos each, and new whales appear every
+# season.
 # A classifier with one output per whale cannot be trained (too few photos per class) and
 # cannot name a whale it has never seen. What we need instead is a **distance** under which two
 # photos of the same whale are close and photos of different whales are far — a distance that

@@ -85,8 +85,8 @@ plt.show()
 # defaults are deliberately gentle. Notice what the brightness row does *not* change: the
 # colours. And note that the reddening row, at 25 times the default range, changes the colour
 # visibly: at the default E(B−V) ≤ 0.02 it is a small change, the size of real Milky-Way dust
-# at high galactic latitude. The defaults are narrower than Hayat et al.'s because colour and
-# flux carry the redshift (section 6). Every step that moves pixels fills the corners by
+# at high galactic latitude. The defaults are kept this gentle because colour and flux carry
+# the redshift (section 6). Every step that moves pixels fills the corners by
 # reflection, so a rotated image keeps sky noise everywhere (blank corners would tell the
 # network the rotation angle). Moving pixels by fractions of a pixel and blurring average
 # neighbouring pixels and so smooth the sky noise; `GalaxyAugment` (section 5) adds back the
@@ -105,7 +105,13 @@ plt.show()
 # `[B, 2, 3]`, into sampling grids, and `F.grid_sample(x, grid)` samples every image at its
 # grid. For a rotation by $\alpha$ about the centre,
 # `theta[b] = [[cos α, sin α, 0], [-sin α, cos α, 0]]` (the image centre is coordinate (0, 0)).
-# Use `align_corners=False` in both calls.
+# Note the direction: `theta` maps each *output* pixel's coordinates to the point of the
+# *input* it is read from, so it is the inverse of the motion you see. This `theta` reads at
+# the output position turned by $-\alpha$, so the picture turns by $+\alpha$. With $\alpha$
+# uniform in $[0, 360)$ the direction does not matter here, but it does as soon as you add a
+# shift or a scale (a scale $s$ in `theta` *shrinks* the picture by $s$).
+# Use `align_corners=False` in both calls, and `padding_mode="reflection"` in `grid_sample`:
+# as above, blank corners would tell the network the angle.
 
 # %%
 import torch.nn.functional as F  # noqa: E402
@@ -123,7 +129,8 @@ def rotate_flip(x, generator):
     theta = torch.stack([torch.stack([cos, sin, zero], dim=-1),
                          torch.stack([-sin, cos, zero], dim=-1)], dim=1).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                         align_corners=False)
     ### END SOLUTION
 
 
@@ -222,11 +229,16 @@ redshift = many_labels["redshift"].numpy()
 smooth = many_labels["smooth_or_featured"].numpy() == 0
 
 
+def aperture_flux(x):
+    """g, r, z flux in nanomaggies in a central 8x8 pixel aperture. [B, 3, H, W] -> [B, 3]."""
+    c = x.shape[-1] // 2
+    pixel_area = (32.0 / x.shape[-1]) ** 2  # arcsec^2: pixel values are per arcsec^2
+    return x[:, :, c - 4:c + 4, c - 4:c + 4].sum(dim=(2, 3)) * pixel_area
+
+
 def aperture_g_minus_r(x):
     """g - r colour from the flux in a central 8x8 pixel aperture. [B, 3, H, W] -> [B]."""
-    c = x.shape[-1] // 2
-    flux = x[:, :, c - 4:c + 4, c - 4:c + 4].sum(dim=(2, 3)).clamp_min(1e-3)
-    mag = 22.5 - 2.5 * torch.log10(flux)
+    mag = 22.5 - 2.5 * torch.log10(aperture_flux(x).clamp_min(1e-3))
     return (mag[:, 0] - mag[:, 1]).numpy()
 
 
@@ -241,26 +253,47 @@ versions = {
     "default augmentations": aug(many, generator=torch.Generator().manual_seed(9)),
     "colour jitter +-0.3 mag": colour_jitter(many, torch.Generator().manual_seed(8)),
 }
+# a colour needs light in both bands: galaxies with under 2 nanomaggies (magnitude 21.7) in g
+# or r in the aperture are left out, their g - r would be mostly sky noise
+measurable = (aperture_flux(many)[:, :2] > 2.0).all(dim=1).numpy()
+red = smooth & measurable
+original_colour = aperture_g_minus_r(many)
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
 rho = {}
 for ax, (name, x) in zip(axes, versions.items()):
     colour = aperture_g_minus_r(x)
-    rho[name] = spearmanr(colour[smooth], redshift[smooth]).statistic
-    ax.scatter(redshift[~smooth], colour[~smooth], s=5, c="tab:blue", alpha=0.5, label="featured")
-    ax.scatter(redshift[smooth], colour[smooth], s=6, c="tab:red", label="smooth")
+    rho[name] = spearmanr(colour[red], redshift[red]).statistic
+    moved = np.sqrt(np.mean((colour[red] - original_colour[red]) ** 2))
+    print(f"{name:26s} rho(g - r, z) on the red sequence {rho[name]:.2f}; "
+          f"g - r moved by {moved:.2f} mag rms")
+    featured = ~smooth & measurable
+    ax.scatter(redshift[featured], colour[featured], s=5, c="tab:blue", alpha=0.5,
+               label="featured")
+    ax.scatter(redshift[red], colour[red], s=6, c="tab:red", label="smooth")
     ax.set_title(f"{name}\nred sequence: Spearman rho(g - r, z) = {rho[name]:.2f}", fontsize=10)
     ax.set_xlabel("true redshift")
 axes[0].set_ylabel("g - r")
 axes[0].legend(loc="upper left")
 plt.tight_layout()
 plt.show()
+z_lo, z_hi = np.percentile(redshift[red], [10, 90])
+low, high = red & (redshift < z_lo), red & (redshift > z_hi)
+print(f"for scale: the red sequence's median g - r rises by "
+      f"{np.median(original_colour[high]) - np.median(original_colour[low]):.2f} mag from "
+      f"z < {z_lo:.2f} to z > {z_hi:.2f}")
 
 # %% [markdown]
-# With the physical augmentations the colour–redshift relation survives: a representation
-# that is invariant to them can still know the redshift. With colour jitter the relation is
-# washed out: a representation trained to ignore the difference between these views would be
-# trained to *forget the redshift*. (Hayat et al. 2021 keep their reddening augmentation small
-# for exactly this reason, and it is why our `RandomBrightness` scales all bands together.)
+# Compare the printed lines. The default augmentations move a galaxy's $g - r$ by little and
+# leave $\rho$ where it was: a representation that is invariant to them can still know the
+# redshift. Colour jitter moves $g - r$ by an amount comparable to the whole rise of the red
+# sequence over the sample's redshift range (the last line), so $\rho$ drops. The relation
+# does not vanish (the jitter adds scatter to every galaxy, it does not erase the trend), but a
+# representation trained to treat these views as *the same* galaxy is trained to ignore colour
+# differences of that size, which is most of what tells a galaxy at the low end of the range
+# from one at the high end: it is trained to *forget the redshift*. (Hayat et al. 2021 model
+# dust with a Galactic-reddening augmentation, a physical change of colour, rather than
+# photographs' colour jitter; our `RandomBrightness` scales all bands together for the same
+# reason.)
 #
 # ### What brightness invariance costs
 #

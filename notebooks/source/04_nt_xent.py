@@ -20,6 +20,10 @@
 #
 # $$ L = \frac{1}{2N} \sum_{k=1}^{N} \big[\ell(2k-1, 2k) + \ell(2k, 2k-1)\big]. $$
 #
+# (The lecture slide writes the sum up to $2N$. With $k$ running to $2N$ the indices $2k$ would
+# reach $4N$, views that do not exist: the sum runs over the $N$ galaxies, and each contributes
+# its two directions, $2N$ terms in all, which the $\frac{1}{2N}$ averages.)
+#
 # In this notebook you write it twice, first as the slide's loops, then as one matrix product,
 # look at what the temperature does, and time both against the course package (which also has
 # a *chunked* version for batches too big for memory).
@@ -255,13 +259,20 @@ for row, n in enumerate(S.batch_sizes):
     cells = ["(skipped)" if np.isnan(results[name][row]) else f"{1e3 * results[name][row]:.2f}"
              for name in candidates]
     print(f"{n:>6} " + " ".join(f"{c:>30}" for c in cells))
+for row, n in enumerate(S.batch_sizes):
+    loops, vectorised = results["loops (yours)"][row], results["vectorised (yours)"][row]
+    if not np.isnan(loops):
+        print(f"N = {n}: the loops take {loops / vectorised:,.0f}x the time of the vectorised "
+              f"version")
 
 # %% [markdown]
-# The loops are thousands of times slower already at small $N$; the vectorised versions are
+# The last lines above give the factor by which the loops are slower, at the batch sizes where
+# they were timed (a busy machine moves it: time is measured, not promised). The loops do
+# $O(N^2)$ Python operations, so the factor grows with $N$; the vectorised versions are
 # dominated by the one $2N \times 2N \times D$ matrix product (and its two partners in the
-# backward pass). On a 2-core laptop CPU the package's loss at $2N = 8192$, $D = 128$ is within
-# about 2x of the time of those three matrix products alone; `benchmarks/bench_ntxent.py`
-# compares it with the lightly and pytorch-metric-learning implementations.
+# backward pass). `python benchmarks/bench_ntxent.py` measures how close the package's loss
+# comes to the time of those three matrix products alone, and compares it with the lightly
+# and pytorch-metric-learning implementations.
 #
 # The chunked version gives the same value and the same gradients:
 
@@ -287,11 +298,14 @@ print(f"same value: {torch.allclose(full, chunked)}; same gradient: "
 # ### BEGIN SOLUTION
 # 1. With one pair, each view's only candidate is its partner, so the softmax is 1 and
 #    $L = -\log 1 = 0$ exactly: nothing to learn without negatives.
-# 2. $s_{ii} = 1/\tau$ is the largest possible similarity and does not depend on the encoder's
-#    weights in a useful way, so including it adds a large constant term to every denominator;
-#    the positive can never beat it, the loss cannot reach its floor, and the gradient
-#    pushes the positive to be as similar as the view is to itself, wasting capacity. Leaving
-#    it out makes each row an honest choice among the $2N-1$ other views.
+# 2. With normalised embeddings $s_{ii} = 1/\tau$ exactly, whatever the weights: a constant
+#    with no gradient, so it does not push the encoder anywhere by itself. The harm is what it
+#    does to everything else. $e^{1/\tau}$ is the largest term any denominator can hold (with
+#    $\tau = 0.1$ it is $e^{10} \approx 22\,000$), so it swamps the denominator: every
+#    probability $p_{ik}$, the positive's included, shrinks, and with it every gradient. The
+#    positive can at best tie with it, $s_{ij} = 1/\tau$, which leaves the loss at $\log 2$ at
+#    the very least instead of 0. Leaving it out makes each row an honest choice among the
+#    $2N-1$ other views.
 # ### END SOLUTION
 
 # %%

@@ -90,6 +90,9 @@ print(f"label tiers: {tiers[0]} galaxies with no label, {tiers[1]} with a spec-z
 # keeping near neighbours near. Nothing about the labels went into $h$ or into the UMAP:
 # if a colour still forms regions, the representation separates that property on its own.
 # (UMAP's coordinates change from run to run; the structure is what to look at.)
+#
+# The first UMAP call in a session compiles UMAP's numerical code (numba) first: expect it to
+# sit silent for up to a minute before anything appears. Later calls are quick.
 
 # %%
 emb = umap_embedding(h)
@@ -101,8 +104,11 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Smooth and featured galaxies occupy different regions, edge-on disks form their own island,
-# and the redshift changes smoothly across the map. Coloured by `label_tier`, the map looks
+# Smooth and featured galaxies occupy different regions, and the redshift changes smoothly
+# across the map. Look where the edge-on disks sit in the `edge_on` panel: they gather in a
+# part of the featured region (often a thin filament or its tip rather than a separate
+# island; UMAP draws long, thin structures when a property varies continuously, here the
+# inclination). Coloured by `label_tier`, the map looks
 # like the lecture's slide: the labelled galaxies (bright, nearby, large) sit in one part of
 # it and the unlabelled majority (faint, distant, small) in another, so whatever is learned
 # from the labels must be carried over to galaxies unlike them. The odd classes are rarer and mix more:
@@ -197,6 +203,18 @@ ax.set_xlabel("true redshift")
 ax.set_ylabel("predicted from h")
 ax.set_title("photometric redshifts from h\n(galaxies without a spec-z)")
 plt.show()
+print(f"median redshift: {float(labels['redshift'][has_z].median()):.3f} with a spec-z, "
+      f"{float(labels['redshift'][no_z].median()):.3f} without")
+
+# %% [markdown]
+# Read the $R^2$ printed two cells above against its two anchors: 1 would be perfect
+# redshifts, 0 is what predicting the mean spec-z for everyone scores (it can go below 0).
+# The fit is poor, and the scatter plot and the last line say why: the galaxies with a
+# spec-z are the bright, nearby ones, the galaxies without are fainter and further away, so
+# the regression is asked to *extrapolate* to redshifts it was hardly fitted on, and its
+# predictions are squeezed towards the low redshifts it knows. It is the same domain shift as
+# the survey protocol's tier 0 in section 6, and the reason real photometric-redshift samples
+# add deeper spectroscopy of faint galaxies.
 
 # %% [markdown]
 # ## 6. When does self-supervision pay off?

@@ -1,11 +1,14 @@
-"""Checks for notebook 05 (SimCLR on galaxies): one training step."""
+"""Checks for notebook 05 (SimCLR on galaxies): one training step, and the student's own
+augmentation experiment."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..augment import GalaxyAugment
 from ..encoders import SimCLR
+from ..galaxies import simulate
 from ..losses import nt_xent
 from ..train import simclr_step
 from .core import Case, ContractError, Returns, make_check
@@ -127,4 +130,54 @@ check_training_step = make_check(
          "the embeddings are split wrongly: model(torch.cat([v1, v2])) returns all of v1's "
          "views first, so z1, z2 = z.chunk(2) (not z[::2] and z[1::2])."),
     ],
+)
+
+
+# --------------------------------------------------------------------------------------------
+# 5.2: the student's own experiment (an augmentation pipeline with one setting changed)
+# --------------------------------------------------------------------------------------------
+
+
+def experiment_augment_reference():
+    """One possible answer: the default pipeline without rotations."""
+    return GalaxyAugment(degrees=(0.0, 0.0))
+
+
+def _experiment_cases():
+    return [Case("no arguments")]
+
+
+def _views(augment, seed: int):
+    """Two views of 4 fixed simulated galaxies from ``augment`` with a seeded generator."""
+    images, _ = simulate(4, size=32, seed=505)
+    return augment.two_views(images, generator=torch.Generator().manual_seed(seed))
+
+
+def _compare_experiment(got, expected, case) -> str | None:
+    """The pipeline must make views like GalaxyAugment does, repeatably, and not the default's
+    views (the experiment needs something changed). Any change is right: it is the student's
+    experiment, so the reference's own choice is never required."""
+    if not hasattr(got, "two_views"):
+        return (f"it returned {type(got).__name__}, not an augmentation pipeline: return "
+                f"GalaxyAugment(...) with the one setting you want to change.")
+    try:
+        first, again = _views(got, 0), _views(got, 0)
+    except Exception as err:  # noqa: BLE001 - any failure is the student's to see
+        return f"making two views with it failed ({type(err).__name__}: {err})."
+    if not (isinstance(first, tuple) and len(first) == 2
+            and all(isinstance(v, torch.Tensor) and v.shape == (4, 3, 32, 32) for v in first)):
+        return "two_views did not return two image batches of the input's shape."
+    if not all(torch.equal(a, b) for a, b in zip(first, again)):
+        return ("the same generator gave different views: draw every random number from the "
+                "generator passed to two_views, so a run can be repeated.")
+    default = _views(GalaxyAugment(), 0)
+    if all(torch.equal(a, b) for a, b in zip(first, default)):
+        return ("it makes exactly the default views: change one setting of GalaxyAugment "
+                "(its docstring lists them), so the experiment has something to compare.")
+    return None
+
+
+check_experiment_augment = make_check(
+    "5.2", "an augmentation experiment", experiment_augment_reference, _experiment_cases,
+    compare=_compare_experiment,
 )
