@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phys555_cl.fileio import atomic_write_text
+from phys555_cl.project import PYPROJECT, REPO, read_pyproject
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 SOURCES = NOTEBOOKS / "source"
 SOLUTIONS = REPO / "build" / "solutions"
@@ -324,28 +324,10 @@ class CloudRun:
                 f"{self.branch}/notebooks/{notebook}.ipynb")
 
 
-def _read_toml(path: Path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: only the two settings read here
-        text = path.read_text(encoding="utf-8")
-        found: dict = {}
-        for table, key in (("project.urls", "Repository"), ("tool.phys555", "branch")):
-            m = re.search(rf"^\[{re.escape(table)}\][^\[]*?^{key}\s*=\s*\"([^\"]*)\"", text,
-                          re.M | re.S)
-            if m:
-                node = found
-                for part in table.split("."):
-                    node = node.setdefault(part, {})
-                node[key] = m.group(1)
-        return found
-    return tomllib.loads(path.read_text(encoding="utf-8"))
-
-
-def cloud_run(pyproject: Path = REPO / "pyproject.toml") -> CloudRun | None:
+def cloud_run(pyproject: Path = PYPROJECT) -> CloudRun | None:
     """The cloud-run setting of ``pyproject.toml``: ``[project.urls] Repository`` (and
     ``[tool.phys555] branch``, default ``main``), or None when no repository is named."""
-    settings = _read_toml(Path(pyproject))
+    settings = read_pyproject(pyproject)
     url = settings.get("project", {}).get("urls", {}).get("Repository")
     if not url:
         return None
