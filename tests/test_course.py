@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from phys555_cl import course
+from phys555_cl.course import runner
 from phys555_cl.fileio import atomic_write_text
 
 SOURCE = '''# %% [markdown]
@@ -186,7 +187,7 @@ def test_nbval_copies_carry_the_recorded_output_in_both_versions(tmp_path, monke
     [(index, key)] = course.checked_cells(nb)
     recorded = {"01_checked": {key: [{"output_type": "stream", "name": "stdout",
                                       "text": "42\n"}]}}
-    monkeypatch.setattr(course, "load_expected", lambda path=None: recorded)
+    monkeypatch.setattr(runner, "load_expected", lambda path=None: recorded)
     written = course.nbval_copies(tmp_path / "out")
     assert len(written) == 2
     for path in written:
@@ -200,10 +201,10 @@ def test_executing_a_notebook_reports_ok_or_the_error():
     import nbformat
 
     good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
-    assert course._execute(good, timeout=60) == "ok"
+    assert runner._execute(good, timeout=60) == "ok"
     assert good.cells[0].outputs[0]["text"] == "42\n"
     bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
-    status = course._execute(bad, timeout=60)
+    status = runner._execute(bad, timeout=60)
     assert status.startswith("FAILED") and "ZeroDivisionError" in status
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from phys555_cl import course, grading
+from phys555_cl import course
+from phys555_cl.course import grading
 
 STUDENT = course.NOTEBOOKS / "00_setup.ipynb"
 TODO = 'raise NotImplementedError("Exercise 0.1'

@@ -37,7 +37,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import course
+import nbformat
+
+from phys555_cl.course.builder import ANSWER_PROMPT, build_pair, notebook_number
+from phys555_cl.course.paths import SOURCES
+from phys555_cl.exercises.core import RESULTS_FILE_ENV
+
+__all__ = ["COLUMNS", "DEFAULT_TIMEOUT", "NOTEBOOK_ROW", "NotGradable", "Row", "exercise_cells",
+           "exercises_of", "grade", "grade_notebook", "identify", "run_notebook",
+           "written_answers"]
 
 COLUMNS = ("notebook", "exercise", "status", "message")
 NOTEBOOK_ROW = "(notebook)"  # the exercise column of the row about the notebook as a whole
@@ -77,12 +85,12 @@ def identify(nb, path: Path) -> tuple[Path, str | None]:
             f"phys555 metadata): another course's notebook, a solution notebook, or a copy saved "
             f"by a tool that drops notebook metadata. Ask the student for the notebook they "
             f"worked in, notebooks/NN_topic.ipynb of this course.")
-    src = course.SOURCES / Path(source).name
+    src = SOURCES / Path(source).name
     if not src.exists():
         raise NotGradable(
             f"{path} was made from {source}, which this version of the course does not "
             f"have: grade it with the course version the student used (git checkout).")
-    built = course.build_pair(src)[0]
+    built = build_pair(src)[0]
     if made.get("cells_sha1") != built.metadata["phys555"]["cells_sha1"]:
         return src, (f"made from another version of {source} than this course's (older or "
                      f"newer): exercises and checks may differ. For exact grades, grade it "
@@ -94,7 +102,7 @@ def identify(nb, path: Path) -> tuple[Path, str | None]:
 def exercises_of(src: Path) -> list[str]:
     """The exercise numbers checked in a notebook, e.g. ``["1.1", "1.2", "1.3"]``."""
     module = importlib.import_module(
-        f"phys555_cl.exercises.nb{course.notebook_number(src):02d}")
+        f"phys555_cl.exercises.nb{notebook_number(src):02d}")
     numbers = {getattr(module, name).exercise for name in dir(module)
                if name.startswith("check_")}
     return sorted(numbers, key=lambda n: tuple(int(p) for p in n.split(".")))
@@ -106,12 +114,12 @@ def written_answers(src: Path) -> list[tuple[str, str]]:
     The label is the exercise number the builder gives it (code and written exercises count
     together, in order), e.g. ``"5.2 (written)"``.
     """
-    built = course.build_pair(src)[0]
-    number, counter, found = course.notebook_number(src), 0, []
+    built = build_pair(src)[0]
+    number, counter, found = notebook_number(src), 0, []
     for index, cell in enumerate(built.cells):
         if cell.cell_type == "code":
             counter += cell.source.count('raise NotImplementedError("Exercise ')
-        elif cell.source == course.ANSWER_PROMPT:
+        elif cell.source == ANSWER_PROMPT:
             counter += 1
             question = built.cells[index - 1].source if index else ""
             found.append((f"{number}.{counter} (written)", question))
@@ -128,7 +136,7 @@ def _answer_rows(nb, src: Path, name: str) -> list[Row]:
                             "deleted, so the answer cannot be located: read the notebook"))
             continue
         start = at + 1
-        answer = cells[at + 1].source.replace(course.ANSWER_PROMPT, "").strip()
+        answer = cells[at + 1].source.replace(ANSWER_PROMPT, "").strip()
         rows.append(Row(name, label, "answered" if answer else "not answered",
                         "" if answer else "the 'Your answer here' cell was not filled in"))
     return rows
@@ -158,7 +166,7 @@ def exercise_cells(nb, src: Path) -> dict[int, list[str]]:
     call a check elsewhere too (notebook 00 shows a failing check on purpose): only these
     cells count for the grade."""
     found: dict[int, list[str]] = {}
-    for cell in course.build_pair(src)[0].cells:
+    for cell in build_pair(src)[0].cells:
         numbers = re.findall(r'raise NotImplementedError\("Exercise (\d+\.\d+):', cell.source)
         if cell.cell_type != "code" or not numbers:
             continue
@@ -188,11 +196,9 @@ def run_notebook(nb, workdir: Path, results_file: Path, timeout: float,
     Returns (None when every cell ran, else why the run stopped in one line; the exercise
     numbers whose cells ran).
     """
-    import nbformat
+    # deferred: nbclient is slow to import, and only running a notebook needs it
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    from .exercises.core import RESULTS_FILE_ENV
 
     graded = graded or {}
     env = {**os.environ, "PHYS555_FAST": "1", "PHYS555_QUIET": "1", "MPLBACKEND": "Agg",
@@ -236,8 +242,6 @@ def run_notebook(nb, workdir: Path, results_file: Path, timeout: float,
 
 def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT) -> list[Row]:
     """Grade one submitted notebook; returns its rows (the notebook row first)."""
-    import nbformat
-
     path = Path(path)
     name = str(path)  # students' files often share a name: the path tells them apart
     try:
