@@ -75,6 +75,25 @@ def test_solution_regions_become_numbered_not_implemented_errors(tree):
     compile(body, "cell", "exec")  # the student cell is valid Python
 
 
+def test_each_exercise_cell_records_its_exercise_numbers_in_its_metadata(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    nb = json.loads((tmp_path / "nb" / "03_tiny.ipynb").read_text())
+    made = {i: c["metadata"]["phys555"] for i, c in enumerate(nb["cells"])
+            if "phys555" in c["metadata"]}
+    code = next(i for i, c in enumerate(nb["cells"]) if "def area" in "".join(c["source"]))
+    answer = next(i for i, c in enumerate(nb["cells"])
+                  if "".join(c["source"]) == course.ANSWER_PROMPT)
+    assert made == {code: {"exercises": ["3.1", "3.2"]},
+                    answer: {"exercises": ["3.3"], "written": True}}
+    assert course.cell_exercises(nb["cells"][code]) == ["3.1", "3.2"]
+    assert course.is_written_answer(nb["cells"][answer])
+    assert not course.is_written_answer(nb["cells"][code])
+    assert course.cell_exercises(nb["cells"][0]) == []
+    solution = json.loads((tmp_path / "sol" / "03_tiny.ipynb").read_text())
+    assert not any("phys555" in c["metadata"] for c in solution["cells"])
+
+
 def test_no_solution_text_anywhere_in_the_student_notebook(tree):
     tmp_path, src = tree
     _build(tmp_path, src)

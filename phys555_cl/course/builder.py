@@ -13,7 +13,8 @@ Student notebooks are never paired with their sources: a student's edits must ne
 source, so the builder writes ``.ipynb`` files with no jupytext metadata. A student notebook
 records its source and a fingerprint of its cells (notebook metadata ``phys555``), so a rebuild
 or an update can tell whether a student edited it (:func:`edited_by_student`), and grading can
-tell which course version it came from.
+tell which course version it came from; each exercise cell records its exercise numbers (cell
+metadata ``phys555``: ``{"exercises": ["3.1"]}``), which grading reads.
 """
 
 from __future__ import annotations
@@ -37,8 +38,15 @@ from phys555_cl.course.markers import find_regions, line_key, parse_marker, solu
 from phys555_cl.course.paths import NOTEBOOKS, SOLUTIONS, SOURCES, shown, sources
 from phys555_cl.fileio import atomic_write_text
 
-__all__ = ["ANSWER_PROMPT", "STUDENT_NOTE", "backup", "build", "build_pair", "dumps",
-           "edited_by_student", "leaks", "notebook_number", "stale"]
+__all__ = ["ANSWER_PROMPT", "META", "STUDENT_NOTE", "backup", "build", "build_pair",
+           "cell_exercises", "dumps", "edited_by_student", "is_written_answer", "leaks",
+           "notebook_number", "stale"]
+
+# The metadata key of what the builder records: in a student notebook's metadata, its source
+# and the fingerprint of its cells; in an exercise cell's metadata, the exercise numbers
+# ({"exercises": ["3.1"]}, and "written": true for a "Your answer here" cell), which grading
+# reads instead of the generated text.
+META = "phys555"
 
 ANSWER_PROMPT = ("**Your answer here.** *(Double-click this cell, replace this line with your "
                  "answer, then press Shift+Enter.)*")
@@ -69,11 +77,33 @@ def _read_percent(text: str):
     return jupytext.reads(text, fmt="py:percent")
 
 
-def _student_code(lines: list[str], number: int, counter: list[int]) -> list[str]:
-    """The student version of a code cell's lines: each solution region becomes a numbered
-    ``raise NotImplementedError("Exercise N.M: <hint>")``; ``counter[0]`` counts the
-    notebook's exercises (code and written) and is advanced for each region."""
+def cell_exercises(cell) -> list[str]:
+    """The exercise numbers the builder recorded in a cell's metadata, e.g. ``["3.1"]``; ``[]``
+    for a cell that holds no exercise (or was not made by the builder)."""
+    made = cell.get("metadata", {}).get(META)
+    return list(made.get("exercises", [])) if isinstance(made, dict) else []
+
+
+def is_written_answer(cell) -> bool:
+    """True for a "Your answer here" cell of a written exercise, as the builder recorded it."""
+    made = cell.get("metadata", {}).get(META)
+    return isinstance(made, dict) and made.get("written") is True
+
+
+def _next_exercise(number: int, counter: list[int]) -> str:
+    """Advance ``counter[0]``, the notebook's exercise count (code and written together), and
+    return the new exercise's number ``"N.M"``."""
+    counter[0] += 1
+    return f"{number}.{counter[0]}"
+
+
+def _student_code(lines: list[str], number: int,
+                  counter: list[int]) -> tuple[list[str], list[str]]:
+    """The student version of a code cell's lines, and the numbers of its exercises: each
+    solution region becomes a numbered ``raise NotImplementedError("Exercise N.M: <hint>")``
+    (``counter``: see :func:`_next_exercise`)."""
     out: list[str] = []
+    exercises: list[str] = []
     hint: str | None = None
     inside = False
     for line in lines:
@@ -82,8 +112,8 @@ def _student_code(lines: list[str], number: int, counter: list[int]) -> list[str
             hint = m["rest"].strip()
         elif m and m["kind"] == "BEGIN SOLUTION":
             inside = True
-            counter[0] += 1
-            text = f"Exercise {number}.{counter[0]}: {hint or 'complete this function.'}"
+            exercises.append(_next_exercise(number, counter))
+            text = f"Exercise {exercises[-1]}: {hint or 'complete this function.'}"
             indent = m["indent"]
             out.append(f"{indent}# YOUR CODE HERE: replace the next line with your solution.")
             out.append(f"{indent}raise NotImplementedError({json.dumps(text)})")
@@ -92,28 +122,29 @@ def _student_code(lines: list[str], number: int, counter: list[int]) -> list[str
             inside = False
         elif not inside:
             out.append(line)
-    return out
+    return out, exercises
 
 
-def _student_markdown(lines: list[str], counter: list[int]) -> list[list[str]]:
-    """Split a markdown cell into pieces; an answer region becomes its own answer cell
-    (:data:`ANSWER_PROMPT`) and advances ``counter[0]``, the notebook's exercise count."""
-    pieces: list[list[str]] = [[]]
+def _student_markdown(lines: list[str], number: int,
+                      counter: list[int]) -> list[tuple[list[str], str | None]]:
+    """Split a markdown cell into ``(lines, exercise number or None)`` pieces; an answer
+    region becomes its own answer cell (:data:`ANSWER_PROMPT`) with its exercise's number
+    (``counter``: see :func:`_next_exercise`)."""
+    pieces: list[tuple[list[str], str | None]] = [([], None)]
     inside = False
     for line in lines:
         m = parse_marker(line)
         if m and m["kind"] == "BEGIN SOLUTION":
             inside = True
-            counter[0] += 1
-            pieces.append([ANSWER_PROMPT])
-            pieces.append([])
+            pieces.append(([ANSWER_PROMPT], _next_exercise(number, counter)))
+            pieces.append(([], None))
         elif m and m["kind"] == "END SOLUTION":
             inside = False
         elif m and m["kind"] == "HINT:":
             continue
         elif not inside:
-            pieces[-1].append(line)
-    return [p for p in pieces if any(s.strip() for s in p)]
+            pieces[-1][0].append(line)
+    return [p for p in pieces if any(s.strip() for s in p[0])]
 
 
 def _strip_markers(lines: list[str]) -> list[str]:
@@ -123,12 +154,15 @@ def _strip_markers(lines: list[str]) -> list[str]:
 
 def _clean_notebook(nb, name: str, variant: str):
     """Deterministic, output-free notebook with no jupytext pairing metadata; a student one
-    (``variant == "student"``) records its source and the fingerprint of its cells."""
+    (``variant == "student"``) records its source and the fingerprint of its cells. Of the
+    cells' metadata only their tags and the builder's :data:`META` are kept."""
     cells = []
     for index, cell in enumerate(nb.cells):
         source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
         tags = list(cell.get("metadata", {}).get("tags", []))
         meta = {"tags": tags} if tags else {}
+        if META in cell.get("metadata", {}):
+            meta[META] = dict(cell.metadata[META])
         cell_id = hashlib.sha1(f"{name}/{variant}/{index}".encode()).hexdigest()[:12]
         if cell.cell_type == "code":
             new = nbformat.v4.new_code_cell(source, metadata=meta)
@@ -144,7 +178,7 @@ def _clean_notebook(nb, name: str, variant: str):
     }
     if variant == "student":
         # lets a later build tell whether a student has edited this copy (see build())
-        out.metadata["phys555"] = {"source": f"notebooks/source/{name}.py",
+        out.metadata[META] = {"source": f"notebooks/source/{name}.py",
                                    "cells_sha1": _cells_sha1(out.cells)}
     out.nbformat, out.nbformat_minor = 4, 5
     return out
@@ -164,7 +198,7 @@ def edited_by_student(path: Path) -> bool:
     """
     try:
         nb = json.loads(Path(path).read_text(encoding="utf-8"))
-        built = nb.get("metadata", {}).get("phys555", {}).get("cells_sha1")
+        built = nb.get("metadata", {}).get(META, {}).get("cells_sha1")
         return built != _cells_sha1(nb.get("cells", []))
     except (OSError, ValueError, TypeError, AttributeError):
         return True  # unreadable or not ours: keep a copy rather than lose it
@@ -191,6 +225,8 @@ def backup(path: Path) -> Path:
 def build_pair(source: Path, cloud: CloudRun | None | FromPyproject = FROM_PYPROJECT):
     """Return ``(student_notebook, solution_notebook)`` (nbformat objects) for one source.
 
+    Each exercise cell of the student notebook records its exercise numbers in its metadata
+    (:data:`META`; read them with :func:`cell_exercises` and :func:`is_written_answer`).
     ``cloud``: the Colab setting (default: :func:`cloud_run` of ``pyproject.toml``); with one,
     the student notebook gets the "Open in Colab" badge on top and the setup cell as its first
     code cell; ``None`` builds without them.
@@ -217,11 +253,17 @@ def build_pair(source: Path, cloud: CloudRun | None | FromPyproject = FROM_PYPRO
         solution.cells.append(sol)
         if cell.cell_type == "code":
             stu = nbformat.from_dict(dict(cell))
-            stu.source = "\n".join(_student_code(lines, number, counter))
+            body, exercises = _student_code(lines, number, counter)
+            stu.source = "\n".join(body)
+            if exercises:
+                stu.metadata[META] = {"exercises": exercises}
             student.cells.append(stu)
         elif cell.cell_type == "markdown":
-            for piece in _student_markdown(lines, counter):
-                student.cells.append(nbformat.v4.new_markdown_cell("\n".join(piece)))
+            for piece, exercise in _student_markdown(lines, number, counter):
+                stu = nbformat.v4.new_markdown_cell("\n".join(piece))
+                if exercise:
+                    stu.metadata[META] = {"exercises": [exercise], "written": True}
+                student.cells.append(stu)
         else:  # raw cells pass through
             student.cells.append(nbformat.from_dict(dict(cell)))
     note = nbformat.v4.new_markdown_cell(STUDENT_NOTE.format(name=name))
