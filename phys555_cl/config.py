@@ -24,6 +24,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from phys555_cl.project import PYPROJECT, REPO, read_pyproject
+
+__all__ = ["SIZES", "data_dir", "device", "device_name", "fast_mode", "progress", "quiet",
+           "required_versions", "seed_everything", "sizes"]
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -189,11 +194,7 @@ def data_dir() -> str:
     env = os.environ.get("PHYS555_DATA")
     if env:
         return os.path.abspath(os.path.expanduser(env))
-    return os.path.join(_repo_root(), "data")
-
-
-def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(REPO, "data")
 
 
 # ------------------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def required_versions() -> dict[str, str | None]:
     try:
         lines = requires("phys555-cl") or []
     except PackageNotFoundError:
-        lines = _dependencies_in_pyproject(os.path.join(_repo_root(), "pyproject.toml"))
+        lines = _dependencies_in_pyproject(PYPROJECT)
     out: dict[str, str | None] = {}
     for line in lines:
         spec, _, marker = line.partition(";")
@@ -229,9 +230,11 @@ def required_versions() -> dict[str, str | None]:
     return out
 
 
-def _dependencies_in_pyproject(path: str) -> list[str]:
-    """The strings of ``[project] dependencies = [...]`` (a regex, so Python 3.10 works too)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    block = re.search(r"^dependencies\s*=\s*\[(.*?)\]", text, re.M | re.S)
-    return re.findall(r"\"([^\"]+)\"", block.group(1)) if block else []
+def _dependencies_in_pyproject(path) -> list[str]:
+    """The strings of ``[project] dependencies = [...]`` of the ``pyproject.toml`` at ``path``
+    (read by :func:`phys555_cl.project.read_pyproject`, so Python 3.10 works too).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    return list(read_pyproject(path).get("project", {}).get("dependencies", []))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from phys555_cl import course
+from phys555_cl.course import runner
 from phys555_cl.fileio import atomic_write_text
 
 SOURCE = '''# %% [markdown]
@@ -72,6 +73,25 @@ def test_solution_regions_become_numbered_not_implemented_errors(tree):
     assert '    raise NotImplementedError("Exercise 3.2: complete this function.")' in body
     assert 'raise ValueError("negative radius")' in body, "code outside regions is kept"
     compile(body, "cell", "exec")  # the student cell is valid Python
+
+
+def test_each_exercise_cell_records_its_exercise_numbers_in_its_metadata(tree):
+    tmp_path, src = tree
+    _build(tmp_path, src)
+    nb = json.loads((tmp_path / "nb" / "03_tiny.ipynb").read_text())
+    made = {i: c["metadata"]["phys555"] for i, c in enumerate(nb["cells"])
+            if "phys555" in c["metadata"]}
+    code = next(i for i, c in enumerate(nb["cells"]) if "def area" in "".join(c["source"]))
+    answer = next(i for i, c in enumerate(nb["cells"])
+                  if "".join(c["source"]) == course.ANSWER_PROMPT)
+    assert made == {code: {"exercises": ["3.1", "3.2"]},
+                    answer: {"exercises": ["3.3"], "written": True}}
+    assert course.cell_exercises(nb["cells"][code]) == ["3.1", "3.2"]
+    assert course.is_written_answer(nb["cells"][answer])
+    assert not course.is_written_answer(nb["cells"][code])
+    assert course.cell_exercises(nb["cells"][0]) == []
+    solution = json.loads((tmp_path / "sol" / "03_tiny.ipynb").read_text())
+    assert not any("phys555" in c["metadata"] for c in solution["cells"])
 
 
 def test_no_solution_text_anywhere_in_the_student_notebook(tree):
@@ -186,7 +206,7 @@ def test_nbval_copies_carry_the_recorded_output_in_both_versions(tmp_path, monke
     [(index, key)] = course.checked_cells(nb)
     recorded = {"01_checked": {key: [{"output_type": "stream", "name": "stdout",
                                       "text": "42\n"}]}}
-    monkeypatch.setattr(course, "load_expected", lambda path=None: recorded)
+    monkeypatch.setattr(runner, "load_expected", lambda path=None: recorded)
     written = course.nbval_copies(tmp_path / "out")
     assert len(written) == 2
     for path in written:
@@ -200,10 +220,10 @@ def test_executing_a_notebook_reports_ok_or_the_error():
     import nbformat
 
     good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
-    assert course._execute(good, timeout=60) == "ok"
+    assert runner._execute(good, timeout=60) == "ok"
     assert good.cells[0].outputs[0]["text"] == "42\n"
     bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
-    status = course._execute(bad, timeout=60)
+    status = runner._execute(bad, timeout=60)
     assert status.startswith("FAILED") and "ZeroDivisionError" in status
 
 

@@ -7,6 +7,7 @@ student writes them. They are graded together, once, through the command line.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from phys555_cl import course, grading
+from phys555_cl import course
+from phys555_cl.course import grading
 
 STUDENT = course.NOTEBOOKS / "00_setup.ipynb"
 TODO = 'raise NotImplementedError("Exercise 0.1'
@@ -71,14 +73,19 @@ def graded(tmp_path_factory):
     }
     before = {k: (p.read_bytes(), os.stat(p).st_mtime_ns) for k, p in submissions.items()}
     table = folder / "report" / "grades.csv"
-    code = course.main(["grade", *map(str, submissions.values()), "--csv", str(table),
-                        "--timeout", "300"])
+    builds = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(grading, "build_pair",
+                      lambda src, *a, **k: builds.append(src) or course.build_pair(src, *a, **k))
+        code = course.main(["grade", *map(str, submissions.values()), "--csv", str(table),
+                            "--timeout", "300"])
     with open(table, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     after = {k: (p.read_bytes(), os.stat(p).st_mtime_ns) for k, p in submissions.items()}
     by = {k: {r["exercise"]: r for r in rows if r["notebook"] == str(p)}
           for k, p in submissions.items()}
-    return {"code": code, "table": table, "by": by, "before": before, "after": after}
+    return {"code": code, "table": table, "by": by, "before": before, "after": after,
+            "builds": builds}
 
 
 def test_an_untouched_student_notebook_reports_every_exercise_not_done(graded):
@@ -161,9 +168,36 @@ def test_a_notebook_from_another_version_of_the_course_is_named_as_such():
 def test_every_notebooks_exercise_cells_are_found_in_its_student_notebook():
     for src in course.sources():
         student = course.build_pair(src)[0]
-        located = sorted(n for ns in grading.exercise_cells(student, src).values() for n in ns)
+        located = sorted(n for ns in grading.exercise_cells(student, student).values()
+                         for n in ns)
         assert located == grading.exercises_of(src), src.name
-        assert [label for label, _ in grading.written_answers(src)], src.name
+        assert [label for label, _ in grading.written_answers(student)], src.name
+
+
+def test_exercises_are_found_by_the_numbers_in_the_metadata_not_by_the_generated_text():
+    import nbformat
+
+    built = course.build_pair(course.SOURCES / "00_setup.py")[0]
+    [(index, numbers)] = grading.exercise_cells(built, built).items()
+    assert numbers == ["0.1"] and grading.written_answers(built)[0][0] == "0.2 (written)"
+    # a submission whose raise line the student reworded, and a builder that words it otherwise
+    submission = nbformat.reads(STUDENT.read_text(encoding="utf-8"), as_version=4)
+    reworded = copy.deepcopy(built)
+    for nb in (submission, reworded):
+        cell = nb.cells[index]
+        assert TODO in cell.source
+        cell.source = cell.source.replace(TODO, 'raise NotImplementedError("TODO (ex. zero-one)')
+    assert grading.exercise_cells(submission, built) == {index: ["0.1"]}
+    assert grading.exercise_cells(submission, reworded) == {index: ["0.1"]}
+    assert grading.written_answers(reworded) == grading.written_answers(built)
+    for cell in reworded.cells:  # the numbers come from the metadata alone
+        cell.metadata.pop("phys555", None)
+    assert grading.exercise_cells(submission, reworded) == {}
+    assert grading.written_answers(reworded) == []
+
+
+def test_each_course_notebook_is_built_once_per_grading_run(graded):
+    assert graded["builds"] == [course.SOURCES / "00_setup.py"], "4 submissions, 1 build"
 
 
 def test_grading_never_writes_beside_the_submission(graded):

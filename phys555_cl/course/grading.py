@@ -37,7 +37,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import course
+import nbformat
+
+from phys555_cl.course.builder import (
+    ANSWER_PROMPT,
+    META,
+    build_pair,
+    cell_exercises,
+    is_written_answer,
+    notebook_number,
+)
+from phys555_cl.course.paths import SOURCES
+from phys555_cl.exercises.core import RESULTS_FILE_ENV
+
+__all__ = ["COLUMNS", "DEFAULT_TIMEOUT", "NOTEBOOK_ROW", "NotGradable", "Row", "built_student",
+           "exercise_cells", "exercises_of", "grade", "grade_notebook", "identify",
+           "run_notebook", "written_answers"]
 
 COLUMNS = ("notebook", "exercise", "status", "message")
 NOTEBOOK_ROW = "(notebook)"  # the exercise column of the row about the notebook as a whole
@@ -63,13 +78,32 @@ class NotGradable(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-def identify(nb, path: Path) -> tuple[Path, str | None]:
+def built_student(src: Path, built: dict | None = None):
+    """The student notebook of ``src`` as this course version builds it (nbformat).
+
+    ``built``: ``{source: student notebook}`` of this grading run; each source is built once
+    into it, whatever the number of submissions (``None``: build it now).
+
+    Raises:
+        MarkerError: the source's markers are broken.
+    """
+    if built is None:
+        return build_pair(src)[0]
+    if src not in built:
+        built[src] = build_pair(src)[0]
+    return built[src]
+
+
+def identify(nb, path: Path, built: dict | None = None) -> tuple[Path, str | None]:
     """The course source a student notebook was built from, and a note when the notebook was
     built from another version of it (None when it is this course version's notebook).
 
-    Raises :class:`NotGradable` for a notebook that is not a student notebook of this course.
+    ``built``: see :func:`built_student`.
+
+    Raises:
+        NotGradable: ``nb`` is not a student notebook of this course (version).
     """
-    made = nb.get("metadata", {}).get("phys555") or {}
+    made = nb.get("metadata", {}).get(META) or {}
     source = made.get("source") if isinstance(made, dict) else None
     if not isinstance(source, str) or not re.fullmatch(r"notebooks/source/\d\d_\w+\.py", source):
         raise NotGradable(
@@ -77,13 +111,12 @@ def identify(nb, path: Path) -> tuple[Path, str | None]:
             f"phys555 metadata): another course's notebook, a solution notebook, or a copy saved "
             f"by a tool that drops notebook metadata. Ask the student for the notebook they "
             f"worked in, notebooks/NN_topic.ipynb of this course.")
-    src = course.SOURCES / Path(source).name
+    src = SOURCES / Path(source).name
     if not src.exists():
         raise NotGradable(
             f"{path} was made from {source}, which this version of the course does not "
             f"have: grade it with the course version the student used (git checkout).")
-    built = course.build_pair(src)[0]
-    if made.get("cells_sha1") != built.metadata["phys555"]["cells_sha1"]:
+    if made.get("cells_sha1") != built_student(src, built).metadata[META]["cells_sha1"]:
         return src, (f"made from another version of {source} than this course's (older or "
                      f"newer): exercises and checks may differ. For exact grades, grade it "
                      f"with the course version the student used, or ask the student to run "
@@ -92,43 +125,47 @@ def identify(nb, path: Path) -> tuple[Path, str | None]:
 
 
 def exercises_of(src: Path) -> list[str]:
-    """The exercise numbers checked in a notebook, e.g. ``["1.1", "1.2", "1.3"]``."""
+    """The exercise numbers checked in a notebook (its ``exercises.nbNN`` module's checks),
+    e.g. ``["1.1", "1.2", "1.3"]``.
+
+    Raises:
+        ModuleNotFoundError: the notebook has no checks module.
+    """
     module = importlib.import_module(
-        f"phys555_cl.exercises.nb{course.notebook_number(src):02d}")
+        f"phys555_cl.exercises.nb{notebook_number(src):02d}")
     numbers = {getattr(module, name).exercise for name in dir(module)
                if name.startswith("check_")}
     return sorted(numbers, key=lambda n: tuple(int(p) for p in n.split(".")))
 
 
-def written_answers(src: Path) -> list[tuple[str, str]]:
-    """``(label, question cell text)`` of every written answer of a notebook, in order.
+def written_answers(student) -> list[tuple[str, str]]:
+    """``(label, question cell text)`` of every written answer of a built student notebook
+    (:func:`built_student`), in order.
 
-    The label is the exercise number the builder gives it (code and written exercises count
-    together, in order), e.g. ``"5.2 (written)"``.
+    The label is the exercise number the builder recorded in the answer cell's metadata, e.g.
+    ``"5.2 (written)"``; the question is the cell above it.
     """
-    built = course.build_pair(src)[0]
-    number, counter, found = course.notebook_number(src), 0, []
-    for index, cell in enumerate(built.cells):
-        if cell.cell_type == "code":
-            counter += cell.source.count('raise NotImplementedError("Exercise ')
-        elif cell.source == course.ANSWER_PROMPT:
-            counter += 1
-            question = built.cells[index - 1].source if index else ""
-            found.append((f"{number}.{counter} (written)", question))
+    found = []
+    for index, cell in enumerate(student.cells):
+        if is_written_answer(cell):
+            question = student.cells[index - 1].source if index else ""
+            found += [(f"{number} (written)", question) for number in cell_exercises(cell)]
     return found
 
 
-def _answer_rows(nb, src: Path, name: str) -> list[Row]:
+def _answer_rows(nb, student, name: str) -> list[Row]:
+    """A row per written answer of the built ``student`` notebook: whether the submission
+    ``nb`` fills in the "Your answer here" cell under the question (found by its text)."""
     rows, start = [], 0
     cells = nb.cells
-    for label, question in written_answers(src):
+    for label, question in written_answers(student):
         at = next((i for i in range(start, len(cells)) if cells[i].source == question), None)
         if at is None or at + 1 >= len(cells):
             rows.append(Row(name, label, "not found", "its question cell was changed or "
                             "deleted, so the answer cannot be located: read the notebook"))
             continue
         start = at + 1
-        answer = cells[at + 1].source.replace(course.ANSWER_PROMPT, "").strip()
+        answer = cells[at + 1].source.replace(ANSWER_PROMPT, "").strip()
         rows.append(Row(name, label, "answered" if answer else "not answered",
                         "" if answer else "the 'Your answer here' cell was not filled in"))
     return rows
@@ -140,26 +177,32 @@ def _answer_rows(nb, src: Path, name: str) -> list[Row]:
 
 
 def _first_line(source: str) -> str:
+    """The first non-blank line of a cell, cut to 60 characters: how a report names it."""
     line = next((x.strip() for x in source.splitlines() if x.strip()), "")
     return line if len(line) <= 60 else line[:57] + "..."
 
 
 def _error_line(err) -> str:
+    """One line for an error: ``Name: message`` of a cell's exception, else its last line."""
     ename, evalue = getattr(err, "ename", ""), getattr(err, "evalue", "")
     if ename:
         return f"{ename}: {(evalue.strip().splitlines() or [''])[0][:200]}"
     return (str(err).strip().splitlines() or [type(err).__name__])[-1][:200]
 
 
-def exercise_cells(nb, src: Path) -> dict[int, list[str]]:
-    """``{cell index in nb: [exercise numbers]}`` of the cells that check the student's own
-    exercises: those holding the check call line of the built notebook's exercise cell (e.g.
-    ``flux_to_magnitude = ex.check_flux_to_magnitude(flux_to_magnitude)``). A notebook may
-    call a check elsewhere too (notebook 00 shows a failing check on purpose): only these
-    cells count for the grade."""
+def exercise_cells(nb, student) -> dict[int, list[str]]:
+    """``{cell index in nb: [exercise numbers]}`` of the cells of a submission ``nb`` that
+    check the student's own exercises.
+
+    The built ``student`` notebook (:func:`built_student`) says which of its cells hold which
+    exercises (the numbers the builder recorded in their metadata); the submission's cell is
+    the one holding that cell's check call lines (e.g. ``flux_to_magnitude =
+    ex.check_flux_to_magnitude(flux_to_magnitude)``). A notebook may call a check elsewhere
+    too (notebook 00 shows a failing check on purpose): only these cells count for the grade.
+    """
     found: dict[int, list[str]] = {}
-    for cell in course.build_pair(src)[0].cells:
-        numbers = re.findall(r'raise NotImplementedError\("Exercise (\d+\.\d+):', cell.source)
+    for cell in student.cells:
+        numbers = cell_exercises(cell)
         if cell.cell_type != "code" or not numbers:
             continue
         calls = [x.strip() for x in cell.source.splitlines() if re.search(r"\bex\.check_\w+\(", x)]
@@ -188,11 +231,9 @@ def run_notebook(nb, workdir: Path, results_file: Path, timeout: float,
     Returns (None when every cell ran, else why the run stopped in one line; the exercise
     numbers whose cells ran).
     """
-    import nbformat
+    # deferred: nbclient is slow to import, and only running a notebook needs it
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    from .exercises.core import RESULTS_FILE_ENV
 
     graded = graded or {}
     env = {**os.environ, "PHYS555_FAST": "1", "PHYS555_QUIET": "1", "MPLBACKEND": "Agg",
@@ -234,23 +275,52 @@ def run_notebook(nb, workdir: Path, results_file: Path, timeout: float,
     return None, ran
 
 
-def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT) -> list[Row]:
-    """Grade one submitted notebook; returns its rows (the notebook row first)."""
-    import nbformat
+def _exercise_rows(name: str, src: Path, found: dict, graded: dict[int, list[str]],
+                   ran: set[str], stopped: str | None) -> list[Row]:
+    """A row per exercise checked in ``src``'s notebook, from the checks' recorded outcomes
+    ``found`` (see :func:`grade_notebook`; ``graded``, ``ran`` and ``stopped`` as
+    :func:`run_notebook` used and returned them)."""
+    rows = []
+    located = {n for numbers in graded.values() for n in numbers}
+    for number in exercises_of(src):
+        result = found.get(number)
+        if number in located and number not in ran:
+            result = None  # an outcome from a demo cell, not from the student's own cell
+        if result is not None:
+            rows.append(Row(name, number, result["status"],
+                            result["message"] if result["status"] == "wrong" else ""))
+        elif stopped:
+            rows.append(Row(name, number, "not run", f"its check never ran: {stopped}"))
+        else:
+            rows.append(Row(name, number, "not run",
+                            f"its check never ran although every cell did: the line that "
+                            f"checks Exercise {number} (`... = ex.check_...(...)`) was removed "
+                            f"or changed"))
+    return rows
 
+
+def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT,
+                   built: dict | None = None) -> list[Row]:
+    """Grade one submitted notebook; returns its rows (the notebook row first).
+
+    ``built``: the student notebooks already built in this grading run (see
+    :func:`built_student`); the notebook's source is built at most once.
+    """
+    built = {} if built is None else built
     path = Path(path)
     name = str(path)  # students' files often share a name: the path tells them apart
     try:
         nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-        src, version_note = identify(nb, path)
+        src, version_note = identify(nb, path, built)
     except NotGradable as err:
         return [Row(name, NOTEBOOK_ROW, "not graded", str(err))]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         return [Row(name, NOTEBOOK_ROW, "not graded",
                     f"cannot be read as a notebook ({_error_line(err)}): ask the student for the "
                     f".ipynb file they worked in")]
+    student = built_student(src, built)
     started = time.perf_counter()
-    graded = exercise_cells(nb, src)
+    graded = exercise_cells(nb, student)
     with tempfile.TemporaryDirectory(prefix="phys555-grade-") as tmp:
         copy = Path(tmp) / path.name  # the student's code runs beside a copy, never the original
         copy.write_bytes(path.read_bytes())
@@ -269,35 +339,29 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT) -> list[Row]:
         rows = [Row(name, NOTEBOOK_ROW, "ran", f"every cell ran ({seconds:.0f} s, fast mode)")]
     if version_note:
         rows.append(Row(name, NOTEBOOK_ROW, "other version", version_note))
-    located = {n for numbers in graded.values() for n in numbers}
-    for number in exercises_of(src):
-        result = found.get(number)
-        if number in located and number not in ran:
-            result = None  # an outcome from a demo cell, not from the student's own cell
-        if result is not None:
-            rows.append(Row(name, number, result["status"],
-                            result["message"] if result["status"] == "wrong" else ""))
-        elif stopped:
-            rows.append(Row(name, number, "not run", f"its check never ran: {stopped}"))
-        else:
-            rows.append(Row(name, number, "not run",
-                            f"its check never ran although every cell did: the line that "
-                            f"checks Exercise {number} (`... = ex.check_...(...)`) was removed "
-                            f"or changed"))
-    return rows + _answer_rows(nb, src, name)
+    rows += _exercise_rows(name, src, found, graded, ran, stopped)
+    return rows + _answer_rows(nb, student, name)
 
 
 def grade(paths: list[Path], timeout: float = DEFAULT_TIMEOUT, csv_path: Path | None = None,
           echo=print) -> list[Row]:
-    """Grade every notebook in ``paths``; print a report per notebook; write the CSV."""
+    """Grade every notebook in ``paths``; print a report per notebook (through ``echo``);
+    write the CSV (columns :data:`COLUMNS`) when ``csv_path`` is given; return every row.
+
+    Each course notebook is built once for the whole run, however many submissions share it.
+
+    Raises:
+        OSError: the CSV cannot be written.
+    """
     rows: list[Row] = []
+    built: dict = {}  # {source: its student notebook}, shared by every submission
     for path in paths:
         if not Path(path).is_file():
             found = [Row(str(path), NOTEBOOK_ROW, "not graded",
                          f"no such file: {path}")]
         else:
             echo(f"grading {path} ...")
-            found = grade_notebook(Path(path), timeout)
+            found = grade_notebook(Path(path), timeout, built)
         for row in found:
             echo(f"  {row.exercise:<16} {row.status:<13} {row.message}".rstrip())
         rows += found
