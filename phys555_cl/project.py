@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["PYPROJECT", "REPO", "read_pyproject"]
+__all__ = ["CHECK_RESULTS_ENV", "PYPROJECT", "REPO", "read_pyproject"]
 
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = REPO / "pyproject.toml"
+#: Environment variable naming the JSON file every exercise check rewrites with its results
+#: (read by ``phys555_cl.course.grading``; here so that grading need not import torch).
+CHECK_RESULTS_ENV = "PHYS555_CHECK_RESULTS"
 
 _TABLE = re.compile(r"^\[\s*([\w.-]+)\s*\]\s*(?:#.*)?$")
 _KEY = re.compile(r"^([\w-]+)\s*=\s*(.*)$")

@@ -58,3 +58,14 @@ def test_not_done_hands_back_the_reference_step(capsys):
 
     assert ex.check_training_step(student) is nb05.training_step_reference
     assert "not done yet" in capsys.readouterr().out
+
+
+def test_the_experiment_check_wants_a_changed_repeatable_pipeline():
+    from phys555_cl.augment import GalaxyAugment
+
+    for change in ({"degrees": (0.0, 0.0)}, {"delta_mag": (-2.0, 2.0)}, {"ebv": (0.0, 0.5)}):
+        assert ex.check_experiment_augment(lambda c=change: GalaxyAugment(**c)) is not None
+    with pytest.raises(ex.CheckFailed, match="exactly the default views"):
+        ex.check_experiment_augment(lambda: GalaxyAugment())
+    with pytest.raises(ex.CheckFailed, match="not an augmentation pipeline"):
+        ex.check_experiment_augment(lambda: 3)

@@ -48,7 +48,7 @@ from phys555_cl.course.builder import (
     notebook_number,
 )
 from phys555_cl.course.paths import SOURCES
-from phys555_cl.exercises.core import RESULTS_FILE_ENV
+from phys555_cl.project import CHECK_RESULTS_ENV as RESULTS_FILE_ENV
 
 __all__ = ["COLUMNS", "DEFAULT_TIMEOUT", "NOTEBOOK_ROW", "NotGradable", "Row", "built_student",
            "exercise_cells", "exercises_of", "grade", "grade_notebook", "identify",

@@ -58,6 +58,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from phys555_cl.project import CHECK_RESULTS_ENV
+
 from .compare import (
     ContractError,
     Returns,
@@ -70,7 +72,7 @@ __all__ = ["Case", "CheckFailed", "ContractError", "ExerciseCheck", "Returns", "
            "compare_outputs", "make_check", "results", "same_values"]
 
 #: Environment variable naming a JSON file that every check rewrites with :func:`results`.
-RESULTS_FILE_ENV = "PHYS555_CHECK_RESULTS"
+RESULTS_FILE_ENV = CHECK_RESULTS_ENV
 
 
 @dataclass
