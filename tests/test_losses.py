@@ -2,12 +2,14 @@
 
 import math
 import os
-import socket
 import sys
+import time
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 import torch.nn.functional as F
+from conftest import PortTaken, on_a_free_port
 
 from phys555_cl import losses
 from phys555_cl.losses import (
@@ -325,32 +327,36 @@ def test_gather_is_a_no_op_when_not_distributed():
     assert losses.gather_with_grad(z1)[0] is z1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _run_workers(run, world: int, out_dir: str, deadline: float = 60.0):
+    """``run(rank, world, port, out_dir)`` in ``world`` spawned processes, which meet on a free
+    port; :class:`PortTaken` if rank 0 could not listen there (EADDRINUSE)."""
+
+    def start(port):
+        ctx = mp.start_processes(run, args=(world, port, out_dir), nprocs=world, join=False,
+                                 start_method="spawn")
+        t0 = time.monotonic()
+        try:
+            while not ctx.join(timeout=1.0):  # a failed process ends the others, then raises
+                if time.monotonic() - t0 > deadline:
+                    for p in ctx.processes:
+                        p.kill()
+                    pytest.fail(f"the {world} gloo processes did not finish within {deadline} s")
+        except mp.ProcessRaisedException as err:
+            if "EADDRINUSE" in str(err) or "address already in use" in str(err).lower():
+                raise PortTaken(f"port {port}") from err
+            raise
+
+    on_a_free_port(start)
 
 
 def test_ddp_with_gather_trains_exactly_like_one_process_on_the_global_batch(tmp_path):
     """Two gloo processes, DDP, gather=True: parameter gradients equal one process on the
     whole batch, for equal local batches (4 + 4) and for a smaller last batch (5 + 2)."""
-    import torch.multiprocessing as mp
-
     sys.path.insert(0, os.path.dirname(__file__))
     import _ddp_worker
 
     world = 2
-    ctx = mp.start_processes(_ddp_worker.run, args=(world, _free_port(), str(tmp_path)),
-                             nprocs=world, join=False, start_method="spawn")
-    deadline = 60.0
-    import time
-
-    t0 = time.monotonic()
-    while not ctx.join(timeout=1.0):
-        if time.monotonic() - t0 > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"the {world} gloo processes did not finish within {deadline} s")
+    _run_workers(_ddp_worker.run, world, str(tmp_path))
 
     for case, sizes in _ddp_worker.CASES.items():
         expected = _ddp_worker.single_process_gradients(sizes)
