@@ -10,6 +10,11 @@ os.environ.setdefault("PHYS555_FAST", "1")
 os.environ.setdefault("PHYS555_QUIET", "1")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: takes tens of seconds however small its data (deselect: -m 'not slow')")
+
+
 class PortTaken(Exception):
     """Raised by a server's start function when another process had taken its port."""
 
