@@ -1,10 +1,13 @@
 """Specification of phys555_cl.augment: per-image random galaxy augmentations."""
 
+import inspect
 import math
+import re
 
 import pytest
 import torch
 
+from phys555_cl import augment, galaxies
 from phys555_cl.augment import (
     BLUR_FWHM,
     DECAM_EXTINCTION,
@@ -24,7 +27,9 @@ from phys555_cl.augment import (
     flip,
     psf_blur,
     redden,
+    restore_sky_noise,
 )
+from phys555_cl.encoders import SimCLR, build_encoder
 from phys555_cl.photometry import border_pixels, robust_sigma, sky_and_noise
 
 
@@ -261,8 +266,6 @@ def test_an_empty_batch_is_refused_in_words():
 
 
 def _default(module, argument):
-    import inspect
-
     return inspect.signature(module).parameters[argument].default
 
 
@@ -271,10 +274,6 @@ def _range(r):
 
 
 def test_the_module_docstring_table_shows_the_default_ranges_of_the_code():
-    import re
-
-    from phys555_cl import augment
-
     rows = {
         "RandomFlip": f"p = {_default(RandomFlip, 'p'):g}",
         "RandomAffine": f"angle {_range(_default(RandomAffine, 'degrees'))} deg",
@@ -363,8 +362,6 @@ def test_extra_noise_is_in_units_of_the_original_sky_noise():
 
 
 def test_restore_sky_noise_adds_only_what_is_missing():
-    from phys555_cl.augment import restore_sky_noise
-
     x, sigma = sky_noise(32, 64, seed=6)
     s = robust_sigma(x)
     half = restore_sky_noise(0.5 * x, s, generator=torch.Generator().manual_seed(0))
@@ -404,8 +401,6 @@ def test_psf_blur_has_the_same_fwhm_in_arcsec_at_every_image_size(size):
 
 
 def test_the_blur_range_is_the_survey_seeing_range():
-    from phys555_cl import galaxies
-
     low, high = SEEING_FWHM
     assert math.isclose(BLUR_FWHM[1], math.sqrt(high**2 - low**2), abs_tol=0.005)
     assert BLUR_FWHM[0] == 0
@@ -466,8 +461,6 @@ def test_robust_sigma_is_right_for_smoothed_noise():
 
 
 def _model_input():
-    from phys555_cl.encoders import SimCLR, build_encoder
-
     return SimCLR(build_encoder("compact", width=4)).normalize
 
 

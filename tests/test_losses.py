@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import PortTaken, on_a_free_port
 
-from phys555_cl import losses
+from phys555_cl import _info_nce_kernel, losses
 from phys555_cl.losses import (
     InfoNCELoss,
     NTXentLoss,
@@ -426,8 +426,6 @@ def test_info_nce_normalize_is_right_at_extreme_scales():
 
 @pytest.mark.parametrize("chunk", [None, 3])
 def test_the_fused_kernel_equals_the_textbook_lines_in_value_and_gradient(chunk):
-    from phys555_cl import _info_nce_kernel
-
     z1, z2 = views(6, 5, seed=3, requires_grad=True)
     z = _info_nce_kernel.unit_rows(torch.cat([z1, z2]))
     partner = torch.arange(12).roll(6)
