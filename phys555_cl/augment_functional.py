@@ -77,7 +77,7 @@ def _per_image(name: str, value, x: torch.Tensor, *trailing: int) -> torch.Tenso
 
 
 def flip(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
-    """Mirror the images where ``which`` is True left-right; the others are returned as they
+    """Mirror left-right the images where ``which`` is True; the others are returned as they
     are. Exact (no interpolation).
 
     Shapes: ``x [B, C, H, W]``, ``which [B]`` bool ``-> [B, C, H, W]``.
