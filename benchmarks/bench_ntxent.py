@@ -8,7 +8,8 @@ Contenders (all compute the same number, checked at the start of every size):
 - phys555 full      `phys555_cl.losses.nt_xent(z1, z2)`
 - phys555 chunked   `nt_xent(z1, z2, chunk_size=c)`, c = 256 and 1024 (recomputes the tiles in
                     backward: less memory, more matrix products)
-- plain             normalise, one matmul, diagonal -> -inf, `F.cross_entropy` (the textbook way)
+- plain             `nt_xent_textbook`: normalise, one matmul, diagonal -> -inf,
+                    `F.cross_entropy` (the textbook way)
 - lightly           `lightly.loss.NTXentLoss` (baseline of the ratio columns)
 - pml               `pytorch_metric_learning.losses.NTXentLoss` on [z1; z2] with pair labels
 - matmul floor      the three matrix products any NT-Xent needs, z z^T [2N, 2N] forward and
@@ -45,9 +46,8 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
-from phys555_cl.losses import nt_xent
+from phys555_cl.losses import nt_xent, nt_xent_textbook
 
 TEMPERATURE = 0.5
 CHUNK = 256
@@ -71,12 +71,7 @@ def phys555_chunked_1024(z1, z2):
 
 
 def plain(z1, z2):
-    n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    logits = z @ z.t() / TEMPERATURE
-    logits.fill_diagonal_(float("-inf"))
-    targets = torch.arange(2 * n, device=z.device).roll(n)
-    return F.cross_entropy(logits, targets)
+    return nt_xent_textbook(z1, z2, TEMPERATURE)
 
 
 def _make_lightly():

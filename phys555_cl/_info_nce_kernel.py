@@ -1,23 +1,19 @@
 """The fast path behind `phys555_cl.losses`: a fused InfoNCE / NT-Xent kernel and its all-gather.
 
 Private: nothing here is part of the course's API, and nobody needs to read it to follow the
-lecture. `losses.nt_xent` is the slide (normalise, similarities over tau, the self-pair removed,
-cross-entropy against the partner); this module computes the last three steps of it, and
-`losses.info_nce` calls the same kernel.
+lecture. `losses.nt_xent_textbook` is the slide in four lines (normalise, similarities over tau,
+the self-pair removed, cross-entropy against the partner); this module computes the last three
+of them, and `losses.info_nce` calls the same kernel.
 
-What it must equal. For unit rows z [2N, D] (view i's partner is view i + N mod 2N),
+What it must equal. For z = unit_rows([z1; z2]) (view i's partner is view i + N mod 2N),
 ``fused_nt_xent(z, partner, 1 / tau)`` is, in value and in gradient,
+``losses.nt_xent_textbook(z1, z2, tau)``; and ``fused_info_nce(q, k, targets, 1 / tau, ...)`` is
+``F.cross_entropy(q @ k.T / tau, targets)`` (with key i left out of row i's softmax for
+``self_offset=0``). tests/test_losses.py pins the first against `nt_xent_textbook`, both against
+the slide's loops (`nt_xent_reference`, `info_nce_reference`) to 1e-13 in float64, the gradients
+with gradcheck, and the chunked and distributed paths against the full one.
 
-    logits = z @ z.T / tau
-    logits.fill_diagonal_(float("-inf"))          # k != i
-    F.cross_entropy(logits, partner)
-
-and ``fused_info_nce(q, k, targets, 1 / tau, ...)`` is ``F.cross_entropy(q @ k.T / tau, targets)``
-(with key i left out of row i's softmax for ``self_offset=0``). tests/test_losses.py pins both
-against the slide's loops (`nt_xent_reference`, `info_nce_reference`) to 1e-13 in float64, the
-gradients with gradcheck, and the chunked and distributed paths against the full one.
-
-Why it exists. The textbook lines above keep the [2N, 2N] logits, the softmax and its gradient
+Why it exists. The textbook lines keep the [2N, 2N] logits, the softmax and its gradient
 alive at once, with a pass over the whole matrix for each step of the cross-entropy (782 MB of
 extra memory at 2N = 8192, D = 128 in benchmarks/bench_ntxent.py, against 287 MB here). Here:
 
@@ -228,8 +224,8 @@ def fused_info_nce(query, keys, targets, scale, self_offset, chunk_size, loss_sc
 
 
 def fused_nt_xent(z, partner, scale, chunk_size, gather):
-    """NT-Xent of unit rows ``z`` [2N, D]: ``cross_entropy(z @ z.T * scale`` with the diagonal at
-    -inf``, partner)``, the mean over the 2N views (see the module docstring).
+    """NT-Xent of unit rows ``z`` [2N, D], the mean over the 2N views: the last three lines of
+    ``losses.nt_xent_textbook`` with ``scale = 1 / tau`` (see the module docstring).
 
     ``gather``: under torch.distributed, this process's rows against the views of every process;
     the value is scaled so that DDP's gradient averaging reproduces the gradient of the loss of

@@ -59,6 +59,12 @@ Angular scales are in arcsec: the pixel scale is ``galaxies.FIELD_ARCSEC / W`` (
 simulator's stamps cover 32 arcsec at any size ``W``) unless a ``pixel_scale`` is given.
 The affine shift alone stays in pixels.
 
+**Two halves of every step**, as in torchvision: a plain function applies the change for
+parameters already drawn (``redden(x, ebv)`` with ``ebv [B]``; :func:`flip`, :func:`affine`,
+:func:`psf_blur`, :func:`redden`, :func:`brighten`, :func:`add_noise`, in
+``phys555_cl.augment_functional`` and importable from here), and each module below draws those
+parameters for every image from the generator and calls it.
+
 Example::
 
     aug = GalaxyAugment()
@@ -71,17 +77,32 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from phys555_cl.augment_functional import (
+    DECAM_EXTINCTION,
+    DECAM_WAVELENGTH_NM,
+    FWHM_PER_SIGMA,
+    _check_batch,
+    add_noise,
+    affine,
+    brighten,
+    flip,
+    gaussian_kernels_1d,
+    psf_blur,
+    redden,
+)
 from phys555_cl.galaxies import FIELD_ARCSEC, SEEING_FWHM
 from phys555_cl.photometry import robust_sigma
 
-# A_band / E(B-V) for DECam g, r, z (Schlafly & Finkbeiner 2011, R_V = 3.1), as used by the
-# Legacy Surveys and by Hayat et al. 2021.
-DECAM_EXTINCTION = (3.214, 2.165, 1.211)
-# Effective wavelengths of DECam g, r, z in nm, for the wavelength dependence of the seeing.
-DECAM_WAVELENGTH_NM = (480.0, 640.0, 920.0)
+__all__ = [
+    "RandomFlip", "RandomAffine", "RandomPSFBlur", "RandomReddening", "RandomBrightness",
+    "restore_sky_noise", "RandomGaussianNoise", "GalaxyAugment",
+    "FLIP_P", "DEGREES", "MAX_SHIFT", "SCALE", "BLUR_FWHM", "EBV", "DELTA_MAG", "NOISE_LEVEL",
+    # the changes themselves, from augment_functional
+    "flip", "affine", "gaussian_kernels_1d", "psf_blur", "redden", "brighten", "add_noise",
+    "DECAM_EXTINCTION", "DECAM_WAVELENGTH_NM", "FWHM_PER_SIGMA",
+]
 
 # The survey's seeing, FWHM in r in arcsec, is the simulator's SEEING_FWHM (0.6-1.2). The
 # largest extra blur that keeps a view within it turns the sharpest exposure into the
@@ -99,35 +120,18 @@ EBV = (0.0, 0.02)  # E(B-V), mag
 DELTA_MAG = (-0.2, 0.2)  # mag
 NOISE_LEVEL = (0.0, 1.0)  # in units of the image's own (original) sky noise
 
-#: FWHM of a Gaussian over its standard deviation, 2 sqrt(2 ln 2).
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-
-
-
-def _check_batch(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"augmentations expect a torch.Tensor of images [B, C, H, W], got "
-                         f"{type(x).__name__}; convert with torch.as_tensor(x).float()")
-    if x.ndim != 4:
-        raise ValueError(
-            f"augmentations expect a batch of images of shape [B, C, H, W], got shape "
-            f"{tuple(x.shape)}; add a batch dimension with x[None] for a single image"
-        )
-    if not x.is_floating_point():
-        raise ValueError(
-            f"augmentations expect floating-point fluxes, got dtype {x.dtype}; for 8-bit "
-            f"pictures (0-255) convert first with x.float() / 255"
-        )
-    if x.shape[0] == 0:
-        raise ValueError(f"augmentations got an empty batch (shape {tuple(x.shape)}); pass at "
-                         f"least one image")
-
 
 def _uniform(n: int, low: float, high: float, generator, device) -> torch.Tensor:
     """``n`` independent draws from U(low, high) on ``device``, reproducible from ``generator``."""
     gen_device = generator.device if generator is not None else device
     u = torch.rand(n, generator=generator, device=gen_device)
     return (low + (high - low) * u).to(device)
+
+
+def _standard_normal(shape, generator, device) -> torch.Tensor:
+    """Draws from N(0, 1) of the given shape on ``device``, reproducible from ``generator``."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device).to(device)
 
 
 def _check_range(name: str, value: tuple[float, float], low_min: float | None = None) -> None:
@@ -153,23 +157,16 @@ class RandomFlip(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_batch(x)
-        flip = _uniform(x.shape[0], 0.0, 1.0, generator, x.device) < self.p
-        return torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return flip(x, _uniform(x.shape[0], 0.0, 1.0, generator, x.device) < self.p)
 
 
 class RandomAffine(nn.Module):
-    """Rotate, shift and rescale each image by its own random amounts, in one resampling.
+    """Rotate, shift and rescale each image by its own random amounts (:func:`affine`).
 
     Rotation angle ``U(*degrees)``, shift ``U(-max_shift, max_shift)`` pixels in x and y, scale
-    ``U(*scale)`` (> 1 makes the galaxy look bigger). The map is applied about the image centre
-    with bilinear interpolation.
-    The output is multiplied by ``1 / scale**2`` so the total flux of a galaxy is kept (a
-    rotation or shift keeps it by itself, up to interpolation): a rescaled view is the same
-    galaxy at another apparent size, not at another distance (which would also dim it).
-    Pixels that come from outside the input are filled by reflection, so the corners of a
-    rotated image keep sky noise (zero-filled corners would be noiseless and betray the
-    rotation angle). The interpolation smooths the sky noise (to about 0.65 of it for a
-    rotation); :class:`GalaxyAugment` restores it.
+    ``U(*scale)``. A rescaled view is the same galaxy at another apparent size, not at another
+    distance (which would also dim it): the flux is kept. The interpolation smooths the sky
+    noise (to about 0.65 of it for a rotation); :class:`GalaxyAugment` restores it.
 
     ``out_size`` crops the centre of the transformed image (the "jitter crop" of Hayat et al.
     2021 when combined with a shift); by default the output has the input's size.
@@ -198,74 +195,24 @@ class RandomAffine(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_batch(x)
-        b, c, h, w = x.shape
-        out_h, out_w = (self.out_size, self.out_size) if self.out_size else (h, w)
-        angle = _uniform(b, *self.degrees, generator, x.device) * (math.pi / 180.0)
-        dx = _uniform(b, -self.max_shift, self.max_shift, generator, x.device)
-        dy = _uniform(b, -self.max_shift, self.max_shift, generator, x.device)
-        s = _uniform(b, *self.scale, generator, x.device)
-        # theta maps output coordinates (normalised to [-1, 1]) to input coordinates. The output
-        # grid covers out/in of the input, so a crop is a plain factor; rotating by -angle and
-        # zooming by 1/s turns the *image* by +angle and enlarges it by s.
-        cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-        fx, fy = out_w / w, out_h / h
-        theta = torch.stack(
-            [
-                torch.stack([cos * fx, sin * fy * h / w, -2 * dx / w], dim=-1),
-                torch.stack([-sin * fx * w / h, cos * fy, -2 * dy / h], dim=-1),
-            ],
-            dim=1,
-        ).to(x.dtype)
-        grid = F.affine_grid(theta, [b, c, out_h, out_w], align_corners=False)
-        out = F.grid_sample(
-            x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
-        )
-        return out / (s * s).to(x.dtype)[:, None, None, None]
-
-
-def gaussian_kernels_1d(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Normalised 1-D Gaussian kernels sampled at the pixel centres, each with a variance of
-    exactly ``sigma**2`` (pixels^2). Shapes: ``sigma [N] -> [N, 2*radius+1]``.
-
-    A Gaussian sampled at pixel centres is narrower than its ``sigma`` once ``sigma`` falls
-    below about a pixel (the extra seeing of a 32-pixel stamp is half a pixel), so the width
-    of each sampled kernel is solved (bisection) to give it the variance ``sigma**2``: the
-    quantity that adds up when blurs are combined, as seeing does. ``sigma = 0`` gives the
-    identity kernel. ``radius`` should be at least ``3 * sigma``.
-    """
-    n2 = torch.arange(-radius, radius + 1, device=sigma.device, dtype=torch.float64) ** 2
-    var = sigma.detach().to(torch.float64).clamp_min(1e-4) ** 2  # [N]
-
-    def kernel(t):  # the sampled Gaussian exp(-n^2 t), t = 1 / (2 width^2), normalised
-        w = torch.exp(-n2[None, :] * t[:, None])
-        return w / w.sum(dim=1, keepdim=True)
-
-    # bracket log t: exp(-n^2 t) has a variance below 1 / (2t), the continuous Gaussian's, and
-    # above that of its three central taps, 2 e^-t / (1 + 2 e^-t) (which solves for t when
-    # sigma^2 < 2/3; wider kernels are within a factor e of the continuous t)
-    hi = (0.5 / var).log()
-    lo = torch.where(var < 0.5, (2.0 / var.clamp_max(0.5) - 2.0).log().log(), hi - 1.0)
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        too_narrow = (kernel(mid.exp()) * n2).sum(dim=1) < var  # larger t is narrower
-        hi = torch.where(too_narrow, mid, hi)
-        lo = torch.where(too_narrow, lo, mid)
-    return kernel((0.5 * (lo + hi)).exp()).to(sigma.dtype)
+        b, device = x.shape[0], x.device
+        angle = _uniform(b, *self.degrees, generator, device)
+        dx = _uniform(b, -self.max_shift, self.max_shift, generator, device)
+        dy = _uniform(b, -self.max_shift, self.max_shift, generator, device)
+        s = _uniform(b, *self.scale, generator, device)
+        return affine(x, angle, torch.stack([dx, dy], dim=1), s, self.out_size)
 
 
 class RandomPSFBlur(nn.Module):
-    """Convolve each image with its own extra Gaussian PSF, a little wider in bluer bands.
+    """Convolve each image with its own extra Gaussian PSF, a little wider in bluer bands
+    (:func:`psf_blur`).
 
-    The extra seeing of each image is ``FWHM = U(*fwhm)`` arcsec in r, times
-    ``(lambda_band / lambda_r) ** -0.2`` in the other bands (Kolmogorov seeing scales as
-    lambda^-0.2), applied with ``probability`` per image (otherwise none). The default range
-    keeps a view within the survey's seeing (:data:`SEEING_FWHM`, 0.6-1.2 arcsec in r):
-    Gaussian blurs add in quadrature, and sqrt(1.2^2 - 0.6^2) = 1.04 arcsec turns the
-    sharpest exposure into the blurriest. The kernel is the same in arcsec at any image size:
-    ``pixel_scale`` (arcsec per pixel; default ``galaxies.FIELD_ARCSEC / W``, the simulator's)
-    converts it to pixels, and :func:`gaussian_kernels_1d` keeps its width right below a
-    pixel. Flux is kept: the kernels sum to 1. Works on any number of channels; the band
-    factor is used for 3 bands.
+    The extra seeing of each image is ``FWHM = U(*fwhm)`` arcsec in r, applied with
+    ``probability`` per image (otherwise none). The default range keeps a view within the
+    survey's seeing (:data:`SEEING_FWHM`, 0.6-1.2 arcsec in r): Gaussian blurs add in
+    quadrature, and sqrt(1.2^2 - 0.6^2) = 1.04 arcsec turns the sharpest exposure into the
+    blurriest. The kernel is the same in arcsec at any image size: ``pixel_scale`` (arcsec per
+    pixel; default ``galaxies.FIELD_ARCSEC / W``, the simulator's) converts it to pixels.
 
     Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
@@ -279,8 +226,6 @@ class RandomPSFBlur(nn.Module):
         if pixel_scale is not None and not pixel_scale > 0:
             raise ValueError(f"pixel_scale must be positive arcsec per pixel, got {pixel_scale}")
         self.fwhm, self.pixel_scale, self.probability = fwhm, pixel_scale, probability
-        wl = torch.tensor(DECAM_WAVELENGTH_NM)
-        self.register_buffer("band_factor", (wl / wl[1]) ** -0.2, persistent=False)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 pixel_scale: float | None = None) -> torch.Tensor:
@@ -292,23 +237,14 @@ class RandomPSFBlur(nn.Module):
         scale = pixel_scale or self.pixel_scale or FIELD_ARCSEC / w
         fwhm = _uniform(b, *self.fwhm, generator, x.device)
         fwhm = fwhm * (_uniform(b, 0.0, 1.0, generator, x.device) < self.probability)
-        band = self.band_factor.to(x.device) if c == 3 else torch.ones(c, device=x.device)
-        sig = (fwhm[:, None] * band[None, :]).reshape(-1) / (FWHM_PER_SIGMA * scale)  # [B*C] px
-        radius = max(1, math.ceil(4 * self.fwhm[1] * float(band.max()) / (FWHM_PER_SIGMA * scale)))
-        k1 = gaussian_kernels_1d(sig.float(), radius).to(x.dtype)  # [B*C, k]
-        # a Gaussian is separable: two grouped 1-D convolutions, every (image, band) plane with
-        # its own kernel, cost 2k instead of k^2 per pixel
-        out = x.reshape(1, b * c, h, w)
-        out = F.conv2d(out, k1[:, None, :, None], padding=(radius, 0), groups=b * c)
-        out = F.conv2d(out, k1[:, None, None, :], padding=(0, radius), groups=b * c)
-        return out.reshape(b, c, h, w)
+        return psf_blur(x, fwhm, scale, max_fwhm=self.fwhm[1])
 
 
 class RandomReddening(nn.Module):
-    """Dim each image as Milky-Way dust would: ``flux_b *= 10 ** (-0.4 * R_b * E(B-V))``.
+    """Dim each image as Milky-Way dust would (:func:`redden`), ``E(B-V) ~ U(*ebv)`` per image.
 
-    ``E(B-V) ~ U(*ebv)`` per image, ``R_b`` the g r z extinction coefficients
-    (:data:`DECAM_EXTINCTION`). Needs exactly 3 channels (g, r, z).
+    ``coefficients``: ``R_b`` of the bands (default :data:`DECAM_EXTINCTION`, g r z). Needs one
+    channel per coefficient.
 
     Shapes: ``[B, 3, H, W] -> [B, 3, H, W]``.
     """
@@ -321,18 +257,13 @@ class RandomReddening(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_batch(x)
-        if x.shape[1] != len(self.coefficients):
-            raise ValueError(
-                f"RandomReddening needs one channel per band {len(self.coefficients)} (g, r, z), "
-                f"got {x.shape[1]} channels"
-            )
         ebv = _uniform(x.shape[0], *self.ebv, generator, x.device)
-        factor = 10 ** (-0.4 * ebv[:, None] * self.coefficients.to(x.device)[None, :])
-        return x * factor.to(x.dtype)[:, :, None, None]
+        return redden(x, ebv, self.coefficients.to(x.device))
 
 
 class RandomBrightness(nn.Module):
-    """Scale all bands of each image by ``10 ** (-0.4 * dm)``, ``dm ~ U(*delta_mag)``.
+    """Scale all bands of each image by ``10 ** (-0.4 * dm)``, ``dm ~ U(*delta_mag)``
+    (:func:`brighten`).
 
     Shapes: ``[B, C, H, W] -> [B, C, H, W]``.
     """
@@ -344,8 +275,7 @@ class RandomBrightness(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_batch(x)
-        dm = _uniform(x.shape[0], *self.delta_mag, generator, x.device)
-        return x * (10 ** (-0.4 * dm)).to(x.dtype)[:, None, None, None]
+        return brighten(x, _uniform(x.shape[0], *self.delta_mag, generator, x.device))
 
 
 def restore_sky_noise(view: torch.Tensor, sigma: torch.Tensor,
@@ -365,13 +295,12 @@ def restore_sky_noise(view: torch.Tensor, sigma: torch.Tensor,
     _check_batch(view)
     sigma_view = robust_sigma(view, pixel_scale=pixel_scale)
     std = (sigma.to(view.device).float() ** 2 - sigma_view**2).clamp_min(0).sqrt()  # [B, C]
-    gen_device = generator.device if generator is not None else view.device
-    noise = torch.randn(view.shape, generator=generator, device=gen_device).to(view.device)
-    return view + noise.to(view.dtype) * std.to(view.dtype)[:, :, None, None]
+    return add_noise(view, std, _standard_normal(view.shape, generator, view.device))
 
 
 class RandomGaussianNoise(nn.Module):
-    """Add Gaussian noise of ``U(*level)`` times each band's sky noise: a shallower exposure.
+    """Add Gaussian noise of ``U(*level)`` times each band's sky noise: a shallower exposure
+    (:func:`add_noise`).
 
     The sky noise is the image's own (:func:`robust_sigma`, measured on its border) unless
     ``sigma`` ``[B, C]`` is given (``GalaxyAugment`` passes the noise of the original image).
@@ -387,14 +316,11 @@ class RandomGaussianNoise(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 sigma: torch.Tensor | None = None) -> torch.Tensor:
         _check_batch(x)
-        b = x.shape[0]
         if self.level[1] == 0:
             return x
         sigma = robust_sigma(x) if sigma is None else sigma.to(x.device)
-        std = sigma * _uniform(b, *self.level, generator, x.device)[:, None]  # [B, C]
-        gen_device = generator.device if generator is not None else x.device
-        noise = torch.randn(x.shape, generator=generator, device=gen_device).to(x.device)
-        return x + noise.to(x.dtype) * std.to(x.dtype)[:, :, None, None]
+        std = sigma * _uniform(x.shape[0], *self.level, generator, x.device)[:, None]  # [B, C]
+        return add_noise(x, std, _standard_normal(x.shape, generator, x.device))
 
 
 class GalaxyAugment(nn.Module):

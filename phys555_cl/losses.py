@@ -8,22 +8,20 @@ z_1 ... z_2N, where z_{2k-1} and z_{2k} are the two views of sample k):
     L    = 1/(2N) sum_{k=1..N} [ l(2k-1, 2k) + l(2k, 2k-1) ]              both directions, mean
 
 l_ij is a cross-entropy: a softmax over row i of the similarity matrix, with the positive j as
-the "class" and the diagonal k = i left out. Vectorised, as `nt_xent` below reads:
-
-    z = F.normalize(torch.cat([z1, z2]), dim=1)          # [2N, D]; rows k and k + N are a pair
-    logits = z @ z.T / tau                               # every s_ij at once
-    logits.fill_diagonal_(float("-inf"))                 # k != i: the self-pair removed
-    loss = F.cross_entropy(logits, torch.arange(2 * N).roll(N))   # against the partner
+the "class" and the diagonal k = i left out. Vectorised, it is the four lines of
+`nt_xent_textbook`, the first function below: normalise, every s_ij at once as one matrix
+product, the self-pairs removed, cross-entropy against the partner view.
 
 `nt_xent_reference` is the same three lines of the slide written as Python loops. InfoNCE (van den
 Oord et al. 2018) is the same loss with explicit queries and keys: each query has one positive
 key among many (`info_nce`).
 
-`nt_xent` and `info_nce` hand the last three lines to a fused kernel that gives the same number
-faster and in less memory (private, in `phys555_cl/_info_nce_kernel.py`, which says what it must
-equal): one [2N, 2N] buffer instead of about three; `chunk_size=c` computes c rows at a time so the
-extra memory is O(c * 2N); `gather=True` takes the negatives from every process under
-torch.distributed (`gather_with_grad`).
+`nt_xent` is `nt_xent_textbook` with the argument checks, and with its last three lines handed to
+a fused kernel that gives the same number faster and in less memory (private, in
+`phys555_cl/_info_nce_kernel.py`, which must equal `nt_xent_textbook`): one [2N, 2N] buffer
+instead of about three; `chunk_size=c` computes c rows at a time so the extra memory is
+O(c * 2N); `gather=True` takes the negatives from every process under torch.distributed
+(`gather_with_grad`). `info_nce` uses the same kernel.
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ import math
 import numbers
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from phys555_cl import _info_nce_kernel as _kernel
@@ -39,6 +38,7 @@ from phys555_cl._checks import check_int
 from phys555_cl._info_nce_kernel import gather_with_grad
 
 __all__ = [
+    "nt_xent_textbook",
     "nt_xent",
     "NTXentLoss",
     "nt_xent_reference",
@@ -52,6 +52,22 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # NT-Xent (SimCLR)
 # --------------------------------------------------------------------------------------------
+
+
+def nt_xent_textbook(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent as the textbook vectorises the slide: four lines, the loss `nt_xent` computes.
+
+    Row i of ``z`` is view i, and its partner is view i + N (mod 2N): z1[k] <-> z2[k]. The slide
+    interleaves the views (2k-1, 2k) instead; the order does not change L. No argument checks,
+    no speed tricks: this is what `nt_xent` (and the fused kernel behind it) must equal, and the
+    tests check that they do.
+
+    Shapes: ``z1 [N, D]``, ``z2 [N, D]`` -> scalar.
+    """
+    z = F.normalize(torch.cat([z1, z2]), dim=1)  # [2N, D]: the 2N views as unit vectors
+    logits = z @ z.T / temperature  # [2N, 2N]: every s_ij at once
+    logits.fill_diagonal_(float("-inf"))  # k != i: a view is not its own negative
+    return F.cross_entropy(logits, torch.arange(len(z), device=z.device).roll(len(z1)))
 
 
 def nt_xent(
@@ -71,8 +87,10 @@ def nt_xent(
         l_ij = -log(exp(s_ij) / sum_{k != i} exp(s_ik)),  s_ij = z_i.z_j / (tau |z_i| |z_j|).
 
     The order of the views does not change L, so stacking [z1; z2] (partner of view i: view
-    i + N) instead of interleaving them (2k-1, 2k) gives the same number. Logits are float32
-    (float64 for float64 inputs) even under autocast.
+    i + N) instead of interleaving them (2k-1, 2k) gives the same number. The value and
+    gradient are those of `nt_xent_textbook(z1, z2, temperature)`, in less time and memory
+    (and right at any scale, see below). Logits are float32 (float64 for float64 inputs) even
+    under autocast.
 
     Args:
         z1: [N, D] embeddings of the first view of each sample.
@@ -112,10 +130,9 @@ def nt_xent(
         z = _kernel.unit_rows(torch.cat([z1, z2]).to(_kernel.compute_dtype(z1, z2)))  # [2N, D]
         # the partner of view i is view i + N (mod 2N): z1[k] <-> z2[k]
         partner = torch.arange(2 * n, device=z.device).roll(n)
-        # logits = z @ z.T / tau; logits[i, i] = -inf (the self-pair removed);
-        # loss = F.cross_entropy(logits, partner). The kernel computes exactly that, fused: no
-        # mask, one [2N, 2N] buffer, tiles of chunk_size rows, negatives from every process
-        # with gather (phys555_cl/_info_nce_kernel.py says how and what it must equal)
+        # the last three lines of nt_xent_textbook (z @ z.T / tau, the diagonal at -inf,
+        # cross-entropy against the partner), fused: no mask, one [2N, 2N] buffer, tiles of
+        # chunk_size rows, negatives from every process with gather (_info_nce_kernel.py)
         return _kernel.fused_nt_xent(z, partner, 1.0 / tau, chunk_size, gather)
 
 

@@ -1,12 +1,16 @@
 """Specification of phys555_cl.augment: per-image random galaxy augmentations."""
 
+import inspect
 import math
+import re
 
 import pytest
 import torch
 
+from phys555_cl import augment, galaxies
 from phys555_cl.augment import (
     BLUR_FWHM,
+    DECAM_EXTINCTION,
     DECAM_WAVELENGTH_NM,
     FWHM_PER_SIGMA,
     SEEING_FWHM,
@@ -17,7 +21,15 @@ from phys555_cl.augment import (
     RandomGaussianNoise,
     RandomPSFBlur,
     RandomReddening,
+    add_noise,
+    affine,
+    brighten,
+    flip,
+    psf_blur,
+    redden,
+    restore_sky_noise,
 )
+from phys555_cl.encoders import SimCLR, build_encoder
 from phys555_cl.photometry import border_pixels, robust_sigma, sky_and_noise
 
 
@@ -148,6 +160,76 @@ def test_noise_is_measured_in_units_of_the_image_noise():
         assert math.isclose(added.item(), 1.0, rel_tol=0.1)
 
 
+# --------------------------------------------------------------------------------------------
+# every module draws the parameters of every image, then applies its plain function
+# --------------------------------------------------------------------------------------------
+
+
+def _draws(seed, *shapes):
+    """The random numbers a module draws from a generator seeded with ``seed``, in order:
+    an int n is torch.rand(n), a tuple is torch.randn(shape)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(s, generator=g) if isinstance(s, int) else torch.randn(s, generator=g)
+            for s in shapes]
+
+
+def test_each_module_is_its_function_applied_to_its_draws():
+    x, b = elongated_galaxies(b=5) + 0.01 * torch.randn(5, 3, 32, 32), 5
+    run = lambda module: module(x, generator=torch.Generator().manual_seed(3))  # noqa: E731
+    (u,) = _draws(3, b)
+    assert torch.equal(run(RandomFlip(0.5)), flip(x, u < 0.5))
+    assert torch.equal(run(RandomReddening((0.0, 0.3))), redden(x, 0.3 * u))
+    assert torch.equal(run(RandomBrightness((-1.0, 1.0))), brighten(x, -1.0 + 2.0 * u))
+    angle, dx, dy, s = _draws(3, b, b, b, b)
+    shift = torch.stack([8 * dx - 4, 8 * dy - 4], 1)
+    expected = affine(x, 360 * angle, shift, 0.9 + (1.1 - 0.9) * s)  # U(low, high) as drawn
+    assert torch.equal(run(RandomAffine()), expected)
+    fwhm, apply = _draws(3, b, b)
+    expected = psf_blur(x, 1.5 * fwhm * (apply < 0.5), max_fwhm=1.5)
+    assert torch.equal(run(RandomPSFBlur((0.0, 1.5), probability=0.5)), expected)
+    level, noise = _draws(3, b, tuple(x.shape))
+    sigma = robust_sigma(x)
+    expected = add_noise(x, sigma * 2.0 * level[:, None], noise)
+    assert torch.equal(run(RandomGaussianNoise((0.0, 2.0))), expected)
+
+
+def test_redden_dims_each_band_by_its_extinction_coefficient():
+    y = redden(torch.ones(2, 3, 4, 4), torch.tensor([0.0, 1.0]))
+    assert torch.equal(y[0], torch.ones(3, 4, 4))
+    expected = 10 ** (-0.4 * torch.tensor(DECAM_EXTINCTION))  # E(B-V) = 1: A_b = R_b mag
+    torch.testing.assert_close(y[1, :, 0, 0], expected)
+
+
+def test_brighten_by_one_magnitude_dims_every_band_by_10_to_the_minus_0_4():
+    y = brighten(gaussian_galaxies(b=2), torch.tensor([1.0, -1.0]))
+    torch.testing.assert_close(y / gaussian_galaxies(b=2),
+                               torch.tensor([10**-0.4, 10**0.4])[:, None, None, None]
+                               .expand_as(y), rtol=1e-6, atol=0)
+
+
+def test_a_single_number_is_the_parameter_of_every_image():
+    x = gaussian_galaxies(b=3)
+    assert torch.equal(brighten(x, 0.5), brighten(x, torch.full((3,), 0.5)))
+    assert torch.equal(affine(x, 90.0, 0.0, 1.0), affine(x, torch.full((3,), 90.0),
+                                                         torch.zeros(3, 2), torch.ones(3)))
+
+
+def test_psf_blur_of_zero_fwhm_leaves_the_image_as_it_is():
+    x = gaussian_galaxies(b=2)
+    torch.testing.assert_close(psf_blur(x, torch.zeros(2)), x, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: redden(x, torch.zeros(3)), r"ebv must hold the value of every image, shape \[4\]"),
+    (lambda x: affine(x, torch.zeros(4), torch.zeros(4), torch.ones(4)), r"shift.*\[4, 2\]"),
+    (lambda x: add_noise(x, torch.ones(4, 3), torch.randn(4, 3, 8, 9)), "noise must have"),
+    (lambda x: redden(x[:, :2], torch.zeros(4)), "one channel per band"),
+])
+def test_the_functions_say_which_parameter_has_the_wrong_shape(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(torch.zeros(4, 3, 8, 8))
+
+
 def test_generator_on_the_images_device_is_used():
     x = elongated_galaxies()
     y = GalaxyAugment()(x, generator=torch.Generator(device="cpu").manual_seed(0))
@@ -184,8 +266,6 @@ def test_an_empty_batch_is_refused_in_words():
 
 
 def _default(module, argument):
-    import inspect
-
     return inspect.signature(module).parameters[argument].default
 
 
@@ -194,10 +274,6 @@ def _range(r):
 
 
 def test_the_module_docstring_table_shows_the_default_ranges_of_the_code():
-    import re
-
-    from phys555_cl import augment
-
     rows = {
         "RandomFlip": f"p = {_default(RandomFlip, 'p'):g}",
         "RandomAffine": f"angle {_range(_default(RandomAffine, 'degrees'))} deg",
@@ -286,8 +362,6 @@ def test_extra_noise_is_in_units_of_the_original_sky_noise():
 
 
 def test_restore_sky_noise_adds_only_what_is_missing():
-    from phys555_cl.augment import restore_sky_noise
-
     x, sigma = sky_noise(32, 64, seed=6)
     s = robust_sigma(x)
     half = restore_sky_noise(0.5 * x, s, generator=torch.Generator().manual_seed(0))
@@ -327,8 +401,6 @@ def test_psf_blur_has_the_same_fwhm_in_arcsec_at_every_image_size(size):
 
 
 def test_the_blur_range_is_the_survey_seeing_range():
-    from phys555_cl import galaxies
-
     low, high = SEEING_FWHM
     assert math.isclose(BLUR_FWHM[1], math.sqrt(high**2 - low**2), abs_tol=0.005)
     assert BLUR_FWHM[0] == 0
@@ -389,8 +461,6 @@ def test_robust_sigma_is_right_for_smoothed_noise():
 
 
 def _model_input():
-    from phys555_cl.encoders import SimCLR, build_encoder
-
     return SimCLR(build_encoder("compact", width=4)).normalize
 
 

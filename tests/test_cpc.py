@@ -1,14 +1,14 @@
-"""Contrastive Predictive Coding: shapes, causality, the InfoNCE prediction step, training, and
-the notebook-07 exercise checks."""
+"""Contrastive Predictive Coding: shapes, causality, the InfoNCE prediction step and training.
+
+The checks of notebook 07's exercises are specified in test_exercises_nb07.py and, for every
+listed mistake, test_exercises_mistakes.py."""
 
 import math
-import re
 
 import pytest
 import torch
 
 from phys555_cl import cpc
-from phys555_cl.exercises import nb07
 from phys555_cl.lightcurves import LightCurves
 
 
@@ -160,60 +160,3 @@ def test_embed_returns_one_vector_per_sequence_for_both_poolings():
 def test_bad_inputs_raise_value_errors_that_say_what_to_do(call, match):
     with pytest.raises(ValueError, match=match):
         call(small_model())
-
-
-# ---- notebook 07 exercise checks ---------------------------------------------------------
-
-
-def quiet(check):
-    check.printer = lambda *args: None
-    return check
-
-
-def test_info_nce_check_accepts_a_cross_entropy_solution():
-    def solution(query, keys, targets, temperature=1.0):
-        return torch.nn.functional.cross_entropy(query @ keys.T / temperature, targets)
-
-    assert quiet(nb07.check_info_nce)(solution) is solution
-
-
-@pytest.mark.parametrize(
-    "mistake, words",
-    [
-        (nb07._wrong_axis, "wrong axis"),
-        (nb07._temperature_twice, "twice"),
-        (nb07._diagonal_positive, "diagonal"),
-        (nb07._positive_excluded, "positive is left out"),
-        (nb07._self_excluded, "excludes nothing"),
-    ],
-)
-def test_info_nce_check_names_the_typical_mistake(mistake, words):
-    with pytest.raises(AssertionError, match=words):
-        quiet(nb07.check_info_nce)(mistake)
-
-
-def test_info_nce_check_hands_back_the_reference_when_not_done():
-    def not_done(query, keys, targets, temperature=1.0):
-        raise NotImplementedError
-
-    assert quiet(nb07.check_info_nce)(not_done) is nb07.info_nce_loss
-
-
-def test_prediction_check_accepts_the_package_step():
-    assert quiet(nb07.check_prediction_loss)(cpc.cpc_prediction_loss) is cpc.cpc_prediction_loss
-
-
-@pytest.mark.parametrize(
-    "mistake, words",
-    [
-        (nb07._target_shift(lambda k: k - 1), "z_{t+k-1}"),
-        (nb07._target_shift(lambda k: 0), "z_t itself"),
-        (nb07._predict_the_past, "swapped in time"),
-        (nb07._no_batch_offset, "forgets the sequence"),
-        (nb07._same_time_negatives_only, "same time"),
-        (nb07._same_sequence_negatives_only, "same sequence"),
-    ],
-)
-def test_prediction_check_names_the_typical_mistake(mistake, words):
-    with pytest.raises(AssertionError, match=re.escape(words)):
-        quiet(nb07.check_prediction_loss)(mistake)

@@ -149,11 +149,30 @@ def test_exclude_self_drops_the_query():
     assert all(i not in row for i, row in enumerate(idx.tolist()))
 
 
-def test_umap_embedding_is_2d():
-    # the first call compiles umap-learn's numba code: the slowest test of this file
-    h = torch.randn(30, 6)
-    e = umap_embedding(h, n_neighbors=5)
-    assert e.shape == (30, 2) and np.isfinite(e).all()
+def _neighbours(x: np.ndarray, k: int) -> np.ndarray:
+    """The k nearest other rows of every row of x [n, d], by Euclidean distance: [n, k]."""
+    d = ((x[:, None] - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1)[:, :k]
+
+
+@pytest.mark.slow  # the first UMAP call compiles umap-learn's numba code: 10-50 s, not the data
+def test_umap_keeps_each_points_nearest_neighbours_and_the_groups_apart():
+    # three well-separated groups of 20 points in 8-D, each spread along its own line
+    g = torch.Generator().manual_seed(0)
+    centres = 6.0 * torch.randn(3, 8, generator=g)
+    along = 4.0 * torch.rand(60, 1, generator=g)
+    directions = torch.randn(3, 8, generator=g)
+    group = torch.arange(60) % 3
+    h = centres[group] + along * directions[group] + 0.3 * torch.randn(60, 8, generator=g)
+    e = umap_embedding(h, n_neighbors=5, random_state=0)
+    assert e.shape == (60, 2) and np.isfinite(e).all()
+    x = h.numpy()
+    before = _neighbours((x - x.mean(0)) / x.std(0), 5)  # UMAP sees the standardised h
+    after = _neighbours(e, 5)
+    kept = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(before, after)])
+    assert kept > 0.6  # most of every point's 5 neighbours (0.83 here; random points: 0.08)
+    assert (group.numpy()[after] == group.numpy()[:, None]).all()  # the groups stay apart
 
 
 def test_plot_umap_draws_every_galaxy_once_with_named_classes_and_grey_not_applicable():

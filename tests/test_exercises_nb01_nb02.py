@@ -51,14 +51,14 @@ def test_every_typical_mistake_is_named(check):
 # ---------------------------------------------------------------- 1.1 pairwise distances
 
 
-def test_pairwise_distances_with_cdist_or_the_clamped_expansion_pass():
-    ex.check_pairwise_distances(torch.cdist)
-
+def test_pairwise_distances_with_cdist_or_the_clamped_expansion_pass(capsys):
     def expansion(a, b):
         sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
         return sq.clamp_min(0).sqrt()
 
-    ex.check_pairwise_distances(expansion)
+    for student in (torch.cdist, expansion):
+        assert ex.check_pairwise_distances(student) is student  # the student's own, kept
+        assert "correct on all" in capsys.readouterr().out
 
 
 def test_pairwise_distances_without_the_clamp_is_told_to_clamp():
@@ -74,7 +74,7 @@ def test_pairwise_distances_with_a_python_loop_still_pass_but_a_wrong_dtype_does
     def loops(a, b):
         return torch.stack([torch.stack([(x - y).norm() for y in b]) for x in a])
 
-    ex.check_pairwise_distances(loops)
+    assert ex.check_pairwise_distances(loops) is loops
     text = _fails_with(ex.check_pairwise_distances, lambda a, b: torch.cdist(a.float(),
                                                                               b.float()))
     assert "dtype" in text
@@ -90,7 +90,11 @@ def test_any_threshold_in_the_best_interval_passes():
         return float(above.min()) if len(above) else best
 
     assert ex.check_choose_threshold(lowest_best) is lowest_best
-    ex.check_choose_threshold(lambda d, s: torch.tensor(nb01.choose_threshold(d, s)))
+
+    def as_a_tensor(d, same):
+        return torch.tensor(nb01.choose_threshold(d, same))
+
+    assert ex.check_choose_threshold(as_a_tensor) is as_a_tensor
 
 
 def test_a_threshold_on_a_distance_with_less_or_equal_is_told_to_move_between_distances():
@@ -196,6 +200,19 @@ def test_batch_hard_with_a_loop_over_anchors_passes():
             if pos and neg:
                 terms.append(torch.relu(torch.stack(pos).max() - torch.stack(neg).min() + margin))
         return torch.stack(terms).mean()
+
+    assert ex.check_batch_hard_triplet_loss(student) is student
+
+
+def test_a_right_batch_hard_loss_in_another_style_still_passes():
+    def student(x, y, margin=0.2):
+        d = nb02._safe_pairwise(x)
+        same = y[:, None] == y[None]
+        pos = same & ~torch.eye(len(y), dtype=torch.bool)
+        hp = torch.where(pos, d, torch.full_like(d, -1e9)).max(1).values
+        hn = torch.where(~same, d, torch.full_like(d, 1e9)).min(1).values
+        valid = pos.any(1) & (~same).any(1)
+        return torch.relu(hp - hn + margin)[valid].mean()
 
     assert ex.check_batch_hard_triplet_loss(student) is student
 

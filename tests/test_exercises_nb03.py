@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from phys555_cl import exercises as ex
-from phys555_cl.augment import RandomAffine
-from phys555_cl.exercises.nb03 import redden_reference, rotate_flip_reference
+from phys555_cl.augment import DECAM_EXTINCTION, RandomAffine, redden
+from phys555_cl.exercises.nb03 import rotate_flip_reference
 
 
 def _rotate(x, angles):
@@ -81,10 +81,11 @@ def test_ignoring_the_generator_is_caught_before_success_is_printed(capsys):
     assert "Well done" not in capsys.readouterr().out
 
 
-def test_reddening_reference_passes_and_mistakes_are_named():
-    assert ex.check_redden(redden_reference) is redden_reference
+def test_the_package_reddening_is_the_reference_and_mistakes_are_named():
+    assert ex.check_redden.reference is redden  # augment.redden, which RandomReddening calls
+    assert ex.check_redden(redden) is redden
     with pytest.raises(AssertionError, match="fainter"):
-        r = torch.tensor([3.214, 2.165, 1.211])[:, None, None]
+        r = torch.tensor(DECAM_EXTINCTION)[:, None, None]
         ex.check_redden(lambda x, e: x * 10 ** (0.4 * e[:, None, None, None] * r))
     with pytest.raises(AssertionError, match="R_b are missing"):
         ex.check_redden(lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None]))
@@ -95,4 +96,4 @@ def test_not_done_returns_the_references():
         raise NotImplementedError
 
     assert ex.check_rotate_flip(student) is rotate_flip_reference
-    assert ex.check_redden(student) is redden_reference
+    assert ex.check_redden(student) is redden

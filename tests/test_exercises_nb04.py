@@ -27,6 +27,16 @@ def test_each_typical_mistake_is_named(wrong, message):
     assert message in str(err.value)
 
 
+def test_nt_xent_divided_by_n_is_a_factor_of_2_not_off_by_the_answer():
+    def loops_over_n(z1, z2, tau):
+        return 2 * nt_xent_reference(z1, z2, tau)
+
+    with pytest.raises(AssertionError) as err:
+        ex.check_nt_xent_loops(loops_over_n)
+    text = str(err.value)
+    assert "constant factor of 2" in text and "N pairs instead of the 2N terms" in text
+
+
 def test_a_float32_loop_version_is_told_to_use_float64():
     with pytest.raises(AssertionError, match="dtype torch.float32"):
         ex.check_nt_xent_loops(lambda z1, z2, t: nt_xent(z1.float(), z2.float(), t))

@@ -1,6 +1,10 @@
 """Notebook 06's check of the k-nearest-neighbour classifier."""
 
+from collections import Counter
+
 import pytest
+import torch
+import torch.nn.functional as F
 
 from phys555_cl import exercises as ex
 from phys555_cl.exercises import nb06
@@ -23,3 +27,22 @@ def test_typical_mistakes_are_named(wrong, words):
 def test_returning_float_predictions_is_reported():
     with pytest.raises(AssertionError, match="dtype"):
         ex.check_knn_predict(lambda *a: nb06.knn_predict_reference(*a).float())
+
+
+def test_knn_dropping_the_first_neighbour_is_not_called_unnormalised():
+    with pytest.raises(AssertionError) as err:
+        ex.check_knn_predict(nb06._first_neighbour_dropped)
+    text = str(err.value)
+    assert "skipped" in text and "not normalised" not in text
+
+
+def test_knn_with_collections_counter_and_another_tie_rule_passes():
+    def student(train_h, train_y, test_h, k):
+        sims = F.cosine_similarity(test_h[:, None, :], train_h[None, :, :], dim=-1)
+        out = []
+        for row in sims:
+            labels = train_y[row.argsort(descending=True)[:k]].tolist()
+            out.append(Counter(labels).most_common(1)[0][0])
+        return torch.tensor(out)
+
+    assert ex.check_knn_predict(student) is student

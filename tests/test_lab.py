@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import PortTaken, on_a_free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -37,17 +37,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Lab:
-    """A running `make lab` and a small client of its REST API."""
+    """A running `make lab` on ``port`` and a small client of its REST API."""
 
-    def __init__(self, tmp: Path):
-        self.port, self.token = _free_port(), secrets.token_hex(16)
+    def __init__(self, tmp: Path, port: int):
+        self.port, self.token = port, secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         args = (f"--no-browser --ip=127.0.0.1 --port={self.port} --port-retries=0 "
                 f"--IdentityProvider.token={self.token}")
@@ -74,6 +68,8 @@ class Lab:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "already in use" in self.output():  # taken since _free_port: try another
+                    raise PortTaken(f"port {self.port}")
                 pytest.fail(f"make lab exited with {self.proc.returncode} before serving:\n"
                             f"{self.output()}")
             try:
@@ -107,9 +103,17 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    server = Lab(tmp_path_factory.mktemp("lab"))
+    def start(port):
+        server = Lab(tmp_path_factory.mktemp("lab"), port)
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    server = on_a_free_port(start)
     try:
-        server.wait_ready()
         yield server
     finally:
         server.stop()

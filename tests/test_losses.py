@@ -2,14 +2,16 @@
 
 import math
 import os
-import socket
 import sys
+import time
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 import torch.nn.functional as F
+from conftest import PortTaken, on_a_free_port
 
-from phys555_cl import losses
+from phys555_cl import _info_nce_kernel, losses
 from phys555_cl.losses import (
     InfoNCELoss,
     NTXentLoss,
@@ -17,6 +19,7 @@ from phys555_cl.losses import (
     info_nce_reference,
     nt_xent,
     nt_xent_reference,
+    nt_xent_textbook,
 )
 
 
@@ -77,13 +80,19 @@ def test_nt_xent_ignores_the_length_of_the_embeddings():
     assert scaled.item() == pytest.approx(nt_xent(z1, z2, 0.5).item(), rel=1e-13)
 
 
-def test_nt_xent_matches_the_plain_matmul_and_cross_entropy_formulation():
-    z1, z2 = views(9, 6)
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    logits = z @ z.T / 0.5
-    logits.fill_diagonal_(float("-inf"))
-    plain = F.cross_entropy(logits, torch.arange(18).roll(9))
-    assert nt_xent(z1, z2, 0.5).item() == pytest.approx(plain.item(), rel=1e-13)
+@pytest.mark.parametrize("n, d, tau", [(1, 3, 0.5), (5, 7, 1.0), (9, 6, 0.5), (8, 16, 0.07)])
+def test_the_textbook_four_lines_are_the_slide_loops(n, d, tau):
+    z1, z2 = views(n, d, seed=n + d)
+    expected = nt_xent_reference(z1, z2, tau).item()
+    assert nt_xent_textbook(z1, z2, tau).item() == pytest.approx(expected, rel=1e-13, abs=1e-13)
+
+
+def test_nt_xent_equals_the_textbook_four_lines_in_value_and_gradient():
+    z1, z2 = views(9, 6, requires_grad=True)
+    fast, textbook = nt_xent(z1, z2, 0.5), nt_xent_textbook(z1, z2, 0.5)
+    assert fast.item() == pytest.approx(textbook.item(), rel=1e-13)
+    for a, b in zip(torch.autograd.grad(fast, (z1, z2)), torch.autograd.grad(textbook, (z1, z2))):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_nt_xent_module_gives_the_function_value_and_shows_its_settings():
@@ -318,32 +327,36 @@ def test_gather_is_a_no_op_when_not_distributed():
     assert losses.gather_with_grad(z1)[0] is z1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _run_workers(run, world: int, out_dir: str, deadline: float = 60.0):
+    """``run(rank, world, port, out_dir)`` in ``world`` spawned processes, which meet on a free
+    port; :class:`PortTaken` if rank 0 could not listen there (EADDRINUSE)."""
+
+    def start(port):
+        ctx = mp.start_processes(run, args=(world, port, out_dir), nprocs=world, join=False,
+                                 start_method="spawn")
+        t0 = time.monotonic()
+        try:
+            while not ctx.join(timeout=1.0):  # a failed process ends the others, then raises
+                if time.monotonic() - t0 > deadline:
+                    for p in ctx.processes:
+                        p.kill()
+                    pytest.fail(f"the {world} gloo processes did not finish within {deadline} s")
+        except mp.ProcessRaisedException as err:
+            if "EADDRINUSE" in str(err) or "address already in use" in str(err).lower():
+                raise PortTaken(f"port {port}") from err
+            raise
+
+    on_a_free_port(start)
 
 
 def test_ddp_with_gather_trains_exactly_like_one_process_on_the_global_batch(tmp_path):
     """Two gloo processes, DDP, gather=True: parameter gradients equal one process on the
     whole batch, for equal local batches (4 + 4) and for a smaller last batch (5 + 2)."""
-    import torch.multiprocessing as mp
-
     sys.path.insert(0, os.path.dirname(__file__))
     import _ddp_worker
 
     world = 2
-    ctx = mp.start_processes(_ddp_worker.run, args=(world, _free_port(), str(tmp_path)),
-                             nprocs=world, join=False, start_method="spawn")
-    deadline = 60.0
-    import time
-
-    t0 = time.monotonic()
-    while not ctx.join(timeout=1.0):
-        if time.monotonic() - t0 > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"the {world} gloo processes did not finish within {deadline} s")
+    _run_workers(_ddp_worker.run, world, str(tmp_path))
 
     for case, sizes in _ddp_worker.CASES.items():
         expected = _ddp_worker.single_process_gradients(sizes)
@@ -392,12 +405,8 @@ def test_nt_xent_with_a_zero_row_has_bounded_gradients():
 def test_nt_xent_zero_row_counts_as_similarity_zero_to_every_view():
     z1 = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
     z2 = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-    # the textbook vectorisation (F.normalize leaves a zero row at 0): view 0 has s = 0 with all
-    unit = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
-    s = unit @ unit.T / 0.5
-    s.fill_diagonal_(float("-inf"))
-    expected = torch.nn.functional.cross_entropy(s, torch.tensor([2, 3, 0, 1]))
-    torch.testing.assert_close(nt_xent(z1, z2, 0.5), expected)
+    # as in the textbook lines, where F.normalize leaves a zero row at 0: s = 0 with every view
+    torch.testing.assert_close(nt_xent(z1, z2, 0.5), nt_xent_textbook(z1, z2, 0.5))
 
 
 def test_info_nce_normalize_is_right_at_extreme_scales():
@@ -417,15 +426,12 @@ def test_info_nce_normalize_is_right_at_extreme_scales():
 
 @pytest.mark.parametrize("chunk", [None, 3])
 def test_the_fused_kernel_equals_the_textbook_lines_in_value_and_gradient(chunk):
-    from phys555_cl import _info_nce_kernel
-
-    z1, z2 = views(6, 5, seed=3)
-    z = F.normalize(torch.cat([z1, z2]), dim=1).requires_grad_()
+    z1, z2 = views(6, 5, seed=3, requires_grad=True)
+    z = _info_nce_kernel.unit_rows(torch.cat([z1, z2]))
     partner = torch.arange(12).roll(6)
-    logits = z @ z.T / 0.3
-    logits = logits.masked_fill(torch.eye(12, dtype=torch.bool), float("-inf"))
-    textbook = F.cross_entropy(logits, partner)
     fused = _info_nce_kernel.fused_nt_xent(z, partner, 1 / 0.3, chunk, gather=False)
+    textbook = nt_xent_textbook(z1, z2, 0.3)
     assert fused.item() == pytest.approx(textbook.item(), rel=1e-13)
-    torch.testing.assert_close(torch.autograd.grad(fused, z)[0],
-                               torch.autograd.grad(textbook, z)[0], rtol=1e-12, atol=1e-14)
+    for a, b in zip(torch.autograd.grad(fused, (z1, z2)),
+                    torch.autograd.grad(textbook, (z1, z2))):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)

@@ -177,6 +177,12 @@ def redden(x, ebv):
 redden = ex.check_redden(redden)
 
 # %% [markdown]
+# The package has this very function, `augment.redden(x, ebv)`, and `augment.RandomReddening`
+# is nothing more than one random E(B−V) per image handed to it. Every augmentation of section 2
+# is built the same way, as in torchvision: a module draws the parameters of every image from
+# the generator, and a plain function applies the change (`augment.flip`, `augment.affine`,
+# `augment.psf_blur`, `augment.redden`, `augment.brighten`, `augment.add_noise`).
+#
 # How much does reddening change the colour $g - r$ of a galaxy (the default range is
 # E(B−V) up to 0.02)?
 # $\Delta(g-r) = (R_g - R_r)\,E(B-V)$:

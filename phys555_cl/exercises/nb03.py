@@ -6,8 +6,10 @@ import math
 
 import torch
 
-from ..augment import DECAM_EXTINCTION, RandomAffine, RandomFlip
-from .core import Case, Returns, make_check
+from phys555_cl.augment import DECAM_EXTINCTION, RandomAffine, RandomFlip, redden
+from phys555_cl.exercises.core import Case, Returns, make_check
+
+__all__ = ["rotate_flip_reference", "check_rotate_flip", "check_redden"]
 
 # --------------------------------------------------------------------------------------------
 # Exercise 3.1: rotation by any angle and a flip, drawn independently for every image
@@ -187,14 +189,9 @@ check_rotate_flip = make_check(
 
 
 # --------------------------------------------------------------------------------------------
-# Exercise 3.2: Milky-Way reddening with the DECam g r z extinction coefficients
+# Exercise 3.2: Milky-Way reddening with the DECam g r z extinction coefficients. The reference
+# is the package's `augment.redden(x, ebv)`, which `augment.RandomReddening` calls.
 # --------------------------------------------------------------------------------------------
-
-
-def redden_reference(x: torch.Tensor, ebv: torch.Tensor) -> torch.Tensor:
-    """Dim every band: ``flux_b * 10**(-0.4 * R_b * E(B-V))``. x [B, 3, H, W], ebv [B]."""
-    r = torch.tensor(DECAM_EXTINCTION, dtype=x.dtype, device=x.device)
-    return x * 10 ** (-0.4 * ebv[:, None, None, None] * r[None, :, None, None])
 
 
 def _redden_cases():
@@ -216,7 +213,7 @@ def _r():
 
 
 check_redden = make_check(
-    "3.2", "Milky-Way reddening", redden_reference, _redden_cases, atol=1e-6, rtol=1e-5,
+    "3.2", "Milky-Way reddening", redden, _redden_cases, atol=1e-6, rtol=1e-5,
     returns=Returns.tensor(dtype="input", why="the reddened images go into the encoder"),
     mistakes=[
         (lambda x, e: x * 10 ** (0.4 * e[:, None, None, None] * _r()[None, :, None, None]),
