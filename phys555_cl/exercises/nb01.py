@@ -85,11 +85,11 @@ check_pairwise_distances = make_check(
          "rows and columns are swapped: entry [i, j] compares a[i] with b[j], so the result "
          "is [N, M] (your result is the transpose)."),
         (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).sum(1).sqrt(),
-         "the sum runs over the wrong axis: a[:, None, :] - b[None, :, :] has shape [N, M, D]; "
-         "sum over the last axis (the D features)."),
+         "the sum runs over the wrong axis: the broadcast differences have shape [N, M, D], and "
+         "a distance sums over the D features, not over the M points."),
         (lambda a, b: (a[:, None, :] - b[None, :, :]).abs().sum(-1),
-         "this is the L1 (Manhattan) distance: square the differences, sum them, then take "
-         "the square root."),
+         "this is the L1 (Manhattan) distance, a sum of absolute differences, not the "
+         "Euclidean (L2) distance."),
         (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).mean(-1).sqrt(),
          "a mean over the features instead of a sum: the Euclidean distance sums the squared "
          "differences."),
@@ -264,22 +264,24 @@ check_contrastive_loss = make_check(
     mistakes=[
         (lambda d, s, m=1.0: _half_mean((1 - _y(s, d)) * d ** 2
                                         + _y(s, d) * torch.relu(m - d) ** 2),
-         "same and different are swapped: same pairs (y = 1) pay d^2 / 2, different pairs pay "
-         "max(0, m - d)^2 / 2."),
+         "same and different are swapped: the same pairs (y = 1) are the ones pulled together "
+         "(their cost grows with d), the different pairs the ones pushed out to the margin."),
         (lambda d, s, m=1.0: _half_mean(_y(s, d) * d ** 2 + (1 - _y(s, d)) * (m - d) ** 2),
-         "the clamp is missing: a different pair beyond the margin must cost 0, so use "
-         "torch.relu(margin - d) (or .clamp_min(0)) before squaring."),
+         "the clamp at 0 is missing: a different pair beyond the margin (d > m) must cost "
+         "nothing, yet squaring a negative m - d makes it cost again."),
         (lambda d, s, m=1.0: _half_mean(_y(s, d) * d + (1 - _y(s, d)) * torch.relu(m - d)),
-         "the two terms must be squared: d^2 and max(0, m - d)^2."),
+         "neither term is squared: the loss is quadratic in the distance, for same pairs "
+         "and for different pairs inside the margin."),
         (lambda d, s, m=1.0: _half_mean(_y(s, d) * d ** 2
                                         + (1 - _y(s, d)) * torch.relu(m - d ** 2)),
-         "the margin is compared with d, not d^2: use max(0, m - d)^2."),
+         "the margin is compared with d^2: it is compared with the distance d itself, and "
+         "the square comes after the clamp."),
         (lambda d, s, m=1.0: 0.5 * (_y(s, d) * d ** 2 + (1 - _y(s, d)) * torch.relu(m - d) ** 2)
          .sum(),
          "a sum over pairs: the loss is the *mean* over the P pairs."),
         (lambda d, s, m=1.0: 2 * contrastive_loss(d, s, m),
          "the factor 1/2 is missing (each term is halved, as in Hadsell et al.'s paper)."),
         (lambda d, s, m=1.0: contrastive_loss(d, s, 1.0),
-         "the `margin` argument is not used (the margin is always 1): use max(0, margin - d)."),
+         "the `margin` argument is not used (your margin is always 1)."),
     ],
 )

@@ -123,23 +123,25 @@ check_triplet_loss = make_check(
          "||a - p||_2 (take the square root)."),
         (lambda a, p, n, m=0.2: (_norm(a - p) - _norm(a - n) + m).mean(),
          "the max(0, .) is missing: satisfied (easy) triplets must cost 0, not a negative "
-         "amount; use torch.relu."),
+         "amount."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(a - n) + m).sum(),
          "a sum over the triplets: the loss is the *mean* over the batch."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - n) - _norm(a - p) + m).mean(),
-         "positive and negative are swapped: the loss is d(a, p) - d(a, n) + margin (the "
-         "positive should end up closer)."),
+         "positive and negative are swapped: the loss should grow when the *positive* is far "
+         "from the anchor, and shrink when the negative is (the positive should end up "
+         "closer)."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(a - n) - m).mean(),
-         "the margin has the wrong sign: it is d(a, p) - d(a, n) + margin."),
+         "the margin has the wrong sign: a triplet should cost something until the negative "
+         "is farther than the positive *by at least* the margin, not already when it is a "
+         "margin closer."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(p - n) + m).mean(),
          "the negative's distance is measured from the positive: both distances are from the "
          "anchor, d(a, p) and d(a, n)."),
         (lambda a, p, n, m=0.2: torch.relu((a - p).norm() - (a - n).norm() + m),
-         "the norm runs over the whole batch: take one distance per row, e.g. "
-         "(anchor - positive).norm(dim=1)."),
+         "the norm runs over the whole batch: every triplet (row) needs its own distance."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(a - n)).mean(),
-         "the margin is missing: max(0, d(a, p) - d(a, n) + margin); without it the loss "
-         "stops as soon as the negative is a hair farther than the positive."),
+         "the margin is missing: without it the loss stops as soon as the negative is a hair "
+         "farther than the positive."),
     ],
 )
 
@@ -193,12 +195,12 @@ check_batch_hard_triplet_loss = make_check(
     mistakes=[
         (lambda x, y, m=0.2: _bh_variant(x, y, m, self_pos=True),
          "self-pairs are not masked: an anchor counts as its own positive (distance 0). Remove "
-         "the diagonal from the positives (same & ~torch.eye(B, dtype=bool)), so an anchor "
-         "without another galaxy of its class is skipped."),
+         "the diagonal from the positives, so an anchor without another galaxy of its class is "
+         "skipped."),
         (lambda x, y, m=0.2: _bh_variant(x, y, m, fill_zero=True),
          "the masked-out entries were set to 0 (e.g. d * mask) before the min: the hardest "
-         "negative then becomes 0. Fill them with +inf before the min (and -inf before the "
-         "max), e.g. d.masked_fill(~neg, float('inf'))."),
+         "negative then becomes 0. Masked-out entries must be unable to win: +inf before a "
+         "min, -inf before a max."),
         (lambda x, y, m=0.2: _bh_variant(x, y, m, easiest=True),
          "these are the *easiest* triplets: the hardest positive is the *farthest* one (max) "
          "and the hardest negative the *closest* one (min)."),

@@ -52,7 +52,8 @@ MISTAKES = [
     (lambda z1, z2, t: _variant(z1, z2, t, mask_self=False),
      "the self-similarity s_ii is still in the denominator; the sum runs over k != i."),
     (lambda z1, z2, t: _variant(z1, z2, t, normalize=False),
-     "the embeddings are not normalised: s_ij uses z_i . z_j / (|z_i| |z_j|), a cosine."),
+     "the embeddings are not normalised: s_ij is a cosine similarity (over tau), not a plain "
+     "dot product."),
     (lambda z1, z2, t: _variant(z1, z2, t, norm_dim=0),
      "the normalisation is along the wrong axis: normalise each embedding (each row, dim=1)."),
     (lambda z1, z2, t: _variant(z1, z2, t, tau_power=2),

@@ -120,11 +120,13 @@ check_training_step = make_check(
         (_on_h,
          "the loss is computed on h; SimCLR puts the loss on the projection z = g(h)."),
         (_default_temperature,
-         "the `temperature` argument is not used: pass it to nt_xent(z1, z2, temperature)."),
+         "the `temperature` argument is not used: nt_xent fell back on its default "
+         "temperature."),
         (_same_view,
          "both embeddings come from the same view: use v1 for z1 and v2 for z2."),
         (_interleaved_split,
-         "the embeddings are split wrongly: model(torch.cat([v1, v2])) returns all of v1's "
-         "views first, so z1, z2 = z.chunk(2) (not z[::2] and z[1::2])."),
+         "the embeddings are split wrongly: the concatenated batch holds all of v1's views "
+         "first and then all of v2's, so z1 is its first half and z2 its second half, not "
+         "every other row."),
     ],
 )

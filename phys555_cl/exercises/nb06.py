@@ -102,16 +102,16 @@ check_knn_predict = make_check(
                      "so that a galaxy's brightness, which scales h, does not decide."),
         (_dot, "the dot product is not normalised: divide by the lengths (F.normalize) to get "
                "the cosine similarity."),
-        (_farthest, "these are the *least* similar galaxies: topk(..., largest=True) on the "
-                    "similarity."),
+        (_farthest, "these are the *least* similar galaxies: the neighbours are the ones "
+                    "with the *largest* cosine similarity."),
         (_first_neighbour_dropped,
          "the most similar training galaxy is skipped: the test galaxies are not in the "
          "training set, so the first of the top k is a real neighbour; keep all k."),
         (_k_ignored,
-         "only the single nearest neighbour votes: take the k most similar galaxies "
-         "(.topk(k, dim=1)) and a majority vote over their labels."),
+         "only the single nearest neighbour votes: the k most similar galaxies should vote, "
+         "and the majority wins."),
         (_mean_label,
          "the labels are averaged: a class number is a name, not a quantity, so count the votes "
-         "of each class (e.g. F.one_hot(...).sum(1)) and take the class with the most."),
+         "of each class and take the class with the most."),
     ],
 )

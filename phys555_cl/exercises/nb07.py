@@ -111,7 +111,7 @@ check_info_nce = make_check(
                          "nothing: every key is a candidate."),
         (_summed, "the losses are summed over queries; take their mean."),
         (_cosine, "the scores are cosine similarities: InfoNCE here scores with the plain dot "
-                  "product query @ keys.T (do not normalise)."),
+                  "product (do not normalise)."),
     ],
 )
 
@@ -202,7 +202,8 @@ check_prediction_loss = make_check(
         (_predict_the_past, "prediction and target are swapped in time: c_{t+k} is used to "
                             "predict z_t; predict the future z_{t+k} from c_t."),
         (_no_batch_offset, "the target index forgets the sequence: in the flattened keys, "
-                           "z_{b,t+k} is row b*L + t + k."),
+                           "each sequence's L windows come after those of the sequences "
+                           "before it."),
         (_same_time_negatives_only, "the negatives are only the other sequences at the same "
                                     "time; use every window of every sequence as a key."),
         (_same_sequence_negatives_only, "the negatives are only other times of the same "
