@@ -106,6 +106,8 @@ plt.show()
 # grid. For a rotation by $\alpha$ about the centre,
 # `theta[b] = [[cos α, sin α, 0], [-sin α, cos α, 0]]` (the image centre is coordinate (0, 0)).
 # Use `align_corners=False` in both calls.
+#
+# Stuck? `ex.hint("3.1")` gives a deeper hint each time you call it.
 
 # %%
 import torch.nn.functional as F  # noqa: E402
@@ -113,7 +115,7 @@ import torch.nn.functional as F  # noqa: E402
 
 def rotate_flip(x, generator):
     """Random flip (p = 1/2) and rotation (U(0, 360) deg) of every image. [B, C, H, W] -> same."""
-    ### HINT: draw B flips and B angles with torch.rand(B, generator=generator); build theta [B, 2, 3]; affine_grid + grid_sample.
+    ### HINT: Every image needs its own coin flip and its own angle, drawn from the given generator, and one rotation matrix per image.
     ### BEGIN SOLUTION
     b = x.shape[0]
     flip = torch.rand(b, generator=generator, device=generator.device) < 0.5
@@ -160,7 +162,7 @@ R_GRZ = torch.tensor([3.214, 2.165, 1.211])
 
 def redden(x, ebv):
     """Apply Milky-Way extinction E(B-V) (one value per image, shape [B]) to g, r, z fluxes."""
-    ### HINT: factor = 10 ** (-0.4 * ebv[:, None, None, None] * R_GRZ[None, :, None, None])
+    ### HINT: Dust dims each band by its own number of magnitudes, coefficient times colour excess; a magnitude change multiplies the flux.
     ### BEGIN SOLUTION
     r = R_GRZ.to(x.device, x.dtype)
     return x * 10 ** (-0.4 * ebv[:, None, None, None] * r[None, :, None, None])

@@ -44,4 +44,13 @@ check_flux_to_magnitude = make_check(
          "the whole result is negated: the zero point and the logarithm term both have the "
          "wrong sign."),
     ],
+    hints=[
+        "Brighter objects have smaller magnitudes; a factor of 100 in flux is 5 magnitudes, "
+        "and 1 nanomaggie is magnitude 22.5.",
+        "The magnitude is the zero point 22.5 minus a multiple of the base-10 logarithm of the "
+        "flux: torch.log10, not torch.log (the natural logarithm). Tensor arithmetic works on "
+        "every element, so no loop is needed and the shape and dtype stay the same.",
+        "One return line: 22.5, minus 2.5 times torch.log10 of the flux, exactly the lecture's "
+        "formula written with a tensor operation.",
+    ],
 )

@@ -143,6 +143,17 @@ check_triplet_loss = make_check(
          "the margin is missing: without it the loss stops as soon as the negative is a hair "
          "farther than the positive."),
     ],
+    hints=[
+        "A triplet costs something until the negative is farther from the anchor than the "
+        "positive by at least the margin.",
+        "Compute one plain (not squared) Euclidean distance per row, anchor to positive and "
+        "anchor to negative, by reducing over the D features. The violation is the first "
+        "distance minus the second plus the margin; clamp it at 0 (torch.relu) so satisfied "
+        "triplets cost nothing, and average over the B triplets.",
+        "(anchor - positive).norm(dim=1) is d(a, p) for every row, shape [B]; likewise d(a, n). "
+        "torch.relu(x) is max(0, x); the loss is .mean() of relu of d(a, p) - d(a, n) + "
+        "margin.",
+    ],
 )
 
 # --------------------------------------------------------------------------------------------
@@ -211,5 +222,19 @@ check_batch_hard_triplet_loss = make_check(
          "and a negative in the batch."),
         (lambda x, y, m=0.2: _bh_variant(x, y, m, reduce="sum"),
          "a sum over the anchors: the loss is the *mean* over the valid anchors."),
+    ],
+    hints=[
+        "Each anchor meets its farthest same-class embedding and its closest other-class one; "
+        "mask out the rest, itself included.",
+        "Get all B x B distances with distances.pairwise_distances. Compare the labels with "
+        "themselves by broadcasting to get a [B, B] same-class mask; the positives are that "
+        "mask without the diagonal (torch.eye), the negatives its complement. Per row, take the "
+        "max over the positives and the min over the negatives, with the masked-out entries "
+        "set to -inf and +inf (never 0). Average the clamped violations over the anchors that "
+        "have both a positive and a negative.",
+        "same = labels[:, None] == labels[None, :]; pos = same & ~torch.eye(B, dtype=torch.bool);"
+        " d.masked_fill(~pos, float('-inf')).amax(1) is each hardest positive, and .amin(1) "
+        "after filling the non-negatives with +inf each hardest negative; the valid anchors are "
+        "pos.any(1) & neg.any(1).",
     ],
 )

@@ -183,6 +183,19 @@ check_rotate_flip = make_check(
         (_about_the_corner, FLUX_CHANGED),
         (_global_random_numbers, NOT_REPEATABLE),
     ],
+    hints=[
+        "Every image needs its own coin flip and its own angle, drawn from the given "
+        "generator, and one rotation matrix per image.",
+        "Draw B uniform numbers from the generator for the flips (below 1/2: mirror the image "
+        "left-right, torch.flip on the last axis) and B more for the angles, scaled to "
+        "[0, 2 pi). Build theta, one [2, 3] matrix per image with the cosines and sines and no "
+        "shift, so [B, 2, 3]; F.affine_grid turns it into sampling grids and F.grid_sample "
+        "resamples the images (align_corners=False in both).",
+        "torch.rand(B, generator=generator) gives B draws; torch.where(flip[:, None, None, None],"
+        " x.flip(-1), x) mirrors the chosen images; stack the rows [cos, sin, 0] and "
+        "[-sin, cos, 0] into theta [B, 2, 3]; then grid = F.affine_grid(theta, list(x.shape), "
+        "align_corners=False) and F.grid_sample(x, grid, align_corners=False).",
+    ],
 )
 
 
@@ -239,5 +252,16 @@ check_redden = make_check(
         (lambda x, e: x - 0.4 * e[:, None, None, None] * _r()[None, :, None, None],
          "the extinction is subtracted from the flux: A_b is in magnitudes, and a change of "
          "magnitude *multiplies* the flux by a factor."),
+    ],
+    hints=[
+        "Dust dims each band by its own number of magnitudes, coefficient times colour "
+        "excess; a magnitude change multiplies the flux.",
+        "In band b the extinction is A_b = R_b E(B-V) magnitudes, and A magnitudes dim a flux "
+        "by the factor 10**(-0.4 A). Shape E(B-V) as [B, 1, 1, 1] and the coefficients as "
+        "[1, 3, 1, 1] (indexing with None) so that their product broadcasts to one factor per "
+        "image and band, then multiply the images by the factors.",
+        "ebv[:, None, None, None] * R_GRZ[None, :, None, None] is [B, 3, 1, 1] (move R_GRZ to "
+        "x's dtype and device first); x times 10 to the power of -0.4 times that product is "
+        "the reddened batch.",
     ],
 )

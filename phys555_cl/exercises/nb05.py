@@ -129,4 +129,16 @@ check_training_step = make_check(
          "first and then all of v2's, so z1 is its first half and z2 its second half, not "
          "every other row."),
     ],
+    hints=[
+        "One ordinary gradient step on NT-Xent between the projections of the two views of "
+        "each galaxy.",
+        "Four steps: clear the old gradients with the optimizer; run the model on both views "
+        "(one pass on the concatenated batch, or two passes) and keep z, not h; the loss is "
+        "nt_xent between the v1 embeddings and the v2 embeddings at the given temperature; "
+        "backpropagate and let the optimizer step. Return the loss as a Python float, not a "
+        "tensor.",
+        "model(torch.cat([v1, v2])) returns (h, z) for all 2B views, v1's first, so z.chunk(2) "
+        "gives z1 and z2; the loss is nt_xent(z1, z2, temperature). Put optimizer.zero_grad() "
+        "before and loss.backward(), optimizer.step() after, and return loss.item().",
+    ],
 )

@@ -114,4 +114,17 @@ check_knn_predict = make_check(
          "the labels are averaged: a class number is a name, not a quantity, so count the votes "
          "of each class and take the class with the most."),
     ],
+    hints=[
+        "A majority vote of the k most similar labelled galaxies, comparing directions, not "
+        "lengths; count votes, do not average labels.",
+        "Normalise the rows of train_h and test_h (F.normalize, dim=1) so that one matrix "
+        "product gives the [M, N] cosine similarities; topk along dim=1 gives the indices of "
+        "the k nearest training galaxies; look up their labels, count the votes of every class "
+        "(F.one_hot, then a sum over the k neighbours) and take the class with the most votes "
+        "(argmax).",
+        "similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T; "
+        "similarity.topk(k, dim=1).indices is [M, k]; F.one_hot(train_y[neighbours], "
+        "num_classes=C) summed over dim=1 is [M, C] with C = train_y.max() + 1; argmax(dim=1) "
+        "of that is the answer.",
+    ],
 )
