@@ -115,6 +115,10 @@ print(f"A quick matrix product on {DEVICE.type}: trace(x x^T) / 256 = "
 # So you can always run a notebook from top to bottom, come back to an exercise later, and see
 # immediately whether your version is right.
 #
+# Stuck? `ex.hint("0.1")` prints a deeper hint each time you call it: first the idea (the words
+# of the `NotImplementedError`), then the approach, then a hint close to the code. The check's
+# record notes how many hints you used.
+#
 # Let us see all three outcomes with a deliberately unfinished and a deliberately wrong
 # function first.
 
@@ -150,7 +154,7 @@ except AssertionError as err:
 # %%
 def flux_to_magnitude(flux):
     """AB magnitudes of fluxes in nanomaggies. flux: tensor of any shape -> same shape."""
-    ### HINT: use torch.log10; brighter objects have smaller magnitudes.
+    ### HINT: Brighter objects have smaller magnitudes; a factor of 100 in flux is 5 magnitudes, and 1 nanomaggie is magnitude 22.5.
     ### BEGIN SOLUTION
     return 22.5 - 2.5 * torch.log10(flux)
     ### END SOLUTION

@@ -71,11 +71,13 @@ fig = plotting.show_galaxies(images[:16], labels, ncols=8,
 # the expansion $\|\mathbf{a}-\mathbf{b}\|^2 = \|\mathbf{a}\|^2 + \|\mathbf{b}\|^2 -
 # 2\,\mathbf{a}\cdot\mathbf{b}$ (faster and lighter, but rounding can make it slightly negative:
 # clamp it at 0 before the square root). Keep the dtype of the inputs.
+#
+# Stuck? `ex.hint("1.1")` gives a deeper hint each time you call it.
 
 # %%
 def pairwise_distances(a, b):
     """Euclidean distances between every row of a [N, D] and every row of b [M, D] -> [N, M]."""
-    ### HINT: broadcast a[:, None, :] - b[None, :, :], square, sum over the last axis, sqrt.
+    ### HINT: Compare every row of a with every row of b at once, on an N by M by D grid of differences, then reduce over the D features.
     ### BEGIN SOLUTION
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return sq.clamp_min(0.0).sqrt()
@@ -200,7 +202,7 @@ fig = show_pairs(images, i, j, d_test_pix, same, title="Test pairs and their pix
 # %%
 def choose_threshold(d, same):
     """The threshold T maximising the accuracy of `d < T` => same. d: [P] float, same: [P] bool."""
-    ### HINT: sort d; a T between sorted[k-1] and sorted[k] calls the first k pairs "same".
+    ### HINT: Only the order of the distances matters: try the thresholds between neighbouring sorted distances and keep the best.
     ### BEGIN SOLUTION
     d_sorted, order = torch.sort(d)
     s = same[order].float()
@@ -292,7 +294,7 @@ d_test_before = pair_distances(siamese, i, j)
 # %%
 def contrastive_loss(d, same, margin=1.0):
     """Contrastive loss (Hadsell et al. 2006). d: [P] float, same: [P] bool -> scalar."""
-    ### HINT: y = same.float(); the mean of 0.5 * (y * d**2 + (1 - y) * relu(margin - d)**2).
+    ### HINT: Same pairs are pulled together; different pairs are pushed apart, but only until they are a margin apart.
     ### BEGIN SOLUTION
     y = same.to(d.dtype)
     return 0.5 * (y * d.pow(2) + (1 - y) * torch.relu(margin - d).pow(2)).mean()

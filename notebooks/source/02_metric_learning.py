@@ -113,11 +113,13 @@ print(f"The nearest pixel-space neighbour is of the same class for "
 # `anchor`, `positive`, `negative` are `[B, D]` embeddings (row $b$ is one triplet); return the
 # mean loss above as a 0-d tensor that keeps the gradient. Use the plain (not squared)
 # Euclidean distance.
+#
+# Stuck? `ex.hint("2.1")` gives a deeper hint each time you call it.
 
 # %%
 def triplet_loss(anchor, positive, negative, margin=0.2):
     """Mean triplet loss max(0, d(a, p) - d(a, n) + margin). Inputs [B, D] -> scalar."""
-    ### HINT: d_ap = (anchor - positive).norm(dim=1); then relu(d_ap - d_an + margin).mean().
+    ### HINT: A triplet costs something until the negative is farther from the anchor than the positive by at least the margin.
     ### BEGIN SOLUTION
     d_ap = (anchor - positive).pow(2).sum(1).sqrt()
     d_an = (anchor - negative).pow(2).sum(1).sqrt()
@@ -195,7 +197,7 @@ print(f"mean triplet loss over all 300 negatives: {losses.mean():.4f}; "
 # %%
 def batch_hard_triplet_loss(embeddings, labels, margin=0.2):
     """Batch-hard triplet loss (Hermans et al. 2017). embeddings [B, D], labels [B] -> scalar."""
-    ### HINT: positives: same & ~eye; masked_fill(~mask, -inf).amax(1), (+inf).amin(1).
+    ### HINT: Each anchor meets its farthest same-class embedding and its closest other-class one; mask out the rest, itself included.
     ### BEGIN SOLUTION
     d = distances.pairwise_distances(embeddings, embeddings)
     same = labels[:, None] == labels[None, :]

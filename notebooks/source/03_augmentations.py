@@ -112,6 +112,8 @@ plt.show()
 # shift or a scale (a scale $s$ in `theta` *shrinks* the picture by $s$).
 # Use `align_corners=False` in both calls, and `padding_mode="reflection"` in `grid_sample`:
 # as above, blank corners would tell the network the angle.
+#
+# Stuck? `ex.hint("3.1")` gives a deeper hint each time you call it.
 
 # %%
 import torch.nn.functional as F  # noqa: E402
@@ -119,7 +121,7 @@ import torch.nn.functional as F  # noqa: E402
 
 def rotate_flip(x, generator):
     """Random flip (p = 1/2) and rotation (U(0, 360) deg) of every image. [B, C, H, W] -> same."""
-    ### HINT: draw B flips and B angles with torch.rand(B, generator=generator); build theta [B, 2, 3]; affine_grid + grid_sample.
+    ### HINT: Every image needs its own coin flip and its own angle, drawn from the given generator, and one rotation matrix per image.
     ### BEGIN SOLUTION
     b = x.shape[0]
     flip = torch.rand(b, generator=generator, device=generator.device) < 0.5
@@ -167,7 +169,7 @@ R_GRZ = torch.tensor([3.214, 2.165, 1.211])
 
 def redden(x, ebv):
     """Apply Milky-Way extinction E(B-V) (one value per image, shape [B]) to g, r, z fluxes."""
-    ### HINT: factor = 10 ** (-0.4 * ebv[:, None, None, None] * R_GRZ[None, :, None, None])
+    ### HINT: Dust dims each band by its own number of magnitudes, coefficient times colour excess; a magnitude change multiplies the flux.
     ### BEGIN SOLUTION
     r = R_GRZ.to(x.device, x.dtype)
     return x * 10 ** (-0.4 * ebv[:, None, None, None] * r[None, :, None, None])

@@ -83,11 +83,13 @@ print(f"each row: 1 positive and {(role[0] == 2).sum()} negatives = 2(N-1) with 
 #
 # *Tip*: write small helper functions `s(i, j)` and `l(i, j)` inside your function, like the
 # slide does.
+#
+# Stuck? `ex.hint("4.1")` gives a deeper hint each time you call it.
 
 # %%
 def nt_xent_loops(z1, z2, tau):
     """NT-Xent with loops. z1, z2: [N, D] tensors (views 2k-1 and 2k); tau > 0 -> float64 scalar."""
-    ### HINT: put the 2N views in a dict z[1..2N], define s(i, j) and l(i, j), then average 2N terms.
+    ### HINT: Write the slide's three formulas as they stand, with small helper functions; a view is never in its own sum.
     ### BEGIN SOLUTION
     N = z1.shape[0]
     z = {}
@@ -125,7 +127,7 @@ nt_xent_loops = ex.check_nt_xent_loops(nt_xent_loops)
 # %%
 def nt_xent_vectorised(z1, z2, tau):
     """NT-Xent with one matrix product. z1, z2: [N, D]; returns a scalar of z1's dtype."""
-    ### HINT: z = normalize(cat([z1, z2])); s = z @ z.T / tau; diagonal -> -inf; cross_entropy with targets (i + N) % 2N.
+    ### HINT: Normalised views make all the similarities one matrix product; each row is then a classification whose answer is the partner.
     ### BEGIN SOLUTION
     n = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)

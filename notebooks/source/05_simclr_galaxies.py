@@ -105,11 +105,13 @@ print(f"images x: {tuple(x.shape)} -> representation h: {tuple(h.shape)} -> "
 #    notebook 04);
 # 4. `loss.backward()`, `optimizer.step()`, and return the loss as a Python float
 #    (`loss.item()`), for the progress bar.
+#
+# Stuck? `ex.hint("5.1")` gives a deeper hint each time you call it.
 
 # %%
 def training_step(model, optimizer, v1, v2, temperature):
     """One SimCLR optimisation step on positive pairs (v1[k], v2[k]); returns the loss (float)."""
-    ### HINT: zero_grad; (h, z) = model(cat([v1, v2])); loss = nt_xent(z1, z2, temperature); backward; step.
+    ### HINT: One ordinary gradient step on NT-Xent between the projections of the two views of each galaxy.
     ### BEGIN SOLUTION
     optimizer.zero_grad()
     _, z = model(torch.cat([v1, v2]))
@@ -306,7 +308,7 @@ for task, on_h, on_z in rows:
 # %%
 def my_augment():
     """The default GalaxyAugment with ONE setting changed (your choice)."""
-    ### HINT: an experiment changes one thing at a time; pick the invariance you want to test.
+    ### HINT: An experiment changes one thing at a time; pick the invariance you want to test.
     ### BEGIN SOLUTION
     return GalaxyAugment(degrees=(0.0, 0.0))  # rotation off
     ### END SOLUTION

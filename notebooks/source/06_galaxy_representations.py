@@ -126,11 +126,13 @@ plt.show()
 # 3. their labels, `train_y[neighbours]`, vote: `F.one_hot(..., num_classes=C).sum(dim=1)`
 #    counts the votes for each class, and `argmax(dim=1)` picks the winner (ties go to the
 #    smaller class index).
+#
+# Stuck? `ex.hint("6.1")` gives a deeper hint each time you call it.
 
 # %%
 def knn_predict(train_h, train_y, test_h, k):
     """Predict classes of test_h [M, D] from labelled train_h [N, D], train_y [N] -> [M] int64."""
-    ### HINT: cosine similarity (F.normalize, then @), topk(k, dim=1), one_hot votes, argmax.
+    ### HINT: A majority vote of the k most similar labelled galaxies, comparing directions, not lengths; count votes, do not average labels.
     ### BEGIN SOLUTION
     similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T
     neighbours = similarity.topk(k, dim=1).indices

@@ -210,11 +210,13 @@ print(f"uninformative scores, N = 8   : {uninformative.item():.5f} (log 8 = {np.
 # One matrix product and `F.cross_entropy` (which applies the softmax over the last axis) are
 # all you need; the check catches the usual slips (softmax over the wrong axis, the temperature
 # applied twice, the wrong positive, excluding something from the denominator).
+#
+# Stuck? `ex.hint("7.1")` gives a deeper hint each time you call it.
 
 # %%
 def info_nce_loss(query, keys, targets, temperature=1.0):
     """InfoNCE. query [M, D], keys [K, D], targets [M] int64 -> scalar (mean over queries)."""
-    ### HINT: one matrix product gives all M x K logits; F.cross_entropy picks each row's target.
+    ### HINT: Each query must pick out its own positive among all the keys: a softmax classification over the keys.
     ### BEGIN SOLUTION
     logits = query @ keys.T / temperature
     return F.cross_entropy(logits, targets)
@@ -275,7 +277,7 @@ print("x", tuple(train.x[:4].shape), "-> z", tuple(z.shape), "-> c", tuple(c.sha
 # %%
 def prediction_loss(z, c, W, k, temperature=1.0):
     """CPC prediction step. z [B, L, D], c [B, L, H], W [D, H], k >= 1 -> scalar InfoNCE."""
-    ### HINT: predictions c[:, :L-k] @ W.T; keys z.reshape(B*L, D); targets b*L + t + k.
+    ### HINT: The context at time t predicts the latent k windows later, against every window of the batch; find where the true future sits.
     ### BEGIN SOLUTION
     B, L, D = z.shape
     predictions = (c[:, : L - k] @ W.T).reshape(-1, D)

@@ -13,6 +13,13 @@ reference implementation. It has exactly three outcomes:
 Every outcome is also recorded in :data:`RESULTS` (see :func:`results`), so a grading tool can
 read it without parsing printed text.
 
+**Hints.** The message of an exercise's ``raise NotImplementedError`` is its first hint: the idea,
+in words. :func:`hint` (``ex.hint("1.1")`` in a notebook) prints the next level each time it is
+called: 1 the idea (the same text), 2 the approach (the steps, naming the tools), 3 a code-level
+hint (close to the solution, still to be written). How many levels a student has seen is
+recorded with the check's result (``hints_used``). The texts are declared with the check
+(``make_check(..., hints=[...])``, see there for why).
+
 A check is declared in a few lines::
 
     def _cases():
@@ -23,7 +30,10 @@ A check is declared in a few lines::
     check_my_norm = make_check(
         "1.1", "row norms", reference=my_reference, cases=_cases,
         returns=Returns.tensor(dtype="input"),
-        mistakes=[(lambda x: (x**2).sum(1), "the square root is missing")])
+        mistakes=[(lambda x: (x**2).sum(1), "the square root is missing")],
+        hints=["the length of a vector: Pythagoras over its components",
+               "square every component, add them up along each row, take the square root",
+               "x.pow(2) squares, .sum(dim=1) adds along the rows, .sqrt() finishes"])
 
 and in the notebook, in the exercise's cell: ``my_norm = ex.check_my_norm(my_norm)``.
 
@@ -69,7 +79,7 @@ from .compare import (
 )
 
 __all__ = ["Case", "CheckFailed", "ContractError", "ExerciseCheck", "Returns", "RESULTS",
-           "compare_outputs", "make_check", "results", "same_values"]
+           "compare_outputs", "hint", "make_check", "register", "results", "same_values"]
 
 #: Environment variable naming a JSON file that every check rewrites with :func:`results`.
 RESULTS_FILE_ENV = CHECK_RESULTS_ENV
@@ -177,22 +187,33 @@ class CheckResult:
     title: str
     status: str  # "right", "wrong" or "not done"
     message: str
+    hints_used: int = 0  # how many levels of ex.hint the student has seen (see hint)
 
 
 #: The last outcome of every exercise checked in this Python process, by exercise number.
 RESULTS: dict[str, CheckResult] = {}
 
+#: How many hint levels :func:`hint` has shown in this Python process, by exercise number.
+HINTS_USED: dict[str, int] = {}
+
 
 def results() -> dict[str, dict]:
     """The last outcome of every check run so far, ``{"7.1": {"exercise": "7.1", "title": ...,
-    "status": "right" | "wrong" | "not done", "message": ...}}``: what a grading tool reads
-    (e.g. in a last cell, ``json.dumps(ex.results())``). With ``PHYS555_CHECK_RESULTS=path``
-    every check also rewrites that JSON file."""
+    "status": "right" | "wrong" | "not done", "message": ..., "hints_used": 0}}``: what a
+    grading tool reads (e.g. in a last cell, ``json.dumps(ex.results())``). ``hints_used`` is
+    the number of hint levels :func:`hint` has shown for that exercise so far (also when asked
+    after the check ran). With ``PHYS555_CHECK_RESULTS=path`` every check and every hint also
+    rewrites that JSON file."""
     return {k: asdict(v) for k, v in RESULTS.items()}
 
 
 def _record(result: CheckResult) -> None:
+    result.hints_used = HINTS_USED.get(result.exercise, 0)
     RESULTS[result.exercise] = result
+    _write_results()
+
+
+def _write_results() -> None:
     path = os.environ.get(RESULTS_FILE_ENV)
     if path:
         try:
@@ -246,7 +267,7 @@ class ExerciseCheck:
                  compare: Callable | None = None, returns: Returns | None = None,
                  same: Callable | None = None, run: Callable = _call,
                  builds_on: Sequence[BuildsOn] = (), also: Callable | None = None,
-                 printer: Callable = print):
+                 hints: Sequence[str] = (), printer: Callable = print):
         self.exercise = exercise
         self.title = title
         self.reference = reference
@@ -260,6 +281,7 @@ class ExerciseCheck:
         self.run = run
         self.builds_on = tuple(builds_on)
         self.also = also
+        self.hints = _hint_texts(exercise, hints)
         self.printer = printer
         self.__doc__ = (f"Check Exercise {exercise} ({title}): pass your function, get back "
                         f"your function if it is right or the reference if it is not done yet."
@@ -426,7 +448,7 @@ def make_check(exercise: str, title: str, reference: Callable,
                mistakes: Sequence[tuple[Callable, str]] = (), compare: Callable | None = None,
                returns: Returns | None = None, same: Callable | None = None,
                run: Callable = _call, builds_on: Sequence[BuildsOn] = (),
-               also: Callable | None = None) -> ExerciseCheck:
+               also: Callable | None = None, hints: Sequence[str] = ()) -> ExerciseCheck:
     """Build the check for one exercise.
 
     Args:
@@ -449,7 +471,101 @@ def make_check(exercise: str, title: str, reference: Callable,
         builds_on: earlier exercises called by name (:class:`BuildsOn`), replaced by their
             references while checking.
         also: ``also(student_fn) -> None | str``: one more test once every case is right.
+        hints: the texts :func:`hint` shows, one per level, most general first: the idea in
+            words (exactly the ``### HINT:`` line of the notebook source, which the student sees
+            in the ``raise NotImplementedError`` line: no code), the approach (the steps in
+            words, naming the tools), then a code-level hint that still leaves the function to
+            be written.
+
+    The hints sit here, next to the typical mistakes, rather than in a file of their own: the
+    same person writes both for one exercise, and must see them side by side to keep the
+    levels of disclosure in order (the first hint gives away the least; no mistake message
+    gives away more than the last hint). The first hint is also the ``### HINT:`` line of the
+    notebook source, the one text kept in two places; ``tests/test_exercises_hints.py`` checks
+    that the two are identical.
     """
     return ExerciseCheck(exercise, title, reference, cases, atol=atol, rtol=rtol,
                          mistakes=mistakes, compare=compare, returns=returns, same=same, run=run,
-                         builds_on=builds_on, also=also)
+                         builds_on=builds_on, also=also, hints=hints)
+
+
+# --------------------------------------------------------------------------------------------
+# hints on request: ex.hint("1.1")
+# --------------------------------------------------------------------------------------------
+
+#: The level names :func:`hint` prints, for an exercise with three hints.
+HINT_LEVELS = ("the idea", "the approach", "close to the code")
+
+#: The course's checks by exercise number, as :func:`register` received them.
+CHECKS: dict[str, ExerciseCheck] = {}
+
+
+def _hint_texts(exercise: str, hints: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(hints, str):
+        raise TypeError(f"Exercise {exercise}: hints is a list of texts, one per level, not "
+                        f"one string.")
+    texts = tuple(hints)
+    for level, text in enumerate(texts, start=1):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"Exercise {exercise}: hint {level} is empty or not a text.")
+    return tuple(text.strip() for text in texts)
+
+
+def register(check: ExerciseCheck) -> ExerciseCheck:
+    """Make ``check``'s hints available to :func:`hint` under its exercise number (the package
+    registers every ``check_*`` of ``nbNN.py``); returns the check."""
+    CHECKS[check.exercise] = check
+    return check
+
+
+def _exercise_key(exercise) -> str:
+    """``"1.1"`` from ``"1.1"``, ``1.1`` or ``"Exercise 1.1"``."""
+    text = str(exercise).strip()
+    if text.lower().startswith("exercise"):
+        text = text[len("exercise"):].strip()
+    return text
+
+
+def _sort_key(number: str):
+    return tuple(int(part) if part.isdigit() else part for part in number.split("."))
+
+
+def hint(exercise, *, printer: Callable = print) -> None:
+    """Print the next hint for ``exercise`` (``"1.1"``): each call goes one level deeper.
+
+    Level 1 is the idea (the same words as the exercise's ``raise NotImplementedError``), level 2
+    the approach (the steps, naming the tools), level 3 a code-level hint; after the last one it
+    says there are no more. Every level shown is counted in ``HINTS_USED`` and in the
+    exercise's check result (``results()[exercise]["hints_used"]``), which is updated even when
+    the check ran before the hint was asked. Restarting the kernel starts again at level 1.
+
+    Raises ``ValueError`` listing the valid numbers when ``exercise`` is not one of the course's.
+    """
+    number = _exercise_key(exercise)
+    check = CHECKS.get(number)
+    if check is None:
+        valid = ", ".join(sorted(CHECKS, key=_sort_key)) or "none"
+        raise ValueError(f"There is no exercise {exercise!r} with hints. The exercises are: "
+                         f"{valid} (for example ex.hint(\"1.1\")).")
+    texts = check.hints
+    if not texts:
+        printer(f"Exercise {number} ({check.title}) has no hints yet: the text above the "
+                f"exercise and the check's message are all there is.")
+        return
+    seen = HINTS_USED.get(number, 0)
+    if seen >= len(texts):
+        printer(f"Exercise {number}: no more hints, you have seen all {len(texts)}. Compare "
+                f"your function, step by step, with the lecture's formula in the text above "
+                f"the exercise, and read what the check says about the first case it fails.")
+        return
+    level = seen + 1
+    names = HINT_LEVELS if len(texts) == len(HINT_LEVELS) else ()
+    label = f" ({names[level - 1]})" if names else ""
+    more = (f" (ex.hint(\"{number}\") again for hint {level + 1}.)" if level < len(texts)
+            else " (That was the last hint.)")
+    printer(f"Exercise {number}, hint {level} of {len(texts)}{label}: {_sentence(texts[level - 1])}"
+            f"{more}")
+    HINTS_USED[number] = level
+    if number in RESULTS:
+        RESULTS[number].hints_used = level
+        _write_results()

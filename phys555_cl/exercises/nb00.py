@@ -31,15 +31,26 @@ check_flux_to_magnitude = make_check(
         (lambda f: ZERO_POINT - 2.5 * torch.log(f),
          "torch.log is the natural logarithm; magnitudes use log10."),
         (lambda f: ZERO_POINT + 2.5 * torch.log10(f),
-         "the sign: brighter objects have *smaller* magnitudes, so it is 22.5 - 2.5 log10(f)."),
+         "the sign of the logarithm term: brighter objects have *smaller* magnitudes, so the "
+         "magnitude must go down as the flux goes up."),
         (lambda f: -2.5 * torch.log10(f),
          "the zero point 22.5 is missing."),
         (lambda f: ZERO_POINT - torch.log10(f),
-         "the factor 2.5 is missing: m = 22.5 - 2.5 log10(f)."),
+         "the factor 2.5 is missing: a factor of 100 in flux is 5 magnitudes, not 2."),
         (lambda f: ZERO_POINT - 0.4 * torch.log10(f),
-         "the factor is 2.5, not 0.4 (0.4 = 1/2.5 is the factor of the inverse relation, "
-         "f = 10**(-0.4 (m - 22.5)))."),
+         "the factor is 2.5, not 0.4 (0.4 = 1/2.5 belongs to the inverse relation, from "
+         "magnitudes to fluxes)."),
         (lambda f: 2.5 * torch.log10(f) - ZERO_POINT,
-         "the whole formula is negated: m = 22.5 - 2.5 log10(f)."),
+         "the whole result is negated: the zero point and the logarithm term both have the "
+         "wrong sign."),
+    ],
+    hints=[
+        "Brighter objects have smaller magnitudes; a factor of 100 in flux is 5 magnitudes, "
+        "and 1 nanomaggie is magnitude 22.5.",
+        "The magnitude is the zero point 22.5 minus a multiple of the base-10 logarithm of the "
+        "flux: torch.log10, not torch.log (the natural logarithm). Tensor arithmetic works on "
+        "every element, so no loop is needed and the shape and dtype stay the same.",
+        "One return line: 22.5, minus 2.5 times torch.log10 of the flux, exactly the lecture's "
+        "formula written with a tensor operation.",
     ],
 )

@@ -85,14 +85,25 @@ check_pairwise_distances = make_check(
          "rows and columns are swapped: entry [i, j] compares a[i] with b[j], so the result "
          "is [N, M] (your result is the transpose)."),
         (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).sum(1).sqrt(),
-         "the sum runs over the wrong axis: a[:, None, :] - b[None, :, :] has shape [N, M, D]; "
-         "sum over the last axis (the D features)."),
+         "the sum runs over the wrong axis: the broadcast differences have shape [N, M, D], and "
+         "a distance sums over the D features, not over the M points."),
         (lambda a, b: (a[:, None, :] - b[None, :, :]).abs().sum(-1),
-         "this is the L1 (Manhattan) distance: square the differences, sum them, then take "
-         "the square root."),
+         "this is the L1 (Manhattan) distance, a sum of absolute differences, not the "
+         "Euclidean (L2) distance."),
         (lambda a, b: (a[:, None, :] - b[None, :, :]).pow(2).mean(-1).sqrt(),
          "a mean over the features instead of a sum: the Euclidean distance sums the squared "
          "differences."),
+    ],
+    hints=[
+        "Compare every row of a with every row of b at once, on an N by M by D grid of "
+        "differences, then reduce over the D features.",
+        "Insert size-1 axes (indexing with None) so that a looks [N, 1, D] and b [1, M, D]; "
+        "their difference broadcasts to [N, M, D]. Square it, sum over the last axis and take "
+        "the square root. The faster route expands |a - b|^2 = |a|^2 + |b|^2 - 2 a.b with one "
+        "matrix product; clamp it at 0 before the square root.",
+        "a[:, None, :] - b[None, :, :] is the [N, M, D] grid of differences; .pow(2), "
+        ".sum(dim=-1) and .sqrt() turn it into [N, M]. (Expansion: the row norms squared, "
+        "broadcast as a column and a row, minus 2 * a @ b.T, then .clamp_min(0).)",
     ],
 )
 
@@ -228,6 +239,19 @@ check_choose_threshold = make_check(
         (_best_accuracy,
          "this is the best accuracy, not the threshold that gives it: return T."),
     ],
+    hints=[
+        "Only the order of the distances matters: try the thresholds between neighbouring "
+        "sorted distances and keep the best.",
+        "Sort the distances (torch.sort) and put the labels in the same order. Candidate k calls "
+        "the first k sorted pairs 'same': it gets right the 'same' pairs among the first k and "
+        "the 'different' pairs after them; torch.cumsum counts both for every k at once. Take "
+        "the best k (argmax), skip cuts between two equal distances, and return a T between "
+        "sorted distance k-1 and k.",
+        "With s the sorted labels as floats, the pairs right for cut k are cumsum(s) up to k "
+        "plus the 'different' pairs after k, i.e. the total of (1 - s) minus cumsum(1 - s) up "
+        "to k (prepend a 0 for k = 0). For the best k, T is the midpoint of sorted[k-1] and "
+        "sorted[k], or a little below (k = 0) or above (k = P) every distance.",
+    ],
 )
 
 # --------------------------------------------------------------------------------------------
@@ -264,22 +288,34 @@ check_contrastive_loss = make_check(
     mistakes=[
         (lambda d, s, m=1.0: _half_mean((1 - _y(s, d)) * d ** 2
                                         + _y(s, d) * torch.relu(m - d) ** 2),
-         "same and different are swapped: same pairs (y = 1) pay d^2 / 2, different pairs pay "
-         "max(0, m - d)^2 / 2."),
+         "same and different are swapped: the same pairs (y = 1) are the ones pulled together "
+         "(their cost grows with d), the different pairs the ones pushed out to the margin."),
         (lambda d, s, m=1.0: _half_mean(_y(s, d) * d ** 2 + (1 - _y(s, d)) * (m - d) ** 2),
-         "the clamp is missing: a different pair beyond the margin must cost 0, so use "
-         "torch.relu(margin - d) (or .clamp_min(0)) before squaring."),
+         "the clamp at 0 is missing: a different pair beyond the margin (d > m) must cost "
+         "nothing, yet squaring a negative m - d makes it cost again."),
         (lambda d, s, m=1.0: _half_mean(_y(s, d) * d + (1 - _y(s, d)) * torch.relu(m - d)),
-         "the two terms must be squared: d^2 and max(0, m - d)^2."),
+         "neither term is squared: the loss is quadratic in the distance, for same pairs "
+         "and for different pairs inside the margin."),
         (lambda d, s, m=1.0: _half_mean(_y(s, d) * d ** 2
                                         + (1 - _y(s, d)) * torch.relu(m - d ** 2)),
-         "the margin is compared with d, not d^2: use max(0, m - d)^2."),
+         "the margin is compared with d^2: it is compared with the distance d itself, and "
+         "the square comes after the clamp."),
         (lambda d, s, m=1.0: 0.5 * (_y(s, d) * d ** 2 + (1 - _y(s, d)) * torch.relu(m - d) ** 2)
          .sum(),
          "a sum over pairs: the loss is the *mean* over the P pairs."),
         (lambda d, s, m=1.0: 2 * contrastive_loss(d, s, m),
          "the factor 1/2 is missing (each term is halved, as in Hadsell et al.'s paper)."),
         (lambda d, s, m=1.0: contrastive_loss(d, s, 1.0),
-         "the `margin` argument is not used (the margin is always 1): use max(0, margin - d)."),
+         "the `margin` argument is not used (your margin is always 1)."),
+    ],
+    hints=[
+        "Same pairs are pulled together; different pairs are pushed apart, but only until "
+        "they are a margin apart.",
+        "Turn `same` into y, a float tensor of 1s and 0s, so that one expression covers both "
+        "kinds of pair: y picks the same-pair cost (half the squared distance), 1 - y the "
+        "different-pair cost (half the square of the margin minus d, clamped at 0 with "
+        "torch.relu first). Average over the P pairs with .mean(), which keeps the gradient.",
+        "y = same.to(d.dtype); torch.relu(margin - d) is max(0, m - d); combine y * d**2 and "
+        "(1 - y) * (that clamp)**2, multiply by 0.5 and take .mean().",
     ],
 )

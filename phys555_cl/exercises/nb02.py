@@ -123,23 +123,36 @@ check_triplet_loss = make_check(
          "||a - p||_2 (take the square root)."),
         (lambda a, p, n, m=0.2: (_norm(a - p) - _norm(a - n) + m).mean(),
          "the max(0, .) is missing: satisfied (easy) triplets must cost 0, not a negative "
-         "amount; use torch.relu."),
+         "amount."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(a - n) + m).sum(),
          "a sum over the triplets: the loss is the *mean* over the batch."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - n) - _norm(a - p) + m).mean(),
-         "positive and negative are swapped: the loss is d(a, p) - d(a, n) + margin (the "
-         "positive should end up closer)."),
+         "positive and negative are swapped: the loss should grow when the *positive* is far "
+         "from the anchor, and shrink when the negative is (the positive should end up "
+         "closer)."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(a - n) - m).mean(),
-         "the margin has the wrong sign: it is d(a, p) - d(a, n) + margin."),
+         "the margin has the wrong sign: a triplet should cost something until the negative "
+         "is farther than the positive *by at least* the margin, not already when it is a "
+         "margin closer."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(p - n) + m).mean(),
          "the negative's distance is measured from the positive: both distances are from the "
          "anchor, d(a, p) and d(a, n)."),
         (lambda a, p, n, m=0.2: torch.relu((a - p).norm() - (a - n).norm() + m),
-         "the norm runs over the whole batch: take one distance per row, e.g. "
-         "(anchor - positive).norm(dim=1)."),
+         "the norm runs over the whole batch: every triplet (row) needs its own distance."),
         (lambda a, p, n, m=0.2: torch.relu(_norm(a - p) - _norm(a - n)).mean(),
-         "the margin is missing: max(0, d(a, p) - d(a, n) + margin); without it the loss "
-         "stops as soon as the negative is a hair farther than the positive."),
+         "the margin is missing: without it the loss stops as soon as the negative is a hair "
+         "farther than the positive."),
+    ],
+    hints=[
+        "A triplet costs something until the negative is farther from the anchor than the "
+        "positive by at least the margin.",
+        "Compute one plain (not squared) Euclidean distance per row, anchor to positive and "
+        "anchor to negative, by reducing over the D features. The violation is the first "
+        "distance minus the second plus the margin; clamp it at 0 (torch.relu) so satisfied "
+        "triplets cost nothing, and average over the B triplets.",
+        "(anchor - positive).norm(dim=1) is d(a, p) for every row, shape [B]; likewise d(a, n). "
+        "torch.relu(x) is max(0, x); the loss is .mean() of relu of d(a, p) - d(a, n) + "
+        "margin.",
     ],
 )
 
@@ -193,12 +206,12 @@ check_batch_hard_triplet_loss = make_check(
     mistakes=[
         (lambda x, y, m=0.2: _bh_variant(x, y, m, self_pos=True),
          "self-pairs are not masked: an anchor counts as its own positive (distance 0). Remove "
-         "the diagonal from the positives (same & ~torch.eye(B, dtype=bool)), so an anchor "
-         "without another galaxy of its class is skipped."),
+         "the diagonal from the positives, so an anchor without another galaxy of its class is "
+         "skipped."),
         (lambda x, y, m=0.2: _bh_variant(x, y, m, fill_zero=True),
          "the masked-out entries were set to 0 (e.g. d * mask) before the min: the hardest "
-         "negative then becomes 0. Fill them with +inf before the min (and -inf before the "
-         "max), e.g. d.masked_fill(~neg, float('inf'))."),
+         "negative then becomes 0. Masked-out entries must be unable to win: +inf before a "
+         "min, -inf before a max."),
         (lambda x, y, m=0.2: _bh_variant(x, y, m, easiest=True),
          "these are the *easiest* triplets: the hardest positive is the *farthest* one (max) "
          "and the hardest negative the *closest* one (min)."),
@@ -209,5 +222,19 @@ check_batch_hard_triplet_loss = make_check(
          "and a negative in the batch."),
         (lambda x, y, m=0.2: _bh_variant(x, y, m, reduce="sum"),
          "a sum over the anchors: the loss is the *mean* over the valid anchors."),
+    ],
+    hints=[
+        "Each anchor meets its farthest same-class embedding and its closest other-class one; "
+        "mask out the rest, itself included.",
+        "Get all B x B distances with distances.pairwise_distances. Compare the labels with "
+        "themselves by broadcasting to get a [B, B] same-class mask; the positives are that "
+        "mask without the diagonal (torch.eye), the negatives its complement. Per row, take the "
+        "max over the positives and the min over the negatives, with the masked-out entries "
+        "set to -inf and +inf (never 0). Average the clamped violations over the anchors that "
+        "have both a positive and a negative.",
+        "same = labels[:, None] == labels[None, :]; pos = same & ~torch.eye(B, dtype=torch.bool);"
+        " d.masked_fill(~pos, float('-inf')).amax(1) is each hardest positive, and .amin(1) "
+        "after filling the non-negatives with +inf each hardest negative; the valid anchors are "
+        "pos.any(1) & neg.any(1).",
     ],
 )

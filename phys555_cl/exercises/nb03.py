@@ -66,7 +66,7 @@ FLUX_CHANGED = ("a rotation or a flip must move light around, not create or remo
 OFF_CENTRE = ("the light moved away from the centre: rotate about the image centre (with "
               "F.affine_grid the centre is coordinate (0, 0)), and do not shift the image")
 ONE_DRAW = ("all the images came out identical: draw a separate random angle and flip for "
-            "*every* image (e.g. torch.rand(B, generator=generator)), not one for the whole batch")
+            "*every* image, not one for the whole batch")
 QUARTER_TURNS = ("the angles look like multiples of 90 degrees only: galaxies have no preferred "
                  "orientation, so draw the angle uniformly in [0, 360) degrees")
 ALL_OR_NONE_MIRRORED = ("either every image or no image was mirrored: flip each image with "
@@ -185,6 +185,19 @@ check_rotate_flip = make_check(
         (_about_the_corner, FLUX_CHANGED),
         (_global_random_numbers, NOT_REPEATABLE),
     ],
+    hints=[
+        "Every image needs its own coin flip and its own angle, drawn from the given "
+        "generator, and one rotation matrix per image.",
+        "Draw B uniform numbers from the generator for the flips (below 1/2: mirror the image "
+        "left-right, torch.flip on the last axis) and B more for the angles, scaled to "
+        "[0, 2 pi). Build theta, one [2, 3] matrix per image with the cosines and sines and no "
+        "shift, so [B, 2, 3]; F.affine_grid turns it into sampling grids and F.grid_sample "
+        "resamples the images (align_corners=False in both).",
+        "torch.rand(B, generator=generator) gives B draws; torch.where(flip[:, None, None, None],"
+        " x.flip(-1), x) mirrors the chosen images; stack the rows [cos, sin, 0] and "
+        "[-sin, cos, 0] into theta [B, 2, 3]; then grid = F.affine_grid(theta, list(x.shape), "
+        "align_corners=False) and F.grid_sample(x, grid, align_corners=False).",
+    ],
 )
 
 
@@ -217,9 +230,10 @@ check_redden = make_check(
     returns=Returns.tensor(dtype="input", why="the reddened images go into the encoder"),
     mistakes=[
         (lambda x, e: x * 10 ** (0.4 * e[:, None, None, None] * _r()[None, :, None, None]),
-         "dust makes galaxies fainter: the exponent is -0.4 * R_b * E(B-V)."),
+         "the exponent has the wrong sign: dust makes galaxies fainter, so every factor on "
+         "the flux must be below 1."),
         (lambda x, e: x * torch.exp(-0.4 * e[:, None, None, None] * _r()[None, :, None, None]),
-         "magnitudes are base-10 logarithms: use 10 ** (...), not exp(...)."),
+         "the base is e: magnitudes are base-10 logarithms, so the factor is a power of 10."),
         (lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None] * _r()[0]),
          "every band got the g-band coefficient: use R_g, R_r, R_z for the three bands."),
         (lambda x, e: x * 10 ** (-0.4 * e[:, None, None, None]),
@@ -228,12 +242,23 @@ check_redden = make_check(
          "the coefficients are broadcast along the image width instead of the bands "
          "(shape them [1, 3, 1, 1])."),
         (lambda x, e: x * 10 ** (-e[:, None, None, None] * _r()[None, :, None, None]),
-         "the factor 0.4 is missing: a magnitude change A_b dims a flux by 10**(-0.4 A_b)."),
+         "the factor 0.4 is missing: one magnitude is a factor of 10**0.4 (about 2.512) in "
+         "flux, not 10."),
         (lambda x, e: x * 10 ** (-2.5 * e[:, None, None, None] * _r()[None, :, None, None]),
-         "the factor is 0.4, not 2.5: a magnitude change A_b dims a flux by 10**(-0.4 A_b) "
-         "(2.5 goes the other way, from fluxes to magnitudes)."),
+         "the factor is 0.4, not 2.5 (2.5 goes the other way, from fluxes to magnitudes)."),
         (lambda x, e: x - 0.4 * e[:, None, None, None] * _r()[None, :, None, None],
-         "the extinction is subtracted from the flux: A_b is in magnitudes, so it multiplies "
-         "the flux by 10**(-0.4 A_b)."),
+         "the extinction is subtracted from the flux: A_b is in magnitudes, and a change of "
+         "magnitude *multiplies* the flux by a factor."),
+    ],
+    hints=[
+        "Dust dims each band by its own number of magnitudes, coefficient times colour "
+        "excess; a magnitude change multiplies the flux.",
+        "In band b the extinction is A_b = R_b E(B-V) magnitudes, and A magnitudes dim a flux "
+        "by the factor 10**(-0.4 A). Shape E(B-V) as [B, 1, 1, 1] and the coefficients as "
+        "[1, 3, 1, 1] (indexing with None) so that their product broadcasts to one factor per "
+        "image and band, then multiply the images by the factors.",
+        "ebv[:, None, None, None] * R_GRZ[None, :, None, None] is [B, 3, 1, 1] (move R_GRZ to "
+        "x's dtype and device first); x times 10 to the power of -0.4 times that product is "
+        "the reddened batch.",
     ],
 )

@@ -52,7 +52,8 @@ MISTAKES = [
     (lambda z1, z2, t: _variant(z1, z2, t, mask_self=False),
      "the self-similarity s_ii is still in the denominator; the sum runs over k != i."),
     (lambda z1, z2, t: _variant(z1, z2, t, normalize=False),
-     "the embeddings are not normalised: s_ij uses z_i . z_j / (|z_i| |z_j|), a cosine."),
+     "the embeddings are not normalised: s_ij is a cosine similarity (over tau), not a plain "
+     "dot product."),
     (lambda z1, z2, t: _variant(z1, z2, t, norm_dim=0),
      "the normalisation is along the wrong axis: normalise each embedding (each row, dim=1)."),
     (lambda z1, z2, t: _variant(z1, z2, t, tau_power=2),
@@ -78,10 +79,34 @@ check_nt_xent_loops = make_check(
     "4.1", "NT-Xent with loops", _loop_reference, lambda: _cases(torch.float64),
     atol=1e-8, rtol=1e-8, mistakes=MISTAKES,
     returns=Returns.tensor(scalar=True, dtype=torch.float64, grad=True,
-                           why="a loss to train with, computed in float64 like the slide"))
+                           why="a loss to train with, computed in float64 like the slide"),
+    hints=[
+        "Write the slide's three formulas as they stand, with small helper functions; a view "
+        "is never in its own sum.",
+        "Put the 2N views in a dict keyed 1..2N (z1[k-1] is view 2k-1, z2[k-1] is view 2k), in "
+        "float64 (.double()). Define s(i, j), the cosine similarity divided by tau, and "
+        "l(i, j), minus the log of exp(s(i, j)) over the sum of exp(s(i, k)) for every k "
+        "except i. Add up l(2k-1, 2k) and l(2k, 2k-1) for every k and divide by 2N.",
+        "s(i, j) is torch.dot(z[i], z[j]) divided by tau * z[i].norm() * z[j].norm(); the "
+        "denominator of l(i, j) is a Python sum of torch.exp(s(i, k)) over "
+        "range(1, 2 * N + 1) with k != i; the loss is the sum over k of the two l terms, "
+        "divided by 2 * N.",
+    ])
 
 check_nt_xent_vectorised = make_check(
     "4.2", "NT-Xent with one matrix product", nt_xent, lambda: _cases(torch.float32),
     atol=1e-5, rtol=1e-5, mistakes=MISTAKES,
     returns=Returns.tensor(scalar=True, dtype="input", grad=True,
-                           why="notebook 05 trains SimCLR with this loss"))
+                           why="notebook 05 trains SimCLR with this loss"),
+    hints=[
+        "Normalised views make all the similarities one matrix product; each row is then a "
+        "classification whose answer is the partner.",
+        "Stack the views into one [2N, D] tensor (torch.cat) and normalise every row "
+        "(F.normalize, dim=1); one matrix product divided by tau gives every s_ij. Set the "
+        "diagonal to -inf (masked_fill with torch.eye) so a view drops out of its own softmax, "
+        "and let F.cross_entropy treat each row as a classification whose target is the column "
+        "of its partner.",
+        "z = F.normalize(torch.cat([z1, z2]), dim=1); s = z @ z.T / tau with the diagonal "
+        "filled with float('-inf'); in the stacked order the partner of row i is row "
+        "(i + N) % (2N), and F.cross_entropy(s, targets) already averages over the 2N rows.",
+    ])

@@ -123,12 +123,26 @@ check_training_step = make_check(
         (_on_h,
          "the loss is computed on h; SimCLR puts the loss on the projection z = g(h)."),
         (_default_temperature,
-         "the `temperature` argument is not used: pass it to nt_xent(z1, z2, temperature)."),
+         "the `temperature` argument is not used: nt_xent fell back on its default "
+         "temperature."),
         (_same_view,
          "both embeddings come from the same view: use v1 for z1 and v2 for z2."),
         (_interleaved_split,
-         "the embeddings are split wrongly: model(torch.cat([v1, v2])) returns all of v1's "
-         "views first, so z1, z2 = z.chunk(2) (not z[::2] and z[1::2])."),
+         "the embeddings are split wrongly: the concatenated batch holds all of v1's views "
+         "first and then all of v2's, so z1 is its first half and z2 its second half, not "
+         "every other row."),
+    ],
+    hints=[
+        "One ordinary gradient step on NT-Xent between the projections of the two views of "
+        "each galaxy.",
+        "Four steps: clear the old gradients with the optimizer; run the model on both views "
+        "(one pass on the concatenated batch, or two passes) and keep z, not h; the loss is "
+        "nt_xent between the v1 embeddings and the v2 embeddings at the given temperature; "
+        "backpropagate and let the optimizer step. Return the loss as a Python float, not a "
+        "tensor.",
+        "model(torch.cat([v1, v2])) returns (h, z) for all 2B views, v1's first, so z.chunk(2) "
+        "gives z1 and z2; the loss is nt_xent(z1, z2, temperature). Put optimizer.zero_grad() "
+        "before and loss.backward(), optimizer.step() after, and return loss.item().",
     ],
 )
 
@@ -180,4 +194,13 @@ def _compare_experiment(got, expected, case) -> str | None:
 check_experiment_augment = make_check(
     "5.2", "an augmentation experiment", experiment_augment_reference, _experiment_cases,
     compare=_compare_experiment,
+    hints=[
+        "An experiment changes one thing at a time; pick the invariance you want to test.",
+        "Start from the default pipeline and change a single setting: turn one augmentation "
+        "off, or widen its range well beyond the default. Before running, write down which "
+        "probes you expect to move and which way.",
+        "Return GalaxyAugment with one keyword argument set, for example the rotation range "
+        "degrees set to (0.0, 0.0), or delta_mag set to (-2.0, 2.0) for a wide brightness "
+        "change; help(GalaxyAugment) lists the keywords and their defaults.",
+    ],
 )

@@ -102,16 +102,29 @@ check_knn_predict = make_check(
                      "so that a galaxy's brightness, which scales h, does not decide."),
         (_dot, "the dot product is not normalised: divide by the lengths (F.normalize) to get "
                "the cosine similarity."),
-        (_farthest, "these are the *least* similar galaxies: topk(..., largest=True) on the "
-                    "similarity."),
+        (_farthest, "these are the *least* similar galaxies: the neighbours are the ones "
+                    "with the *largest* cosine similarity."),
         (_first_neighbour_dropped,
          "the most similar training galaxy is skipped: the test galaxies are not in the "
          "training set, so the first of the top k is a real neighbour; keep all k."),
         (_k_ignored,
-         "only the single nearest neighbour votes: take the k most similar galaxies "
-         "(.topk(k, dim=1)) and a majority vote over their labels."),
+         "only the single nearest neighbour votes: the k most similar galaxies should vote, "
+         "and the majority wins."),
         (_mean_label,
          "the labels are averaged: a class number is a name, not a quantity, so count the votes "
-         "of each class (e.g. F.one_hot(...).sum(1)) and take the class with the most."),
+         "of each class and take the class with the most."),
+    ],
+    hints=[
+        "A majority vote of the k most similar labelled galaxies, comparing directions, not "
+        "lengths; count votes, do not average labels.",
+        "Normalise the rows of train_h and test_h (F.normalize, dim=1) so that one matrix "
+        "product gives the [M, N] cosine similarities; topk along dim=1 gives the indices of "
+        "the k nearest training galaxies; look up their labels, count the votes of every class "
+        "(F.one_hot, then a sum over the k neighbours) and take the class with the most votes "
+        "(argmax).",
+        "similarity = F.normalize(test_h, dim=1) @ F.normalize(train_h, dim=1).T; "
+        "similarity.topk(k, dim=1).indices is [M, k]; F.one_hot(train_y[neighbours], "
+        "num_classes=C) summed over dim=1 is [M, C] with C = train_y.max() + 1; argmax(dim=1) "
+        "of that is the answer.",
     ],
 )

@@ -111,7 +111,19 @@ check_info_nce = make_check(
                          "nothing: every key is a candidate."),
         (_summed, "the losses are summed over queries; take their mean."),
         (_cosine, "the scores are cosine similarities: InfoNCE here scores with the plain dot "
-                  "product query @ keys.T (do not normalise)."),
+                  "product (do not normalise)."),
+    ],
+    hints=[
+        "Each query must pick out its own positive among all the keys: a softmax "
+        "classification over the keys.",
+        "Score every query against every key with one matrix product and divide by the "
+        "temperature: an [M, K] table of logits, one row per query. Each row is then a "
+        "classification over the K keys whose correct class is targets[i]: F.cross_entropy "
+        "applies the softmax along each row, picks that column and averages over the queries. "
+        "Do not normalise, and leave nothing out of the denominator.",
+        "logits = query @ keys.T / temperature has shape [M, K]; F.cross_entropy(logits, "
+        "targets) is the mean over the rows of -log softmax(logits)[i, targets[i]], which is "
+        "InfoNCE.",
     ],
 )
 
@@ -202,10 +214,24 @@ check_prediction_loss = make_check(
         (_predict_the_past, "prediction and target are swapped in time: c_{t+k} is used to "
                             "predict z_t; predict the future z_{t+k} from c_t."),
         (_no_batch_offset, "the target index forgets the sequence: in the flattened keys, "
-                           "z_{b,t+k} is row b*L + t + k."),
+                           "each sequence's L windows come after those of the sequences "
+                           "before it."),
         (_same_time_negatives_only, "the negatives are only the other sequences at the same "
                                     "time; use every window of every sequence as a key."),
         (_same_sequence_negatives_only, "the negatives are only other times of the same "
                                         "sequence; use every window of every sequence."),
+    ],
+    hints=[
+        "The context at time t predicts the latent k windows later, against every window of "
+        "the batch; find where the true future sits.",
+        "Only the contexts t = 0 .. L-k-1 have a future inside their sequence: take those, "
+        "apply W (a matrix product with its transpose) and flatten them to [B(L-k), D]. The "
+        "keys are all B L latents, flattened to [B L, D]. The target of the prediction made at "
+        "(b, t) is the row of z at (b, t + k) in the flattened keys. Then call your "
+        "info_nce_loss from 7.1.",
+        "predictions: c[:, :L - k] @ W.T, reshaped to (-1, D); keys: z.reshape(B * L, D); z at "
+        "(b, t + k) is row b * L + t + k of the keys, so build the targets for every b and t "
+        "with torch.arange and broadcasting, flattened in the order of the predictions; then "
+        "info_nce_loss(predictions, keys, targets, temperature).",
     ],
 )
