@@ -122,7 +122,8 @@ from phys555_cl.galaxy_catalogue import (
     pixel_noise,
     spectroscopic_completeness,
 )
-from phys555_cl.galaxy_render import _noise_bank, _render_block
+from phys555_cl.galaxy_render import _render_block
+from phys555_cl.galaxy_seeing import _noise_bank
 
 __all__ = [
     "catalogue",

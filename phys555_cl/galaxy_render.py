@@ -11,13 +11,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
 import torch
 
 from phys555_cl.galaxy_catalogue import (
     _BAND_PSF,
     _COLOURS,
-    BLOCK,
     EDGE_ON,
     FACE_ON,
     FIELD_ARCSEC,
@@ -26,23 +24,22 @@ from phys555_cl.galaxy_catalogue import (
     MERGER,
     RING,
     _smooth_like,
-    pixel_noise,
 )
+from phys555_cl.galaxy_profiles import (
+    _CORE_PIXELS,
+    _FINE_HALF,
+    _GL_FINE,
+    _b_n,
+    _cusp,
+    _gaussian,
+    _gaussian_1d,
+    _rotate,
+    _sersic,
+    _sersic_log_norm,
+)
+from phys555_cl.galaxy_seeing import _render_psf, _render_sky_noise
 
 __all__: list[str] = []  # internal: phys555_cl.galaxies.observe is the public way in
-
-_NOISE_BANK: dict = {}
-_NOISE_BANK_SIZE = 1 << 22
-
-
-def _noise_bank(device: torch.device) -> torch.Tensor:
-    """4M standard normal numbers, the same on every call for a device (fixed seed)."""
-    key = str(device)
-    if key not in _NOISE_BANK:
-        gen = torch.Generator(device=device)
-        gen.manual_seed(555)
-        _NOISE_BANK[key] = torch.randn(_NOISE_BANK_SIZE, generator=gen, device=device)
-    return _NOISE_BANK[key]
 
 
 def _colour(name: str, z: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
@@ -54,79 +51,6 @@ def _colour(name: str, z: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Profiles (all normalised to unit total flux; lengths in arcsec)
-# --------------------------------------------------------------------------------------------
-
-
-def _b_n(n: torch.Tensor) -> torch.Tensor:
-    """Sersic b_n so that R_e encloses half the light (Ciotti & Bertin 1999)."""
-    return 2 * n - 1 / 3 + 4 / (405 * n) + 46 / (25515 * n**2)
-
-
-def _sersic_log_norm(re, n, q, b):
-    """log of the total flux of ``exp(-b_n ((r / R_e)^(1/n) - 1))`` over the plane (r the
-    elliptical radius, axis ratio q): ``2 pi q R_e^2 n e^b Gamma(2n) / b^(2n)``."""
-    return (torch.log(2 * math.pi * q * re**2 * n) + b + torch.lgamma(2 * n)
-            - 2 * n * torch.log(b))
-
-
-def _sersic(x, y, re, n, q, soft):
-    """Unit-flux Sersic profile at sky offsets ``x, y`` [B, H, W] along the major/minor axes,
-    sampled at those points with the radius softened by ``soft`` (``r^2 -> r^2 + soft^2``, the
-    light inside ``soft`` divided out so the total stays exact). Used for bars (n = 0.5, smooth
-    on the pixel scale); bulges, ellipticals and other cusps use :meth:`_Canvas.draw_sersics`.
-    """
-    re, n, q = re[:, None, None], n[:, None, None], q[:, None, None]
-    b = _b_n(n)
-    inside = torch.special.gammainc(2 * n, b * (soft / re) ** (1 / n))
-    log_norm = _sersic_log_norm(re, n, q, b) + torch.log1p(-inside)
-    r2 = torch.addcmul((x * x).mul_(1 / re**2), y * y, 1 / (q * re) ** 2).add_(soft**2 / re**2)
-    t = r2.log_().mul_(0.5 / n).exp_()
-    return t.mul_(-b).add_(b - log_norm).exp_()
-
-
-def _gaussian_1d(coords, centre, sigma, pix):
-    """Pixel-integrated unit-flux 1D Gaussians, as a density per arcsec.
-
-    ``coords`` [P] pixel centres, ``centre`` and ``sigma`` [..., 1] -> [..., P]. Integrating
-    over each pixel (rather than sampling its centre) conserves flux even when ``sigma`` is
-    smaller than a pixel, e.g. for stars.
-    """
-    a = (coords + 0.5 * pix - centre) / (math.sqrt(2) * sigma)
-    b = (coords - 0.5 * pix - centre) / (math.sqrt(2) * sigma)
-    return (torch.erf(a) - torch.erf(b)) * (0.5 / pix)
-
-
-def _rotate(x, y, angle):
-    """Rotate offsets [B, H, W] into a frame at ``angle`` [B] (radians, counter-clockwise)."""
-    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-    return x * c + y * s, -x * s + y * c
-
-
-def _gaussian(x, y, sigma):
-    """Unit-flux round Gaussian; ``sigma`` broadcasts against ``x``."""
-    return torch.exp(-0.5 * (x**2 + y**2) / sigma**2) / (2 * math.pi * sigma**2)
-
-
-def _gauss_legendre(m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The m x m Gauss-Legendre points of a pixel, in pixels from its centre, and their
-    weights (summing to 1): ``(dx [m*m], dy [m*m], w [m*m])``."""
-    x, w = np.polynomial.legendre.leggauss(m)
-    dx, dy = np.meshgrid(0.5 * x, 0.5 * x, indexing="ij")
-    return (torch.tensor(dx.ravel(), dtype=torch.float32),
-            torch.tensor(dy.ravel(), dtype=torch.float32),
-            torch.tensor(np.outer(w, w).ravel() / 4, dtype=torch.float32))
-
-
-#: Sersic pixel integrals: 3x3 Gauss-Legendre points per pixel within _FINE_HALF pixels of
-#: each profile's centre (one point, the pixel centre, further out, where a pixel is small
-#: against the radius), and a flat top inside _CORE_PIXELS / sqrt(q) pixels (the cusp).
-_GL_FINE = _gauss_legendre(3)
-_FINE_HALF = 4
-_CORE_PIXELS = 0.75
-
-
-# --------------------------------------------------------------------------------------------
 # Rendering of one block
 # --------------------------------------------------------------------------------------------
 
@@ -135,28 +59,6 @@ _CORE_PIXELS = 0.75
 #: galaxy's own light is every channel before "neighbour".
 _CHANNELS = ("bulge", "disk", "young", "bar", "companion", "tail", "source", "neighbour")
 _N_GALAXY = _CHANNELS.index("neighbour")
-
-
-def _cusp(re, n, q, angle, rc):
-    """The light of a unit-flux Sersic profile above its value at the elliptical radius
-    ``rc`` and inside it (what a flat top at ``rc`` leaves out), and that light's second
-    moments: ``(flux [b], (xx, yy, xy) [b, 3] in arcsec^2)``, from incomplete gamma
-    functions. All arguments [b]; ``angle`` is the major axis's."""
-    b = _b_n(n)
-    log_norm = _sersic_log_norm(re, n, q, b)
-    xc = b * (rc / re) ** (1 / n)
-    i_c = torch.exp(-xc + b - log_norm)  # I(rc)
-    inner = torch.special.gammainc(2 * n, xc) - math.pi * q * rc**2 * i_c
-    log_m4 = torch.lgamma(4 * n) - 4 * n * torch.log(b) + b - log_norm
-    m4 = torch.exp(log_m4) * torch.special.gammainc(4 * n, xc)
-    # integral of (I - I(rc)) r_ell^2 over the ellipse r_ell < rc
-    m2 = 2 * math.pi * q * n * re**4 * m4 - i_c * math.pi * q * rc**4 / 2
-    r2_mean = m2 / inner.clamp(min=1e-30)  # <r_ell^2> of the cusp's light
-    su2, sv2 = r2_mean / 2, (q * q) * r2_mean / 2
-    cs, sn = torch.cos(angle), torch.sin(angle)
-    cov = torch.stack([su2 * cs * cs + sv2 * sn * sn, su2 * sn * sn + sv2 * cs * cs,
-                       (su2 - sv2) * cs * sn], dim=1)
-    return inner.clamp(min=0), cov
 
 
 @dataclasses.dataclass
@@ -631,55 +533,3 @@ def _render_dust(canvas: _Canvas, p: dict, q_disk: torch.Tensor):
     images[idx] = seen * scale[:, :, None, None]
     transmission[idx] = centre * scale
     return images, transmission
-
-
-_BAND_LIMITED: dict = {}
-
-
-def _band_limited_matrix(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gauss-Legendre nodes k in [0, 1/2] cycles per pixel [Q], and ``2 w cos(2 pi k d)`` for
-    the pixel separations d = -(size - 1) ... size - 1 [Q, 2 size - 1] (cached)."""
-    key = (size, str(device))
-    if key not in _BAND_LIMITED:
-        x, w = np.polynomial.legendre.leggauss(2 * size + 16)
-        k, w = 0.25 * (x + 1), 0.25 * w
-        d = np.arange(-size + 1, size)
-        cos = 2 * w[:, None] * np.cos(2 * np.pi * k[:, None] * d[None, :])
-        _BAND_LIMITED[key] = (torch.tensor(k, dtype=torch.float32, device=device),
-                              torch.tensor(cos, dtype=torch.float32, device=device))
-    return _BAND_LIMITED[key]
-
-
-def _render_psf(images: torch.Tensor, p: dict, pix: float) -> torch.Tensor:
-    """Seeing: per band and per galaxy, a Gaussian PSF, applied to maps whose pixels are
-    already pixel integrals. Convolving those with a pixel-integrated PSF would add the pixel
-    twice (at 32 px a 0.6" seeing would look like 0.9"), so the kernel is the PSF seen through
-    the band limit of the pixel grid: ``K(d) = int_{-1/2}^{1/2} exp(-2 pi^2 sigma^2 k^2)
-    cos(2 pi k d) dk`` (sigma in pixels), which is the sampled Gaussian for a PSF wider than a
-    pixel and a delta for a point-like one. It is separable, so two batched matrix products,
-    K @ image @ K, with K[i, j] = K(i - j)."""
-    size, device = images.shape[-1], images.device
-    sigma = p["psf_fwhm"][:, None] * torch.tensor(_BAND_PSF, device=device) / 2.3548 / pix
-    k, cos = _band_limited_matrix(size, device)
-    transfer = torch.exp(-2 * math.pi**2 * sigma.reshape(-1, 1) ** 2 * k**2)  # [B*3, Q]
-    k1 = transfer @ cos  # [B*3, 2H-1], K(d) for d = -(H-1) ... H-1
-    # row i of the Toeplitz matrix is K(j - i) = k1[H-1-i : 2H-1-i]; K is even, so K^T = K
-    kern = k1.unfold(-1, size, 1).flip(1)  # [B*3, H, H]
-    flat = images.reshape(-1, size, size)
-    return torch.bmm(torch.bmm(kern, flat), kern).reshape(-1, 3, size, size)
-
-
-def _render_sky_noise(images: torch.Tensor, p: dict, gen: torch.Generator) -> torch.Tensor:
-    """Gaussian sky noise of each galaxy's depth, per band (:func:`pixel_noise`): windows at
-    random offsets in a bank of Gaussian numbers, with a random sign (a fresh torch.randn per
-    pixel costs more than all the galaxy light together on a CPU). The offsets are drawn for a
-    full block whatever its length, so a galaxy's noise depends only on ``(seed, index)``."""
-    b, size, device = images.shape[0], images.shape[-1], images.device
-    hw = size * size
-    bank = _noise_bank(device)
-    start = torch.randint(0, len(bank) - hw + 1, (BLOCK * 3,), generator=gen, device=device)
-    sign = torch.randint(0, 2, (BLOCK, 3), generator=gen, device=device) * 2.0 - 1.0
-    windows = bank.as_strided((len(bank) - hw + 1, hw), (1, 1))
-    noise = torch.index_select(windows, 0, start[:b * 3]).reshape(b, 3, size, size)
-    sky = pixel_noise(p, size) * sign[:b]
-    return noise.mul_(sky[:, :, None, None]).add_(images)
