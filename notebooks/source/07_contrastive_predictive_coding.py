@@ -461,12 +461,11 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# In normal mode the CPC contexts beat the random network clearly on both questions, although
-# the network never saw a label or a period (the numbers printed above; one normal-mode run of
-# `python benchmarks/bench_cpc_probe.py` gave class accuracy 0.78 against 0.64, log-period R²
-# 0.79 against 0.63, rms 0.23 against 0.31 dex). Predicting the
-# next days of a light curve *requires* knowing what kind of star it is and how fast it
-# varies. The largest confusion is RR Lyrae c against contact binaries: both are nearly
+# Compare the two rows of the table above: in normal mode the CPC contexts should beat the
+# random network on both questions, although the network never saw a label or a period
+# (`python benchmarks/bench_cpc_probe.py --seed S` repeats the comparison outside the notebook,
+# for other seeds). Predicting the next days of a light curve *requires* knowing what kind of
+# star it is and how fast it varies. The largest confusion is RR Lyrae c against contact binaries: both are nearly
 # sinusoidal at similar periods, and a contact binary folded at half its orbital period looks
 # much like an RRc, a classic confusion in real surveys too. In fast mode the model trains for
 # seconds and the numbers mean little; run the notebook with `PHYS555_FAST=0` to see the real
