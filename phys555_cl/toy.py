@@ -4,8 +4,8 @@ Galaxies and a CNN take minutes; the question "does this loss collapse?" needs s
 
 - `ToyProblem`: inputs of `dim` numbers, each input made from `latent_dim` hidden factors
   scattered around one of `n_classes` cluster centres (x = tanh(u A), u the factors, A a fixed
-  random matrix). A *view* of an input is a noisy re-measurement of it with a random quarter of
-  its numbers missing (set to 0): `two_views(x)` gives the positive pairs;
+  random matrix). A *view* of an input is a noisy re-measurement of it in which each number is
+  missing (set to 0) with probability 1/4: `two_views(x)` gives the positive pairs;
 - `toy_encoder`: a two-layer MLP, dim -> 128 -> 16 (Linear, BatchNorm, ReLU, Linear), the
   "encoder + projection head" in one; `toy_predictor` is the small MLP that BYOL and SimSiam
   put on one branch;

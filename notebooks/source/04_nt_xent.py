@@ -255,8 +255,8 @@ plt.show()
 #
 # Galaxies and a CNN take minutes; this question takes seconds on the toy problem of
 # `phys555_cl.toy`. An input is 32 numbers made from 8 hidden factors; a view of it is a noisy
-# re-measurement with a random quarter of the numbers missing; the encoder is a two-layer MLP,
-# 32 → 128 → $D$ = 16. We train it twice, from the same initial weights on the same batches of
+# re-measurement in which each number is missing with probability 1/4; the encoder is a
+# two-layer MLP, 32 → 128 → $D$ = 16. We train it twice, from the same initial weights on the same batches of
 # 256 inputs (`S.toy_steps` steps of Adam): once with $L_\mathrm{align}$ alone, once with
 # NT-Xent ($\tau = 0.5$), and measure the three numbers on 512 held-out inputs every 10 steps.
 
