@@ -256,9 +256,10 @@ plt.show()
 # Galaxies and a CNN take minutes; this question takes seconds on the toy problem of
 # `phys555_cl.toy`. An input is 32 numbers made from 8 hidden factors; a view of it is a noisy
 # re-measurement in which each number is missing with probability 1/4; the encoder is a
-# two-layer MLP, 32 → 128 → $D$ = 16. We train it twice, from the same initial weights on the same batches of
-# 256 inputs (`S.toy_steps` steps of Adam): once with $L_\mathrm{align}$ alone, once with
-# NT-Xent ($\tau = 0.5$), and measure the three numbers on 512 held-out inputs every 10 steps.
+# two-layer MLP, 32 → 128 → $D$ = 16. We train it twice, from the same initial weights on the
+# same batches of 256 inputs (`S.toy_steps` steps of Adam): once with $L_\mathrm{align}$
+# alone, once with NT-Xent ($\tau = 0.5$), and measure the three numbers on 512 held-out
+# inputs every 10 steps.
 
 # %%
 from phys555_cl import toy
@@ -294,14 +295,14 @@ print(f"1/sqrt(D) = {1 / np.sqrt(runs['NT-Xent, tau = 0.5']['out_dim']):.3f}")
 # %% [markdown]
 # **What the plot shows** (the numbers are the values printed above). With the pull alone,
 # the alignment drops towards 0 within the first few tens of steps, and so does the standard
-# deviation of every coordinate, while the uniformity climbs towards its largest value, 0:
+# deviation per coordinate, while the uniformity climbs towards its largest value, 0:
 # the two views of an input end up at the same point of the sphere because *every* input ends
 # up at (almost) the same point. The loss is as small as it can be and the embedding no longer
 # says which input it came from: **collapse**. (Notebook 02 met the same failure with
 # batch-hard triplets trained from scratch.) With NT-Xent the alignment falls too but stays
-# above 0, the uniformity falls well below its starting value and the standard deviation of
-# every coordinate rises to about $1/\sqrt{D}$: the views of one input are close, and
-# different inputs spread over the whole sphere.
+# above 0, the uniformity falls well below its starting value and the standard deviation per
+# coordinate rises to about $1/\sqrt{D}$: the views of one input are close, and different
+# inputs spread over the whole sphere.
 #
 # **Why the negatives spread the embeddings.** For unit vectors
 # $\|u_i - u_k\|^2 = 2 - 2\,u_i\cdot u_k$, so a large $s_{ik}$ is a small distance. The log

@@ -388,14 +388,14 @@ for name, h in simsiam_runs.items():
 # %% [markdown]
 # In the values printed above, the run **without** the stop-gradient ends with a loss close
 # to its minimum of $-1$ and an alignment close to 0, while its uniformity climbs towards 0
-# and its standard deviation per coordinate falls towards 0 (the plot shows both still going
-# when training stops): it is collapsing, as in Chen & He's Figure 2. **With** the stop-gradient
-# the standard deviation stays far from 0, near $1/\sqrt{D}$, and the uniformity is well
-# below 0: no negative anywhere, and still no collapse. This is a toy: SimSiam's protection is
-# more delicate than NT-Xent's (Chen & He's networks have BatchNorm in the projection head and
-# predictor, as `toy_encoder` and `toy_predictor` do). Try it: take the `nn.BatchNorm1d` out
-# of a copy of both, or change the learning rate of `train_toy`, and watch the standard
-# deviation.
+# and its standard deviation per coordinate falls towards 0 (in the plot both are still
+# moving that way when training stops): it is collapsing, as in Chen & He's Figure 2.
+# **With** the stop-gradient the standard deviation stays far from 0, near $1/\sqrt{D}$, and
+# the uniformity is well below 0: no negative anywhere, and still no collapse. This is one
+# small run, not a proof, and the details of the networks matter: Chen & He's have BatchNorm
+# in the projection head and the predictor, as `toy_encoder` and `toy_predictor` do. Try it:
+# take the `nn.BatchNorm1d` out of a copy of both, or change the learning rate of
+# `train_toy`, and watch the standard deviation.
 #
 # ### Barlow Twins: make the cross-correlation the identity
 #
@@ -445,10 +445,10 @@ for name, h in simsiam_runs.items():
 # %%
 from phys555_cl.distances import supervised_contrastive_loss
 
-g = torch.Generator().manual_seed(555)
-z1, z2 = torch.randn(6, 16, generator=g), torch.randn(6, 16, generator=g)
+rng = torch.Generator().manual_seed(555)
+z1, z2 = torch.randn(6, 16, generator=rng), torch.randn(6, 16, generator=rng)
 same_galaxy = torch.arange(6).repeat(2)  # row k and row k + 6: the two views of galaxy k
-print(f"NT-Xent                          : {nt_xent(z1, z2, temperature=0.5).item():.5f}")
+print(f"NT-Xent                           : {nt_xent(z1, z2, temperature=0.5).item():.5f}")
 print(f"SupCon, classes = galaxies        : "
       f"{supervised_contrastive_loss(torch.cat([z1, z2]), same_galaxy, 0.5).item():.5f}")
 print(f"SupCon, 3 classes of 4 views each : "
@@ -473,7 +473,7 @@ print(f"SupCon, 3 classes of 4 views each : "
 # ablations use a ResNet-50, batches of 4096 and 100 epochs (section 2.3); the final models
 # 1000 epochs (section 6). What they found:
 #
-# 1. **The composition of augmentations matters most** (sections 3.1-3.2, Figure 5). No
+# 1. **The composition of augmentations is crucial** (sections 3.1-3.2, Figure 5). No
 #    single augmentation is enough; random cropping together with colour distortion stands
 #    out. With crops alone, the colour histograms of two crops of one image are enough to
 #    recognise them as a pair (Figure 6), a shortcut. Stronger colour distortion raised
@@ -481,7 +481,8 @@ print(f"SupCon, 3 classes of 4 views each : "
 #    (strength 1 with blur), while the same augmentations took a supervised ResNet-50 from
 #    77.0% to 75.7% and 75.4% (Table 1): contrastive learning needs stronger augmentation than
 #    supervised learning. For galaxies colour is physics (notebook 03), so our augmentations
-#    leave it alone: the best augmentations depend on the data.
+#    change it no more than a little Milky-Way dust would: the best augmentations depend on
+#    the data.
 # 2. **Bigger models gain more** from unsupervised than from supervised training (section
 #    4.1, Figure 7).
 # 3. **The nonlinear projection head improves the representation before it** (section 4.2,
