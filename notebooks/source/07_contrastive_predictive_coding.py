@@ -27,11 +27,11 @@
 
 # %% [markdown]
 # > **Notation in this notebook.** $z_t$ is the **latent vector of window $t$**, the output of
-# > the encoder $g_\mathrm{enc}$ (`z`, `S.z_dim` in the code); $c_t$ is the **context** after
-# > window $t$. $z_t$ plays the part that the embedding $z$ plays in notebooks 04-06, but CPC
-# > has no projection head. Neither of the other meanings of z in this course, the **z band**
-# > of the galaxy images and the **redshift**, appears here: the data are light curves in
-# > magnitudes. Two more letters change meaning from notebook 04: $N$ is the number of
+# > the encoder $g_\mathrm{enc}$ (`z`, `S.z_dim` in the code); $c_t$ is the **context**, the
+# > summary of $z_{\le t}$. $z_t$ plays the part that the embedding $z$ plays in notebooks
+# > 04-06, but CPC has no projection head. Neither of the other meanings of z in this course,
+# > the **z band** of the galaxy images and the **redshift**, appears here: the data are light
+# > curves in magnitudes. Two more letters change meaning from notebook 04: $N$ is the number of
 # > candidates of InfoNCE here (in NT-Xent it is the number of galaxies in a batch, which gives
 # > $2N - 1$ candidates), and $k$ is the number of windows ahead (in notebook 04 it numbered
 # > galaxies and views).
