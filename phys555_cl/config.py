@@ -76,14 +76,15 @@ SIZES: dict[str, dict[str, dict]] = {
         "normal": {"n_galaxies": 512, "image_size": 64, "n_colour": 4000},
     },
     "04": {
-        "fast": {"batch_sizes": [8, 32, 128], "dim": 32, "repeats": 2},
-        "normal": {"batch_sizes": [8, 64, 512, 2048], "dim": 128, "repeats": 5},
+        "fast": {"batch_sizes": [8, 32, 128], "dim": 32, "repeats": 2, "toy_steps": 100},
+        "normal": {"batch_sizes": [8, 64, 512, 2048], "dim": 128, "repeats": 5,
+                   "toy_steps": 400},
     },
     "05": {
         "fast": {"n_galaxies": 512, "n_test": 512, "image_size": 32, "epochs": 1,
-                 "batch_size": 64, "experiment_epochs": 1},
+                 "batch_size": 64, "experiment_epochs": 1, "toy_steps": 100},
         "normal": {"n_galaxies": 4096, "n_test": 4000, "image_size": 32, "epochs": 5,
-                   "batch_size": 256, "experiment_epochs": 3},
+                   "batch_size": 256, "experiment_epochs": 3, "toy_steps": 400},
     },
     "06": {
         "fast": {"n_galaxies": 512, "steps": 10, "label_counts": [5, "all"],

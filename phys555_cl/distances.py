@@ -7,7 +7,9 @@ The lecture's starting point: a network f_theta maps a sample to a vector, and
 measures how similar two samples are. A Siamese network computes it with one shared f_theta; a
 threshold T turns it into a classifier (d < T means "same class"); the contrastive loss (Hadsell,
 Chopra, LeCun 2006) and the triplet loss (Schroff et al. 2015) train f_theta so that the distance
-means something. The SimCLR loss, which needs no labels at all, is in `phys555_cl.losses`.
+means something. The SimCLR loss, which needs no labels at all, is in `phys555_cl.losses`; the
+supervised contrastive loss (Khosla et al. 2020) at the end of this module is SimCLR's loss with
+the labels brought back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "contrastive_loss",
     "triplet_loss",
     "batch_hard_triplet_loss",
+    "supervised_contrastive_loss",
 ]
 
 
@@ -401,3 +404,48 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
     if losses.numel() == 0:
         return embeddings.sum() * 0.0
     return losses.mean()
+
+
+def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor,
+                                temperature: float = 0.5) -> torch.Tensor:
+    """Supervised contrastive loss, SupCon (Khosla et al. 2020, "Supervised Contrastive
+    Learning", NeurIPS, arXiv:2004.11362, the L_out of their eq. 2): every embedding with the
+    same label is a positive.
+
+    With u = embeddings / |embeddings| and s_ia = u_i . u_a / tau, for every anchor i
+
+        l_i = -1/|P(i)| sum_{p in P(i)} log( exp(s_ip) / sum_{a != i} exp(s_ia) ),
+
+    P(i) the other rows with the label of row i; the loss is the mean of l_i over the anchors
+    that have at least one positive (the paper writes the sum over anchors; the mean keeps the
+    scale of `losses.nt_xent`). When the labels only say which rows are two views of the same
+    sample (every label exactly twice), P(i) is the partner alone and this is exactly NT-Xent.
+
+    Args:
+        embeddings: [B, D] (several views of a sample, or several samples of a class, in any
+            order).
+        labels: [B] integer class of each row.
+        temperature: tau > 0.
+
+    Returns:
+        Scalar (0 with a zero gradient if no row has a positive).
+    """
+    _check_2d("embeddings", embeddings)
+    labels = torch.as_tensor(labels, device=embeddings.device)
+    if labels.shape != (embeddings.shape[0],):
+        raise ValueError(f"labels must have shape [B] = ({embeddings.shape[0]},), got "
+                         f"{tuple(labels.shape)}.")
+    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+            or not temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
+    u = nn.functional.normalize(embeddings, dim=1)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=u.device)
+    logits = (u @ u.T / temperature).masked_fill(eye, float("-inf"))  # a != i
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~eye
+    n_positive = positive.sum(dim=1)
+    has_positive = n_positive > 0
+    if not bool(has_positive.any()):
+        return embeddings.sum() * 0.0
+    per_anchor = log_prob.masked_fill(~positive, 0.0).sum(dim=1)[has_positive]
+    return -(per_anchor / n_positive[has_positive]).mean()

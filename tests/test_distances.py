@@ -16,6 +16,7 @@ from phys555_cl.distances import (
     euclidean_distance,
     pairwise_cosine_similarity,
     pairwise_distances,
+    supervised_contrastive_loss,
     threshold_scores,
     triplet_loss,
 )
@@ -299,3 +300,67 @@ def test_pairwise_distances_gradient_is_that_of_the_differences_on_offset_data()
     off = ~torch.eye(5, dtype=torch.bool)
     diff[off].norm(dim=-1).sum().backward()
     torch.testing.assert_close(x.grad, x2.grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# supervised contrastive loss (SupCon)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_supervised_contrastive_loss_with_pair_labels_is_nt_xent():
+    from phys555_cl.losses import nt_xent
+
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    pair = torch.arange(6).repeat(2)  # row k and row k + 6 are the two views of sample k
+    for tau in (0.1, 0.5):
+        torch.testing.assert_close(supervised_contrastive_loss(torch.cat([z1, z2]), pair, tau),
+                                   nt_xent(z1, z2, temperature=tau))
+
+
+def test_supervised_contrastive_loss_hand_computed():
+    # three unit vectors, labels A, A, B, tau = 1; the B row has no positive and is skipped
+    u = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    labels = torch.tensor([0, 0, 1])
+    # anchor 0: s = (., 0, -1); anchor 1: s = (0, ., 0); log-probability of the partner
+    l0 = -(0.0 - math.log(math.exp(0.0) + math.exp(-1.0)))
+    l1 = -(0.0 - math.log(math.exp(0.0) + math.exp(0.0)))
+    assert supervised_contrastive_loss(u, labels, temperature=1.0).item() == pytest.approx(
+        (l0 + l1) / 2, rel=1e-6)
+
+
+def test_supervised_contrastive_loss_averages_over_all_positives_and_ignores_row_order():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(12, 4, generator=g)
+    labels = torch.tensor([0, 1, 2] * 4)
+    order = torch.randperm(12, generator=g)
+    loss = supervised_contrastive_loss(z, labels)
+    torch.testing.assert_close(supervised_contrastive_loss(z[order], labels[order]), loss)
+    # anchor 0 by hand: positives are rows 3, 6, 9
+    u = torch.nn.functional.normalize(z, dim=1)
+    s = u @ u.T / 0.5
+    log_prob = s[0, 1:] - torch.logsumexp(s[0, 1:], dim=0)
+    by_hand = -log_prob[[2, 5, 8]].mean()
+    per_anchor = []
+    for i in range(12):
+        others = [a for a in range(12) if a != i]
+        lp = s[i, others] - torch.logsumexp(s[i, others], dim=0)
+        per_anchor.append(-lp[[k for k, a in enumerate(others) if labels[a] == labels[i]]].mean())
+    assert per_anchor[0].item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert loss.item() == pytest.approx(torch.stack(per_anchor).mean().item(), rel=1e-5)
+
+
+def test_supervised_contrastive_loss_gradients_and_errors():
+    z = torch.tensor([[1.0, 0.0]]).repeat(4, 1).requires_grad_(True)  # identical rows
+    supervised_contrastive_loss(z, torch.tensor([0, 0, 1, 1])).backward()
+    assert torch.isfinite(z.grad).all()
+    unique = torch.randn(3, 2, requires_grad=True)
+    loss = supervised_contrastive_loss(unique, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(unique.grad, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        supervised_contrastive_loss(torch.randn(3, 2), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="temperature"):
+        supervised_contrastive_loss(torch.randn(3, 2), torch.tensor([0, 0, 1]), temperature=0)
+    with pytest.raises(ValueError, match="2-D"):
+        supervised_contrastive_loss(torch.randn(3), torch.tensor([0, 0, 1]))

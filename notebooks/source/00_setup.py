@@ -190,3 +190,24 @@ print(flux_to_magnitude(torch.tensor([10.0, 100.0, 1.0])))
 #
 # If the library table says everything is installed and the cells above ran, go on to
 # `01_distances_and_siamese.ipynb`.
+
+# %% [markdown]
+# ## References
+#
+# - Oke, J. B. & Gunn, J. E. (1983). *Secondary standard stars for absolute
+#   spectrophotometry.* ApJ 266, 713.
+#   The AB magnitudes of Exercise 0.1.
+# - Dey, A., et al. (2019). *Overview of the DESI Legacy Imaging Surveys.* AJ 157, 168.
+#   [arXiv:1804.08657](https://arxiv.org/abs/1804.08657).
+#   The Legacy Surveys (DECaLS), whose images are in nanomaggies.
+# - Strauss, M. A., et al. (2002). *Spectroscopic Target Selection in the Sloan
+#   Digital Sky Survey: The Main Galaxy Sample.* AJ 124, 1810.
+#   [arXiv:astro-ph/0206225](https://arxiv.org/abs/astro-ph/0206225).
+#   The SDSS main galaxy sample, $r < 17.77$.
+# - Chen, T., Kornblith, S., Norouzi, M. & Hinton, G. (2020a). *A Simple Framework for
+#   Contrastive Learning of Visual Representations.* ICML 2020.
+#   [arXiv:2002.05709](https://arxiv.org/abs/2002.05709).
+#   SimCLR, notebooks 04-06.
+# - van den Oord, A., Li, Y. & Vinyals, O. (2018). *Representation Learning with
+#   Contrastive Predictive Coding.* [arXiv:1807.03748](https://arxiv.org/abs/1807.03748).
+#   Contrastive Predictive Coding, notebook 07.

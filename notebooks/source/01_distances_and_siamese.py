@@ -423,3 +423,27 @@ fig = show_pairs(images, i, j, d_test_after, same,
 #
 # Next, `02_metric_learning.ipynb`: triplets, hard negatives, and why classification features
 # are not always enough.
+
+# %% [markdown]
+# ## References
+#
+# - Bromley, J., Guyon, I., LeCun, Y., Säckinger, E. & Shah, R. (1993). *Signature
+#   Verification using a "Siamese" Time Delay Neural Network.* Advances in Neural Information
+#   Processing Systems 6 (NIPS 1993).
+#   The Siamese network: one network shared by both inputs.
+# - Hadsell, R., Chopra, S. & LeCun, Y. (2006). *Dimensionality Reduction by Learning
+#   an Invariant Mapping.* CVPR 2006.
+#   The contrastive loss of Exercise 1.3.
+# - Lupton, R. H., Gunn, J. E. & Szalay, A. S. (1999). *A Modified Magnitude System
+#   that Produces Well-Behaved Magnitudes, Colors, and Errors Even for Low Signal-to-Noise Ratio
+#   Measurements.* AJ 118, 1406.
+#   [arXiv:astro-ph/9903081](https://arxiv.org/abs/astro-ph/9903081).
+#   The asinh stretch of the fluxes.
+# - Lupton, R., Blanton, M. R., Fekete, G., Hogg, D. W., O'Mullane, W., Szalay, A. &
+#   Wherry, N. (2004). *Preparing Red-Green-Blue Images from CCD Data.* PASP 116, 133.
+#   [arXiv:astro-ph/0312483](https://arxiv.org/abs/astro-ph/0312483).
+#   The colour composites of the galaxy images (`plotting.lupton_rgb`).
+# - Willett, K. W., et al. (2013). *Galaxy Zoo 2: detailed morphological
+#   classifications for 304,122 galaxies from the Sloan Digital Sky Survey.* MNRAS 435, 2835.
+#   [arXiv:1308.3496](https://arxiv.org/abs/1308.3496).
+#   The Galaxy Zoo questions the labels answer.

@@ -408,3 +408,29 @@ fig = plotting.show_galaxies(test_images[order], titles=titles, ncols=5, fontsiz
 #
 # Labels are expensive: most galaxies have none. The next notebooks get similar pairs without
 # labels, from **data augmentation** (`03_augmentations`), and train with the SimCLR loss.
+
+# %% [markdown]
+# ## References
+#
+# - Weinberger, K. Q. & Saul, L. K. (2009). *Distance Metric Learning for Large
+#   Margin Nearest Neighbor Classification.* JMLR 10, 207.
+#   The large-margin nearest-neighbour (triplet) loss.
+# - Schroff, F., Kalenichenko, D. & Philbin, J. (2015). *FaceNet: A Unified
+#   Embedding for Face Recognition and Clustering.* CVPR 2015.
+#   [arXiv:1503.03832](https://arxiv.org/abs/1503.03832).
+#   The triplet loss and semi-hard negatives (FaceNet).
+# - Hermans, A., Beyer, L. & Leibe, B. (2017). *In Defense of the Triplet Loss for
+#   Person Re-Identification.* [arXiv:1703.07737](https://arxiv.org/abs/1703.07737).
+#   Batch-hard mining and P x K batches (Exercise 2.2).
+# - Hadsell, R., Chopra, S. & LeCun, Y. (2006). *Dimensionality Reduction by Learning
+#   an Invariant Mapping.* CVPR 2006.
+#   The contrastive loss of notebook 01.
+# - Willett, K. W., et al. (2013). *Galaxy Zoo 2: detailed morphological
+#   classifications for 304,122 galaxies from the Sloan Digital Sky Survey.* MNRAS 435, 2835.
+#   [arXiv:1308.3496](https://arxiv.org/abs/1308.3496).
+#   The Galaxy Zoo answers behind the morphology classes.
+# - Lupton, R. H., Gunn, J. E. & Szalay, A. S. (1999). *A Modified Magnitude System
+#   that Produces Well-Behaved Magnitudes, Colors, and Errors Even for Low Signal-to-Noise Ratio
+#   Measurements.* AJ 118, 1406.
+#   [arXiv:astro-ph/9903081](https://arxiv.org/abs/astro-ph/9903081).
+#   The asinh stretch of the pixels.

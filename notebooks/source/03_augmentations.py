@@ -352,3 +352,27 @@ for name, x in brightness.items():
 
 # %% [markdown]
 # Next: `04_nt_xent.ipynb`, the loss that turns these pairs into a representation.
+
+# %% [markdown]
+# ## References
+#
+# - Chen, T., Kornblith, S., Norouzi, M. & Hinton, G. (2020a). *A Simple Framework for
+#   Contrastive Learning of Visual Representations.* ICML 2020.
+#   [arXiv:2002.05709](https://arxiv.org/abs/2002.05709).
+#   SimCLR's augmentations and its colour jitter (section 3).
+# - Hayat, M. A., Stein, G., Harrington, P., Lukić, Z. & Mustafa, M. (2021).
+#   *Self-supervised Representation Learning for Astronomical Images.* ApJL 911, L33.
+#   [arXiv:2012.13083](https://arxiv.org/abs/2012.13083).
+#   Augmentations for SimCLR on SDSS galaxy images, with a small reddening.
+# - Stein, G., Harrington, P., Blaum, J., Medan, T. & Lukić, Z. (2021).
+#   *Self-supervised similarity search for large scientific datasets.*
+#   [arXiv:2110.13151](https://arxiv.org/abs/2110.13151).
+#   Augmentations for self-supervised learning on Legacy Surveys galaxies.
+# - Schlafly, E. F. & Finkbeiner, D. P. (2011). *Measuring Reddening with Sloan
+#   Digital Sky Survey Stellar Spectra and Recalibrating SFD.* ApJ 737, 103.
+#   [arXiv:1012.4804](https://arxiv.org/abs/1012.4804).
+#   The reddening calibration behind the coefficients $R_g$, $R_r$, $R_z$ of Exercise 3.2 (as
+#   `phys555_cl.augment` cites it).
+# - Dey, A., et al. (2019). *Overview of the DESI Legacy Imaging Surveys.* AJ 157, 168.
+#   [arXiv:1804.08657](https://arxiv.org/abs/1804.08657).
+#   The DESI Legacy Imaging Surveys, whose g, r, z images the simulated galaxies imitate.

@@ -25,8 +25,16 @@
 # its two directions, $2N$ terms in all, which the $\frac{1}{2N}$ averages.)
 #
 # In this notebook you write it twice, first as the slide's loops, then as one matrix product,
-# look at what the temperature does, and time both against the course package (which also has
-# a *chunked* version for batches too big for memory).
+# look at what the temperature does, see what goes wrong without the negatives, and time both
+# against the course package (which also has a *chunked* version for batches too big for
+# memory).
+
+# %% [markdown]
+# > **Notation in this notebook.** The letter z has three meanings in this course. Here $z$ is
+# > always an **embedding**, the output of the projection head: $z_i$ is the embedding of view
+# > $i$ (`z1`, `z2`, `z` in the code), and $u = z/|z|$ its normalised version (section 5).
+# > The **z band** (the reddest of the g, r, z images) and the **redshift** (written `redshift`
+# > in code, "redshift" or $z_\mathrm{spec}$ in prose) do not appear in this notebook.
 
 # %%
 import time
@@ -219,7 +227,110 @@ plt.show()
 # at $\tau = 1$ every negative pushes about equally.
 
 # %% [markdown]
-# ## 5. Loops vs one matrix product vs the package, on your machine
+# ## 5. Why negatives? A loss with positives only collapses
+#
+# Write $\ell_{ij}$ as two terms:
+#
+# $$ \ell_{ij} = -s_{ij} + \log \sum_{k \neq i} \exp(s_{ik}) . $$
+#
+# The first term pulls view $i$ towards its positive $j$. The second, the log of the
+# denominator, grows when view $i$ is similar to *any* other view of the batch, so lowering it
+# pushes view $i$ away from all of them; all but one of them are negatives. Do we need the
+# push? Keep only the pull: the mean squared distance between the two views' **normalised**
+# embeddings $u = z/|z|$,
+#
+# $$ L_\mathrm{align} = \frac{1}{N} \sum_{k=1}^{N} \big\| u_{2k-1} - u_{2k} \big\|^2 . $$
+#
+# An encoder that sends *every* input to the same vector gives $L_\mathrm{align} = 0$, the
+# smallest value the loss can take. Such a **collapsed** encoder satisfies the loss perfectly
+# and cannot tell any two galaxies apart.
+#
+# Three numbers, all on the normalised embeddings $u$, show whether training finds that
+# solution. Wang & Isola (2020, section 4.1) define
+#
+# - the **alignment**, $\mathbb{E}\,\|u(x) - u(x^+)\|^\alpha$ with $\alpha = 2$, over positive
+#   pairs $(x, x^+)$: how close the two views of an input are ($L_\mathrm{align}$ itself);
+# - the **uniformity**, $\log \mathbb{E}\, \exp\!\big(-t\,\|u(x) - u(y)\|^2\big)$ with $t = 2$,
+#   over pairs of *different* inputs $x, y$: 0 when all embeddings coincide, lower the more
+#   evenly they cover the sphere;
+#
+# and Chen & He (2021, section 4.1) watch the **standard deviation of each coordinate of $u$**
+# over the inputs (averaged over the coordinates): 0 for a collapsed encoder, about
+# $1/\sqrt{D}$ for embeddings spread like an isotropic Gaussian in $D$ dimensions. The package
+# has all three: `phys555_cl.geometry.alignment`, `uniformity` and `dimension_std`.
+#
+# Galaxies and a CNN take minutes; this question takes seconds on the toy problem of
+# `phys555_cl.toy`. An input is 32 numbers made from 8 hidden factors; a view of it is a noisy
+# re-measurement in which each number is missing with probability 1/4; the encoder is a
+# two-layer MLP, 32 → 128 → $D$ = 16. We train it twice, from the same initial weights on the
+# same batches of 256 inputs (`S.toy_steps` steps of Adam): once with $L_\mathrm{align}$
+# alone, once with NT-Xent ($\tau = 0.5$), and measure the three numbers on 512 held-out
+# inputs every 10 steps.
+
+# %%
+from phys555_cl import toy
+from phys555_cl.geometry import alignment
+
+
+def alignment_only(z1, z2):
+    """The pull without the push: mean over pairs of || z1/|z1| - z2/|z2| ||^2."""
+    return (F.normalize(z1, dim=1) - F.normalize(z2, dim=1)).pow(2).sum(dim=1).mean()
+
+
+g = torch.Generator().manual_seed(21)
+a, b = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
+print(f"alignment_only is geometry.alignment (alpha = 2): "
+      f"{torch.allclose(alignment_only(a, b), alignment(a, b))}")
+
+start = time.perf_counter()
+runs = {
+    "alignment only": toy.train_toy(alignment_only, toy.toy_encoder(seed=0), steps=S.toy_steps),
+    "NT-Xent, tau = 0.5": toy.train_toy(lambda z1, z2: nt_xent(z1, z2, temperature=0.5),
+                                        toy.toy_encoder(seed=0), steps=S.toy_steps),
+}
+seconds = time.perf_counter() - start
+toy.plot_geometry(runs)
+plt.show()
+print(f"{S.toy_steps} steps per run, both runs in {seconds:.1f} s")
+print(f"{'':<20} {'alignment':>16} {'uniformity':>16} {'std per dim':>16}   (step 0 -> end)")
+for name, h in runs.items():
+    print(f"{name:<20} " + " ".join(f"{h[key][0]:>7.3f} -> {h[key][-1]:<6.3f}"
+                                    for key in ("alignment", "uniformity", "std")))
+print(f"1/sqrt(D) = {1 / np.sqrt(runs['NT-Xent, tau = 0.5']['out_dim']):.3f}")
+
+# %% [markdown]
+# **What the plot shows** (the numbers are the values printed above). With the pull alone,
+# the alignment drops towards 0 within the first few tens of steps, and so does the standard
+# deviation per coordinate, while the uniformity climbs towards its largest value, 0:
+# the two views of an input end up at the same point of the sphere because *every* input ends
+# up at (almost) the same point. The loss is as small as it can be and the embedding no longer
+# says which input it came from: **collapse**. (Notebook 02 met the same failure with
+# batch-hard triplets trained from scratch.) With NT-Xent the alignment falls too but stays
+# above 0, the uniformity falls well below its starting value and the standard deviation per
+# coordinate rises to about $1/\sqrt{D}$: the views of one input are close, and different
+# inputs spread over the whole sphere.
+#
+# **Why the negatives spread the embeddings.** For unit vectors
+# $\|u_i - u_k\|^2 = 2 - 2\,u_i\cdot u_k$, so a large $s_{ik}$ is a small distance. The log
+# of the denominator, $\log \sum_{k\neq i} \exp(s_{ik})$, is a smooth maximum of the
+# similarities of view $i$ to all the others: it is small only when view $i$ is far from all
+# of them at once, and its gradient pushes $u_i$ away from every other view with the weight
+# $p_{ik}$ of section 4. Every view is pushed away from every other; a collapsed encoder,
+# where all $s_{ik}$ take their largest value $1/\tau$, is the *worst* case for this term, not
+# the best. Wang & Isola (2020, Theorem 1) make this exact in the limit of many negatives $M$:
+# the contrastive loss minus $\log M$ tends to
+#
+# $$ -\frac{1}{\tau}\,\mathbb{E}_{(x, x^+)}\big[u(x)\cdot u(x^+)\big]
+#    \;+\; \mathbb{E}_{x}\Big[\log \mathbb{E}_{x^-} \exp\big(u(x)\cdot u(x^-)/\tau\big)\Big] , $$
+#
+# an alignment term (the first) plus a term that, when an encoder with uniformly distributed
+# embeddings exists, is minimised by exactly such encoders: the property their uniformity
+# measures. $L_\mathrm{align}$ is the first term alone, so nothing in it resists collapse.
+# Methods that drop the negatives need another way to stop it (a predictor and a
+# stop-gradient, a decorrelation penalty, centring): notebook 05, *Beyond SimCLR*.
+
+# %% [markdown]
+# ## 6. Loops vs one matrix product vs the package, on your machine
 #
 # Time forward + backward for growing batches. The loops are only run for small batches (they
 # grow like $N^2$ Python operations). The package's `nt_xent` does the same single matrix
@@ -291,7 +402,7 @@ print(f"same value: {torch.allclose(full, chunked)}; same gradient: "
       f"{torch.allclose(grad_full, grad_chunked)}")
 
 # %% [markdown]
-# ## 6. Questions
+# ## 7. Questions
 #
 # 1. With $N = 1$ there are no negatives. What is $L$, whatever the embeddings? (Try it.)
 # 2. Why must $s_{ii}$ be left out of the denominator? What would the loss push the encoder to
@@ -316,3 +427,20 @@ print("N = 1:", nt_xent(torch.randn(1, 8), torch.randn(1, 8)).item())
 # %% [markdown]
 # Next: `05_simclr_galaxies.ipynb` puts this loss on top of an encoder and a projection head
 # and trains on galaxies.
+
+# %% [markdown]
+# ## References
+#
+# - Chen, T., Kornblith, S., Norouzi, M. & Hinton, G. (2020a). *A Simple Framework for
+#   Contrastive Learning of Visual Representations.* ICML 2020.
+#   [arXiv:2002.05709](https://arxiv.org/abs/2002.05709). SimCLR and its NT-Xent loss
+#   (section 2.1), the temperature (section 5.1, Table 5).
+# - Wang, T. & Isola, P. (2020). *Understanding Contrastive Representation Learning through
+#   Alignment and Uniformity on the Hypersphere.* ICML 2020.
+#   [arXiv:2005.10242](https://arxiv.org/abs/2005.10242). Alignment and uniformity
+#   (section 4.1) and the limit of the contrastive loss with many negatives (Theorem 1,
+#   section 4.2), in section 5.
+# - Chen, X. & He, K. (2021). *Exploring Simple Siamese Representation Learning.* CVPR 2021.
+#   [arXiv:2011.10566](https://arxiv.org/abs/2011.10566). The standard deviation of the
+#   normalised embedding as a sign of collapse, and its value $1/\sqrt{D}$ (section 4.1), in
+#   section 5.

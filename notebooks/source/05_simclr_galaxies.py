@@ -23,7 +23,17 @@
 #
 # In this notebook you write the training step, train a small model on simulated galaxies
 # with a progress bar and a loss curve, load the model the course ships (trained for longer),
-# and see why the loss goes on $z$ but the representation we keep is $h$.
+# and see why the loss goes on $z$ but the representation we keep is $h$. At the end: what came
+# after SimCLR, and what the SimCLR paper found.
+
+# %% [markdown]
+# > **Notation in this notebook.** Two letters have two meanings here. $z$ is the
+# > **embedding**, the output of the projection head, $z = g(h)$ (`z`, `z_test` in the code);
+# > the **z band** is the reddest of the three images g, r, z of every galaxy, and is always
+# > called "the z band". $g$ is the **projection head** in the formulas and the **g band** in
+# > "g, r, z". The **redshift** is written `redshift` in the code and "redshift" in the prose,
+# > never $z$. $h = f(x)$ is the representation from the encoder $f$; section 7 adds a
+# > predictor output $p$.
 
 # %%
 import time
@@ -293,7 +303,7 @@ for task, on_h, on_z in rows:
 # Notebook 06 looks at $h$ in much more detail.
 
 # %% [markdown]
-# ## 6. Exercise 5.2: your own experiment
+# ## 7. Exercise 5.2: your own experiment
 #
 # The augmentations decide what the representation learns to ignore. Test that yourself:
 # change **one** setting of `GalaxyAugment` (its settings: `flip_p`, `degrees`, `max_shift`,
@@ -390,3 +400,251 @@ for t, a, b in zip(TASKS, probes["default"], probes["yours"]):
 # was trained to discard, so a probe could not recover it: the augmentations decide what the
 # representation forgets, and they must be chosen for the downstream task.
 # ### END SOLUTION
+
+# %% [markdown]
+# ## 8. Beyond SimCLR
+#
+# SimCLR takes its negatives from the batch, so it needs big batches: Chen et al. trained with
+# batch sizes from 256 to 8192 (at 8192, every positive pair has 16,382 negatives; their
+# section 2.2). The methods that followed either find their negatives elsewhere, or do
+# without negatives altogether. Those must stop the **collapse** of notebook 04 (every input
+# mapped to the same point, which satisfies any "pull the views together" loss) in another
+# way.
+#
+# ### MoCo: a queue of negatives and a momentum encoder
+#
+# MoCo (He et al. 2020) keeps the keys (embeddings) of the last batches in a **queue** and
+# uses them as negatives, 65,536 by default: the number of negatives no longer depends on the
+# batch size. The keys come from a second network, the key encoder, which is not trained by
+# gradients but follows the query encoder slowly, $\theta_k \leftarrow m\,\theta_k +
+# (1-m)\,\theta_q$ with $m = 0.999$: the **momentum encoder**. It changes so little from
+# batch to batch that keys computed several batches ago can still be compared with today's
+# queries. The loss is InfoNCE (notebook 07) with the queue as the candidates, at
+# $\tau = 0.07$. MoCo v2 (Chen, Fan, Girshick & He 2020) then took two of SimCLR's ideas,
+# the MLP projection head and stronger augmentation.
+#
+# ### BYOL and SimSiam: no negatives; a predictor and a stop-gradient
+#
+# BYOL (Grill et al. 2020) has no negatives at all. An *online* network (encoder, projection
+# head and a small MLP, the **predictor**) predicts the projection of the other view made by a
+# *target* network; the target's weights are a moving average of the online weights (MoCo's
+# momentum encoder again), and no gradient flows into the target. SimSiam (Chen & He 2021) is
+# "BYOL without the momentum encoder": one network for both views, the predictor $q$ on one
+# branch and a **stop-gradient** on the other,
+#
+# $$ L = \tfrac12\, D\big(p_1, \mathrm{sg}(z_2)\big) + \tfrac12\, D\big(p_2, \mathrm{sg}(z_1)\big),
+#    \qquad p_i = q(z_i),\quad D(p, z) = -\cos(p, z), $$
+#
+# where $\mathrm{sg}$ treats its argument as a constant (`.detach()`). Chen & He showed that
+# the stop-gradient is essential: without it the loss quickly reaches its minimum, $-1$, and
+# the standard deviation of the normalised output falls to 0, a collapse (their section 4.1
+# and Figure 2); without the predictor it collapses too (section 4.2). *Why* the two prevent
+# collapse is still debated; Chen & He propose that SimSiam is an alternating optimisation
+# (section 5).
+#
+# The same experiment on the toy problem of notebook 04: the encoder $32 \to 128 \to 16$, a
+# predictor $16 \to 32 \to 16$, the SimSiam loss with and without the stop-gradient, and the
+# three numbers of notebook 04 (alignment, uniformity, standard deviation of each coordinate
+# of $z/|z|$, on held-out inputs).
+
+# %%
+import torch.nn.functional as F
+
+from phys555_cl import toy
+
+
+def simsiam_loss(predictor, stop_gradient):
+    """SimSiam's loss on the embeddings z1, z2 of two views, with or without the stop-gradient."""
+    def loss(z1, z2):
+        target1, target2 = (z1.detach(), z2.detach()) if stop_gradient else (z1, z2)
+        return -(F.cosine_similarity(predictor(z1), target2).mean()
+                 + F.cosine_similarity(predictor(z2), target1).mean()) / 2
+    return loss
+
+
+start = time.perf_counter()
+simsiam_runs = {}
+for name, stop_gradient in [("with stop-gradient", True), ("without stop-gradient", False)]:
+    predictor = toy.toy_predictor(seed=0)
+    simsiam_runs[name] = toy.train_toy(simsiam_loss(predictor, stop_gradient),
+                                       toy.toy_encoder(seed=0), extra_modules=[predictor],
+                                       steps=S.toy_steps)
+seconds = time.perf_counter() - start
+toy.plot_geometry(simsiam_runs, title="SimSiam on the toy problem")
+plt.show()
+print(f"{S.toy_steps} steps per run, both runs in {seconds:.1f} s; "
+      f"1/sqrt(D) = {simsiam_runs['with stop-gradient']['out_dim'] ** -0.5:.3f}")
+print(f"{'':<22} {'last loss':>9} {'alignment':>10} {'uniformity':>11} {'std per dim':>12}")
+for name, h in simsiam_runs.items():
+    print(f"{name:<22} {h['loss'][-1]:>9.3f} {h['alignment'][-1]:>10.3f} "
+          f"{h['uniformity'][-1]:>11.3f} {h['std'][-1]:>12.3f}")
+
+# %% [markdown]
+# In the values printed above, the run **without** the stop-gradient ends with a loss close
+# to its minimum of $-1$ and an alignment close to 0, while its uniformity climbs towards 0
+# and its standard deviation per coordinate falls towards 0 (in the plot both are still
+# moving that way when training stops): it is collapsing, as in Chen & He's Figure 2.
+# **With** the stop-gradient the standard deviation stays far from 0, near $1/\sqrt{D}$, and
+# the uniformity is well below 0: no negative anywhere, and still no collapse. This is one
+# small run, not a proof, and the details of the networks matter: Chen & He's have BatchNorm
+# in the projection head and the predictor, as `toy_encoder` and `toy_predictor` do. Try it:
+# take the `nn.BatchNorm1d` out of a copy of both, or change the learning rate of
+# `train_toy`, and watch the standard deviation.
+#
+# ### Barlow Twins: make the cross-correlation the identity
+#
+# Barlow Twins (Zbontar et al. 2021) standardises every coordinate of the embeddings of each
+# view over the batch (mean 0, standard deviation 1) and computes the $D \times D$
+# cross-correlation matrix $C_{ij}$ between coordinate $i$ of view 1 and coordinate $j$ of view
+# 2. The loss asks $C$ to be the identity,
+#
+# $$ L_{BT} = \sum_i (1 - C_{ii})^2 + \lambda \sum_i \sum_{j \neq i} C_{ij}^2 : $$
+#
+# the diagonal term makes each coordinate the same for both views (invariance); the
+# off-diagonal term makes different coordinates uncorrelated, so they carry different
+# information (**redundancy reduction**, the principle of the neuroscientist H. Barlow that
+# gives the method its name). A collapsed encoder cannot satisfy it: a coordinate that is the
+# same for every input has no variation to correlate. No negatives, no predictor, no
+# stop-gradient, no momentum encoder.
+#
+# ### DINO: self-distillation with centring and sharpening
+#
+# DINO (Caron et al. 2021) trains a **student** network to give, for one view of an image,
+# the same probability distribution over $K$ outputs (a softmax) as a **teacher** gives for
+# another view: a cross-entropy between the two distributions. The teacher is a moving
+# average of the student (a momentum encoder) and gets no gradient. The teacher's outputs are
+# **centred** (a running mean over batches is subtracted) and **sharpened** (a low softmax
+# temperature). Centring stops one output from dominating but on its own pushes the
+# distribution towards uniform; sharpening does the opposite; together they avoid both kinds
+# of collapse (their section 3.1). With Vision Transformers, the attention maps of a DINO
+# network segment the objects in an image without ever being told what an object is.
+#
+# ### SupCon: the labels come back
+#
+# Notebooks 01 and 02 trained $f_\theta$ with labels: the contrastive loss (Hadsell et al.
+# 2006) on labelled pairs, the triplet loss (Schroff et al. 2015) on (anchor, positive,
+# negative) triplets. The supervised contrastive loss, SupCon (Khosla et al. 2020), is NT-Xent
+# with the labels brought back: for an anchor $i$, **every** other sample of its class in the
+# batch is a positive, $P(i)$, and every sample of another class a negative,
+#
+# $$ \ell_i = -\frac{1}{|P(i)|} \sum_{p \in P(i)} \log
+#    \frac{\exp(s_{ip})}{\sum_{a \neq i} \exp(s_{ia})} , $$
+#
+# with the same $s_{ia} = u_i \cdot u_a / \tau$. One anchor is contrasted with all its
+# positives and negatives at once, instead of one pair or one triplet at a time. When the
+# "classes" are the galaxies themselves, two views each, $P(i)$ is the partner alone and
+# SupCon **is** NT-Xent: `distances.supervised_contrastive_loss` gives the same number as
+# `nt_xent`:
+
+# %%
+from phys555_cl.distances import supervised_contrastive_loss
+
+rng = torch.Generator().manual_seed(555)
+z1, z2 = torch.randn(6, 16, generator=rng), torch.randn(6, 16, generator=rng)
+same_galaxy = torch.arange(6).repeat(2)  # row k and row k + 6: the two views of galaxy k
+print(f"NT-Xent                           : {nt_xent(z1, z2, temperature=0.5).item():.5f}")
+print(f"SupCon, classes = galaxies        : "
+      f"{supervised_contrastive_loss(torch.cat([z1, z2]), same_galaxy, 0.5).item():.5f}")
+print(f"SupCon, 3 classes of 4 views each : "
+      f"{supervised_contrastive_loss(torch.cat([z1, z2]), same_galaxy % 3, 0.5).item():.5f}")
+
+# %% [markdown]
+# | method | negatives | what stops the collapse |
+# | --- | --- | --- |
+# | SimCLR | the other $2(N-1)$ views of the batch | the negatives |
+# | MoCo | a queue of keys from earlier batches | the negatives; a momentum encoder keeps the keys comparable |
+# | BYOL | none | a predictor, and a target network that follows the online one slowly |
+# | SimSiam | none | a predictor and a stop-gradient |
+# | Barlow Twins | none | the cross-correlation of the two views pushed to the identity |
+# | DINO | none | centring and sharpening of a momentum teacher's outputs |
+# | SupCon | samples of other classes (labels) | the negatives; positives are all samples of the class |
+
+# %% [markdown]
+# ## 9. What the SimCLR paper found
+#
+# Chen et al. (2020a) took SimCLR apart one piece at a time on ImageNet, scoring each choice
+# by **linear evaluation**: a linear classifier trained on the frozen $h$ (section 2.3). Their
+# ablations use a ResNet-50, batches of 4096 and 100 epochs (section 2.3); the final models
+# 1000 epochs (section 6). What they found:
+#
+# 1. **The composition of augmentations is crucial** (sections 3.1-3.2, Figure 5). No
+#    single augmentation is enough; random cropping together with colour distortion stands
+#    out. With crops alone, the colour histograms of two crops of one image are enough to
+#    recognise them as a pair (Figure 6), a shortcut. Stronger colour distortion raised
+#    SimCLR's linear evaluation from 59.6% (strength 1/8) to 63.2% (strength 1) and 64.5%
+#    (strength 1 with blur), while the same augmentations took a supervised ResNet-50 from
+#    77.0% to 75.7% and 75.4% (Table 1): contrastive learning needs stronger augmentation than
+#    supervised learning. For galaxies colour is physics (notebook 03), so our augmentations
+#    change it no more than a little Milky-Way dust would: the best augmentations depend on
+#    the data.
+# 2. **Bigger models gain more** from unsupervised than from supervised training (section
+#    4.1, Figure 7).
+# 3. **The nonlinear projection head improves the representation before it** (section 4.2,
+#    Figure 8): a nonlinear head is better than a linear one (+3%) and much better than none
+#    (>10%), and even with it, $h$ before the head is much better (>10%) than $z$ after it.
+#    An MLP trained to predict the rotation applied to an image (one of four) is right 67.6% of
+#    the time from $h$ and 25.6% from $g(h)$, where guessing gives 25% (Table 3): $z$ forgets
+#    what the augmentations change, as section 6 found for galaxies.
+# 4. **The loss and the temperature** (section 5.1, Tables 4 and 5). NT-Xent gave 63.9%,
+#    against 50.9% for a margin (triplet) loss (57.5% with semi-hard negative mining, notebook
+#    02) and 51.6% for a logistic loss (57.9% with mining): NT-Xent weighs each negative by how
+#    hard it is (the $p_{ik}$ of notebook 04). With normalised embeddings, $\tau = 0.1$ gave
+#    64.4%, $\tau$ = 0.05, 0.5 and 1 gave 59.7%, 60.7% and 58.0%; without the normalisation
+#    ($\tau$ = 10 and 100) 57.2% and 57.0%, although the contrastive task itself was solved
+#    more often.
+# 5. **Larger batches and longer training** (section 5.2, Figure 9): trained for 100 epochs,
+#    larger batches are clearly better; trained longer, the gaps between batch sizes shrink or
+#    disappear. Both give the loss more negatives.
+# 6. **The results** (section 6). Linear evaluation on ImageNet, top-1 (Table 6): 69.3% with
+#    a ResNet-50, 74.2% with one twice as wide, 76.5% with one four times as wide (top-5
+#    93.2%), matching a supervised ResNet-50 (abstract). Fine-tuned with 1% of the ImageNet
+#    labels (about 12.8 images per class), top-5 (Table 7): 75.5% (ResNet-50) and 85.8%
+#    (four times as wide), against 48.4% for the supervised baseline on the same 1%; with 10%
+#    of the labels 87.8% and 92.6%, against 80.4%.
+#
+# These are ImageNet numbers for large networks, trained on 32 to 128 TPU cores (section
+# 2.2). The course's SimCLR is a small CNN on 32-pixel simulated galaxies; notebook 06
+# measures what it buys, with its own uncertainties.
+
+# %% [markdown]
+# ## References
+#
+# - Chen, T., Kornblith, S., Norouzi, M. & Hinton, G. (2020a). *A Simple Framework for
+#   Contrastive Learning of Visual Representations.* ICML 2020.
+#   [arXiv:2002.05709](https://arxiv.org/abs/2002.05709). SimCLR (the whole notebook) and its
+#   findings (section 8).
+# - He, K., Zhang, X., Ren, S. & Sun, J. (2016). *Deep Residual Learning for Image
+#   Recognition.* CVPR 2016. [arXiv:1512.03385](https://arxiv.org/abs/1512.03385). ResNet, the
+#   encoder of SimCLR and of `build_simclr("resnet18")`.
+# - Wu, Z., Xiong, Y., Yu, S. X. & Lin, D. (2018). *Unsupervised Feature Learning via
+#   Non-Parametric Instance Discrimination.* CVPR 2018.
+#   [arXiv:1805.01978](https://arxiv.org/abs/1805.01978). The weighted kNN monitor of
+#   section 4.
+# - Willett, K. W., et al. (2013). *Galaxy Zoo 2: detailed morphological classifications for
+#   304,122 galaxies from the Sloan Digital Sky Survey.* MNRAS 435, 2835.
+#   [arXiv:1308.3496](https://arxiv.org/abs/1308.3496). The questions the labels answer.
+# - He, K., Fan, H., Wu, Y., Xie, S. & Girshick, R. (2020). *Momentum Contrast for
+#   Unsupervised Visual Representation Learning.* CVPR 2020.
+#   [arXiv:1911.05722](https://arxiv.org/abs/1911.05722). MoCo.
+# - Chen, X., Fan, H., Girshick, R. & He, K. (2020). *Improved Baselines with Momentum
+#   Contrastive Learning.* [arXiv:2003.04297](https://arxiv.org/abs/2003.04297). MoCo v2.
+# - van den Oord, A., Li, Y. & Vinyals, O. (2018). *Representation Learning with Contrastive
+#   Predictive Coding.* [arXiv:1807.03748](https://arxiv.org/abs/1807.03748). InfoNCE, MoCo's
+#   loss (notebook 07).
+# - Grill, J.-B., et al. (2020). *Bootstrap Your Own Latent: A New Approach to Self-Supervised
+#   Learning.* NeurIPS 2020. [arXiv:2006.07733](https://arxiv.org/abs/2006.07733). BYOL.
+# - Chen, X. & He, K. (2021). *Exploring Simple Siamese Representation Learning.* CVPR 2021.
+#   [arXiv:2011.10566](https://arxiv.org/abs/2011.10566). SimSiam and the stop-gradient.
+# - Zbontar, J., Jing, L., Misra, I., LeCun, Y. & Deny, S. (2021). *Barlow Twins:
+#   Self-Supervised Learning via Redundancy Reduction.* ICML 2021.
+#   [arXiv:2103.03230](https://arxiv.org/abs/2103.03230).
+# - Caron, M., Touvron, H., Misra, I., Jégou, H., Mairal, J., Bojanowski, P. & Joulin, A.
+#   (2021). *Emerging Properties in Self-Supervised Vision Transformers.* ICCV 2021.
+#   [arXiv:2104.14294](https://arxiv.org/abs/2104.14294). DINO.
+# - Khosla, P., et al. (2020). *Supervised Contrastive Learning.* NeurIPS 2020.
+#   [arXiv:2004.11362](https://arxiv.org/abs/2004.11362). SupCon.
+# - Hadsell, R., Chopra, S. & LeCun, Y. (2006). *Dimensionality Reduction by Learning an
+#   Invariant Mapping.* CVPR 2006. The contrastive loss of notebook 01.
+# - Schroff, F., Kalenichenko, D. & Philbin, J. (2015). *FaceNet: A Unified Embedding for
+#   Face Recognition and Clustering.* CVPR 2015.
+#   [arXiv:1503.03832](https://arxiv.org/abs/1503.03832). The triplet loss of notebook 02.

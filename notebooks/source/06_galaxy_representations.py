@@ -15,6 +15,16 @@
 # search, real galaxies from the Hubble eXtreme Deep Field, and (if you have it) Galaxy10
 # DECaLS.
 
+# %% [markdown]
+# > **Notation in this notebook.** The letter z has three meanings in this course. Here $z$
+# > alone is the **embedding**, the output of the projection head, $z = g(h)$ (`z` in the
+# > code, "probes on $h$ and $z$"). The **redshift** is written `redshift` in the code (and
+# > `redshift_high`, high or low) and "redshift" in the prose; a *spec-z* is a spectroscopic
+# > redshift. One exception: in section 5's code `has_z`, `no_z` and `predicted_z` are about
+# > the redshift (which galaxies have a spec-z, and the redshift predicted from $h$), not
+# > about the embedding. The **z band** is the reddest of the g, r, z images, always called
+# > "the z band".
+
 # %%
 import os
 from pathlib import Path
@@ -390,7 +400,7 @@ plt.show()
 # %% [markdown]
 # And which *simulated* galaxies are the nearest to each real one? A fun test of how far the
 # simulator is from the real sky (expect the answer "not close": the representation has never
-# seen a press image of a z = 2 galaxy).
+# seen a press image of a galaxy at redshift 2).
 
 # %%
 idx, sim = nearest_neighbours(h_hdf[some], h, k=5)
@@ -445,3 +455,53 @@ else:
 # --data galaxy10 --galaxy10-path Galaxy10_DECals.h5` uses the same recipe without any labels,
 # exactly as Hayat et al. did on SDSS, and the probes then need only the few labels.
 # ### END SOLUTION
+
+# %% [markdown]
+# ## References
+#
+# - Hayat, M. A., Stein, G., Harrington, P., Lukić, Z. & Mustafa, M. (2021).
+#   *Self-supervised Representation Learning for Astronomical Images.* ApJL 911, L33.
+#   [arXiv:2012.13083](https://arxiv.org/abs/2012.13083).
+#   The lecture's galaxy example: SimCLR on SDSS galaxies, the UMAPs and the label tiers.
+# - Chen, T., Kornblith, S., Norouzi, M. & Hinton, G. (2020a). *A Simple Framework for
+#   Contrastive Learning of Visual Representations.* ICML 2020.
+#   [arXiv:2002.05709](https://arxiv.org/abs/2002.05709).
+#   SimCLR, and linear probes on $h$ and $z$.
+# - Chen, T., Kornblith, S., Swersky, K., Norouzi, M. & Hinton, G. (2020b). *Big
+#   Self-Supervised Models are Strong Semi-Supervised Learners.* NeurIPS 2020.
+#   [arXiv:2006.10029](https://arxiv.org/abs/2006.10029).
+#   Fine-tuning and distillation (SimCLRv2), section 6.
+# - Hinton, G., Vinyals, O. & Dean, J. (2015). *Distilling the Knowledge in a Neural
+#   Network.* [arXiv:1503.02531](https://arxiv.org/abs/1503.02531).
+#   Distillation with soft targets, section 6.
+# - Stein, G., Harrington, P., Blaum, J., Medan, T. & Lukić, Z. (2021).
+#   *Self-supervised similarity search for large scientific datasets.*
+#   [arXiv:2110.13151](https://arxiv.org/abs/2110.13151).
+#   Similarity search over 42 million Legacy Surveys galaxies, section 7.
+# - McInnes, L., Healy, J. & Melville, J. (2018). *UMAP: Uniform Manifold
+#   Approximation and Projection for Dimension Reduction.*
+#   [arXiv:1802.03426](https://arxiv.org/abs/1802.03426).
+#   UMAP, section 2.
+# - Strauss, M. A., et al. (2002). *Spectroscopic Target Selection in the Sloan
+#   Digital Sky Survey: The Main Galaxy Sample.* AJ 124, 1810.
+#   [arXiv:astro-ph/0206225](https://arxiv.org/abs/astro-ph/0206225).
+#   The spectroscopic limit $r < 17.77$ behind the label tiers.
+# - Willett, K. W., et al. (2013). *Galaxy Zoo 2: detailed morphological
+#   classifications for 304,122 galaxies from the Sloan Digital Sky Survey.* MNRAS 435, 2835.
+#   [arXiv:1308.3496](https://arxiv.org/abs/1308.3496).
+#   The Galaxy Zoo questions, and the magnitude limit of visual morphologies.
+# - Walmsley, M., et al. (2022). *Galaxy Zoo DECaLS: Detailed visual morphology
+#   measurements from volunteers and deep learning for 314 000 galaxies.* MNRAS 509, 3966.
+#   [arXiv:2102.08414](https://arxiv.org/abs/2102.08414).
+#   The classes of Galaxy10 DECaLS, section 9.
+# - Dey, A., et al. (2019). *Overview of the DESI Legacy Imaging Surveys.* AJ 157, 168.
+#   [arXiv:1804.08657](https://arxiv.org/abs/1804.08657).
+#   The images of Galaxy10 DECaLS, section 9.
+# - Leung, H. W. & Bovy, J. *Galaxy10 DECaLS*, a data set of the astroNN package
+#   (images from the DESI Legacy Imaging Surveys, classes from Galaxy Zoo DECaLS):
+#   <https://astronn.readthedocs.io/en/latest/galaxy10.html>, file
+#   <https://zenodo.org/records/10845026>.
+#   Section 9.
+# - van der Walt, S., et al. (2014). *scikit-image: image processing in Python.*
+#   PeerJ 2, e453.
+#   The library that ships the Hubble eXtreme Deep Field image of section 8.

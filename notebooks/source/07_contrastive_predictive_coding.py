@@ -25,6 +25,17 @@
 # prediction step with **Exercise 7.2**, (4) training, (5) what the predictions look like,
 # (6) a linear probe of $c_t$ against a randomly initialised network.
 
+# %% [markdown]
+# > **Notation in this notebook.** $z_t$ is the **latent vector of window $t$**, the output of
+# > the encoder $g_\mathrm{enc}$ (`z`, `S.z_dim` in the code); $c_t$ is the **context**, the
+# > summary of $z_{\le t}$. $z_t$ plays the part that the embedding $z$ plays in notebooks
+# > 04-06, but CPC has no projection head. Neither of the other meanings of z in this course,
+# > the **z band** of the galaxy images and the **redshift**, appears here: the data are light
+# > curves in magnitudes. Two more letters change meaning from notebook 04: $N$ is the number of
+# > candidates of InfoNCE here (in NT-Xent it is the number of galaxies in a batch, which gives
+# > $2N - 1$ candidates), and $k$ is the number of windows ahead (in notebook 04 it numbered
+# > galaxies and views).
+
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
@@ -512,3 +523,28 @@ plt.show()
 # representation without labels by asking it to pick the positive out of a crowd of
 # negatives, and both are bounded by $\log N$. Everything here is in `phys555_cl.cpc`
 # (the model, the prediction step, training) and `phys555_cl.lightcurves` (the simulator).
+
+# %% [markdown]
+# ## References
+#
+# - van den Oord, A., Li, Y. & Vinyals, O. (2018). *Representation Learning with
+#   Contrastive Predictive Coding.* [arXiv:1807.03748](https://arxiv.org/abs/1807.03748).
+#   CPC, InfoNCE and the bound $I \ge \log N - \mathcal{L}_N$ (section 2.3).
+# - Poole, B., Ozair, S., van den Oord, A., Alemi, A. A. & Tucker, G. (2019). *On
+#   Variational Bounds of Mutual Information.* ICML 2019.
+#   [arXiv:1905.06922](https://arxiv.org/abs/1905.06922).
+#   InfoNCE among the variational bounds of mutual information, and why it cannot exceed
+#   $\log N$, $N$ the number of candidates (question 3).
+# - Chen, T., Kornblith, S., Norouzi, M. & Hinton, G. (2020a). *A Simple Framework for
+#   Contrastive Learning of Visual Representations.* ICML 2020.
+#   [arXiv:2002.05709](https://arxiv.org/abs/2002.05709).
+#   SimCLR's NT-Xent, the InfoNCE of notebooks 04-06.
+# - He, K., Fan, H., Wu, Y., Xie, S. & Girshick, R. (2020). *Momentum Contrast for
+#   Unsupervised Visual Representation Learning.* CVPR 2020.
+#   [arXiv:1911.05722](https://arxiv.org/abs/1911.05722).
+#   MoCo's queue of negatives, one way to more candidates (question 3).
+# - Cho, K., van Merriënboer, B., Gulcehre, C., Bahdanau, D., Bougares, F., Schwenk, H. &
+#   Bengio, Y. (2014). *Learning Phrase Representations using RNN Encoder-Decoder for
+#   Statistical Machine Translation.* EMNLP 2014.
+#   [arXiv:1406.1078](https://arxiv.org/abs/1406.1078).
+#   The GRU, the autoregressive network $g_\mathrm{ar}$.
