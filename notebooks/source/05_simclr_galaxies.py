@@ -32,7 +32,7 @@
 # > the **z band** is the reddest of the three images g, r, z of every galaxy, and is always
 # > called "the z band". $g$ is the **projection head** in the formulas and the **g band** in
 # > "g, r, z". The **redshift** is written `redshift` in the code and "redshift" in the prose,
-# > never $z$. $h = f(x)$ is the representation from the encoder $f$; section 7 adds a
+# > never $z$. $h = f(x)$ is the representation from the encoder $f$; section 8 adds a
 # > predictor output $p$.
 
 # %%
@@ -329,7 +329,7 @@ my_augment = ex.check_experiment_augment(my_augment)
 # %% [markdown]
 # The two runs: same galaxies, same initial weights, same order of batches, same generator
 # seed, your `training_step`; only the augmentation differs. Then a linear probe on $h$ for each
-# question, fitted on half of the held-out galaxies of section 5 and scored on the other half.
+# question, fitted on half of the held-out galaxies of section 6 and scored on the other half.
 # (Fast mode trains for seconds: the numbers mean little there.)
 
 # %%
@@ -612,7 +612,7 @@ print(f"SupCon, 3 classes of 4 views each : "
 # - Chen, T., Kornblith, S., Norouzi, M. & Hinton, G. (2020a). *A Simple Framework for
 #   Contrastive Learning of Visual Representations.* ICML 2020.
 #   [arXiv:2002.05709](https://arxiv.org/abs/2002.05709). SimCLR (the whole notebook) and its
-#   findings (section 8).
+#   findings (section 9).
 # - He, K., Zhang, X., Ren, S. & Sun, J. (2016). *Deep Residual Learning for Image
 #   Recognition.* CVPR 2016. [arXiv:1512.03385](https://arxiv.org/abs/1512.03385). ResNet, the
 #   encoder of SimCLR and of `build_simclr("resnet18")`.
