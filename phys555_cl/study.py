@@ -43,13 +43,13 @@ import math
 import os
 import sys
 import time
-import zlib
 
 import numpy as np
 import torch
 from torch import nn
 
 from phys555_cl._checks import check_int
+from phys555_cl.config import stable_seed
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
 from phys555_cl.fileio import atomic_write_text
 
@@ -115,11 +115,6 @@ def subsets_for(count, repeats=REPEATS) -> int:
     if isinstance(repeats, dict):
         return repeats.get(count, DEFAULT_REPEATS)
     return repeats
-
-
-def _seed(*parts) -> int:
-    """A reproducible 31-bit seed from any values (population, count, subset, method...)."""
-    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 # ------------------------------------------------------------------------------------------
@@ -557,7 +552,7 @@ def label_efficiency(
             notes.append(f"population {population}, protocol {protocol}: {count} labels asked "
                          f"but only {short} galaxies may carry them; skipped")
             continue
-        rng = np.random.default_rng(_seed("subsets", population, protocol, count))
+        rng = np.random.default_rng(stable_seed("subsets", population, protocol, count, bits=31))
         for r in range(subsets_for(count, repeats)):
             subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
             preds, no_labels, trained = pop.fit_subset(
@@ -608,7 +603,7 @@ class _Population:
         self.population, self.protocol = population, protocol
         self.images = torch.as_tensor(images)
         n = len(self.images)
-        perm = np.random.default_rng(_seed("split", population)).permutation(n)
+        perm = np.random.default_rng(stable_seed("split", population, bits=31)).permutation(n)
         n_test = int(round(test_fraction * n))
         self.test_idx, self.train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
         keys = list(tasks) + (["label_tier"] if "label_tier" in labels else [])
@@ -643,7 +638,7 @@ class _Population:
             features["simclr + linear"] = embed(self.model, self.images, device=self.device)
         if "random init + linear" in methods:
             rand = copy.deepcopy(self.model)
-            rand.encoder = self.fresh_encoder(_seed("random init", self.population))
+            rand.encoder = self.fresh_encoder(stable_seed("random init", self.population, bits=31))
             features["random init + linear"] = embed(rand, self.images, device=self.device)
         if "raw pixels + linear" in methods:
             features["raw pixels + linear"] = raw_pixels(self.images)
@@ -672,7 +667,7 @@ class _Population:
                                  if "simclr + fine-tune + distill" in methods else set())
         for m in (x for x in SIMCLR_ARMS[1:] + ("supervised",) if x in wanted):
             t1 = time.perf_counter()
-            seed = _seed(m, self.population, self.protocol, *where)
+            seed = stable_seed(m, self.population, self.protocol, *where, bits=31)
             kw = dict(steps=rec["steps"], batch_size=rec["batch_size"], seed=seed,
                       weight_decay=rec["weight_decay"], device=self.device, progress=progress)
             if m == "supervised":
@@ -858,7 +853,7 @@ def retrieval_on_test(model, config, images, labels, table, device=None) -> dict
     if config is not None:
         from phys555_cl.encoders import build_model_from_config
 
-        torch.manual_seed(_seed("random init retrieval"))
+        torch.manual_seed(stable_seed("random init retrieval", bits=31))
         feats["random init"] = embed(build_model_from_config(config), x, device=device)
     if "supervised" in table.models:
         feats["supervised"] = embed(table.models["supervised"], x, device=device)

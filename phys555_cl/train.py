@@ -38,7 +38,6 @@ import pickle
 import random
 import sys
 import time
-import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -390,10 +389,6 @@ def _wait_for_the_other_processes() -> None:
         dist.barrier()
 
 
-def _epoch_seed(seed: int, epoch: int, rank: int, stream: str) -> int:
-    return zlib.crc32(f"{seed}/{epoch}/{rank}/{stream}".encode())
-
-
 # ------------------------------------------------------------------------------------------
 # one training step
 # ------------------------------------------------------------------------------------------
@@ -690,10 +685,10 @@ def _epoch_streams(t: _Training, epoch: int, first_step: int, gen_states: list |
     seeds, so a resumed run draws the same numbers; a run resumed mid-epoch continues the
     saved generator state instead."""
     seed = t.cfg["seed"]
-    order_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0, "order"))
+    order_gen = torch.Generator().manual_seed(config.stable_seed(seed, epoch, 0, "order"))
     order = torch.randperm(len(t.data), generator=order_gen)
     gen = torch.Generator(device=t.device if t.device.type == "cuda" else "cpu")
-    gen.manual_seed(_epoch_seed(seed, epoch, t.rank, "augment"))
+    gen.manual_seed(config.stable_seed(seed, epoch, t.rank, "augment"))
     if first_step and gen_states is not None:
         gen.set_state(gen_states[t.rank].to("cpu"))
     return order, gen
