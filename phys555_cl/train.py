@@ -135,10 +135,6 @@ def make_config(name: str = "default", **overrides) -> dict:
     return cfg
 
 
-#: The SimCLR model a configuration describes (randomly initialised).
-build_model = build_model_from_config
-
-
 def load_training_images(cfg: dict, rank: int = 0, world_size: int = 1) -> torch.Tensor:
     """This process's training images ``[n, 3, image_size, image_size]`` (float32, CPU).
 
@@ -272,7 +268,7 @@ def load_checkpoint(path: str, map_location="cpu") -> tuple[SimCLR, dict]:
     """
     state = read_checkpoint(path, map_location)
     cfg = dict(state["config"])
-    model = build_model(cfg)
+    model = build_model_from_config(cfg)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -529,7 +525,7 @@ def _setup(cfg: dict, data: torch.Tensor | None, device: torch.device, rank: int
     """Seed, build the model, load the data (``None``: the configured data), wrap the model
     for the device and for DDP, make the optimizer, its schedule and mixed precision."""
     config.seed_everything(cfg["seed"])
-    model = build_model(cfg).to(device)
+    model = build_model_from_config(cfg).to(device)
     if data is None:
         data = load_training_images(cfg, rank, world)
     local_batch = cfg["batch_size"] // world

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from phys555_cl import monitor, train
+from phys555_cl.encoders import build_model_from_config
 from phys555_cl.monitor import RepresentationMonitor, contrastive_top1, knn_accuracy
 
 
@@ -81,7 +82,7 @@ def fast_run(tmp_path_factory):
     torch.manual_seed(0)
     model, history = train.train_simclr("fast", out=str(out), progress=False, device="cpu",
                                         **cfg)
-    untrained = train.build_model(train.make_config("fast", **cfg))
+    untrained = build_model_from_config(train.make_config("fast", **cfg))
     return out, model, history, untrained
 
 
