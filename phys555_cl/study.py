@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from phys555_cl._checks import check_int
+from phys555_cl.checkpoints import load_checkpoint
 from phys555_cl.config import stable_seed
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
 from phys555_cl.fileio import atomic_write_text
@@ -960,8 +961,6 @@ def _subsets_text(counts, repeats) -> str:
 
 
 def _run(args) -> int:
-    from phys555_cl.train import load_checkpoint
-
     t0 = time.perf_counter()
     model, cfg = load_checkpoint(args.checkpoint)
     study = payoff_study(model, cfg, eval_seeds=args.eval_seeds, n_galaxies=args.n_galaxies,

@@ -175,8 +175,8 @@ def test_payoff_study_pools_populations_and_adds_retrieval():
 
 
 def test_evaluate_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys):
+    from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
     from phys555_cl.evaluate import main
-    from phys555_cl.train import CHECKPOINT_FORMAT, save_checkpoint
 
     ckpt = tmp_path / "tiny.pt"
     cfg = {**TINY, "name": "tiny"}

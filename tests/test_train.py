@@ -1,4 +1,7 @@
-"""Specification of phys555_cl.train: the SimCLR loop, checkpoints, resume, Ctrl-C, torchrun."""
+"""Specification of phys555_cl.train: the SimCLR step and loop, resume, Ctrl-C, torchrun, CLI.
+
+The checkpoint files themselves (atomic saves, safe loading): tests/test_checkpoints.py.
+"""
 
 import json
 import os
@@ -11,14 +14,9 @@ import pytest
 import torch
 
 from phys555_cl import train
+from phys555_cl.checkpoints import CheckpointError, load_checkpoint
 from phys555_cl.encoders import build_model_from_config
-from phys555_cl.train import (
-    CheckpointError,
-    load_checkpoint,
-    make_config,
-    save_checkpoint,
-    train_simclr,
-)
+from phys555_cl.train import make_config, train_simclr
 
 TINY = dict(width=4, hidden_dim=16, proj_dim=8, batch_size=16, epochs=2, image_size=16,
             warmup_epochs=0.0, lr=5e-3)
@@ -160,41 +158,6 @@ def test_more_epochs_can_be_added_on_resume(tmp_path):
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
 
 
-def test_an_interrupted_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    path = str(tmp_path / "checkpoint.pt")
-    save_checkpoint(path, {"version": 1})
-
-    def dies_halfway(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 half a zip file")  # torch.save is handed the open temporary file
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", dies_halfway)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, {"version": 2})
-    monkeypatch.undo()
-    assert torch.load(path, weights_only=True) == {"version": 1}
-    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
-
-
-def test_missing_checkpoint_says_how_to_make_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match="phys555_cl.train"):
-        load_checkpoint(str(tmp_path / "nope.pt"))
-
-
-def test_damaged_checkpoint_gives_a_clear_error(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    path.write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(CheckpointError, match="damaged"):
-        load_checkpoint(str(path))
-
-
-def test_a_foreign_pytorch_file_is_refused(tmp_path):
-    path = tmp_path / "weights.pt"
-    torch.save({"state_dict": {}}, path)
-    with pytest.raises(CheckpointError, match="not a phys555_cl"):
-        load_checkpoint(str(path))
-
-
 def test_resuming_with_another_config_names_the_difference(tmp_path):
     run(tmp_path, epochs=1)
     with pytest.raises(CheckpointError, match="temperature"):
@@ -253,78 +216,12 @@ def test_two_process_torchrun_on_cpu(tmp_path):
     assert sorted(os.listdir(out)) == ["checkpoint.pt", "history.json"]
 
 
-# ------------------------------------------------------------------------------------------
-# safe checkpoints: tensors and plain values only, loaded with weights_only=True
-# ------------------------------------------------------------------------------------------
-
-
-class _Payload:
-    """Pickles as a call to open(marker, "w"): loading it unsafely would create the marker."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def write_payload_checkpoint(path, marker):
-    """A file that looks like a phys555 checkpoint but runs code when unpickled."""
-    torch.save({"format": train.CHECKPOINT_FORMAT, "config": _Payload(marker)}, path)
-
-
 def test_a_checkpoint_holds_only_tensors_and_plain_values(tmp_path):
     run(tmp_path, epochs=1, max_steps=2)  # stopped mid-epoch: generator states saved too
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 2 and isinstance(state["generators"][0], torch.Tensor)
     assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
     assert isinstance(state["rng"]["python"]["internal"], list)
-
-
-def test_loading_a_crafted_checkpoint_runs_nothing(tmp_path):
-    marker, path = tmp_path / "pwned", tmp_path / "shared.pt"
-    write_payload_checkpoint(path, marker)
-    for load in (load_checkpoint, train.read_checkpoint):
-        with pytest.raises(CheckpointError, match="could run code") as err:
-            load(str(path))
-        assert "python -m phys555_cl.train --config" in str(err.value)
-    assert not marker.exists()
-
-
-def test_an_old_checkpoint_with_numpy_objects_says_how_to_recreate_it(tmp_path):
-    path = tmp_path / "old.pt"
-    torch.save({"format": train.CHECKPOINT_FORMAT, "rng": {"numpy": np.zeros(3)}}, path)
-    with pytest.raises(CheckpointError, match="old-format") as err:
-        load_checkpoint(str(path))
-    assert train.RECREATE_COMMAND in str(err.value) and "\n" not in str(err.value)
-
-
-def test_a_text_file_is_not_called_a_damaged_checkpoint(tmp_path):
-    path = tmp_path / "notes.pt"
-    path.write_text("my notes, not a checkpoint\n")
-    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint at all"):
-        load_checkpoint(str(path))
-
-
-def test_resume_exact_after_random_streams_were_stored_as_plain_values(tmp_path):
-    import random
-
-    random.seed(5), np.random.seed(5)
-    state = train._rng_state()
-    expected = (random.random(), np.random.rand(), torch.rand(1))
-    random.seed(6), np.random.seed(6), torch.manual_seed(6)
-    save_checkpoint(str(tmp_path / "rng.pt"), {"rng": state})
-    train._set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
-    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
-
-
-def test_the_shipped_checkpoint_loads_safely():
-    from phys555_cl import course
-
-    path = course.REPO / "data" / "pretrained" / "simclr_compact.pt"
-    state = torch.load(path, weights_only=True)  # raises if anything but plain values inside
-    model, cfg = load_checkpoint(str(path))
-    assert cfg["epochs_done"] == state["epoch"] and cfg["image_size"] == 32
 
 
 def test_load_pretrained_loads_the_shipped_model_or_says_it_trains_one(tmp_path, capsys,
@@ -342,37 +239,6 @@ def test_load_pretrained_loads_the_shipped_model_or_says_it_trains_one(tmp_path,
     assert cfg["image_size"] == 24 and cfg["epochs"] == 1 and cfg["n_train"] == 32
     h, z = model(images[:2].to(next(model.parameters()).device))
     assert h.shape[0] == 2
-
-
-def _cli(args, cwd, timeout=120):
-    env = {**os.environ, "PHYS555_QUIET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def test_train_resume_on_a_crafted_checkpoint_runs_nothing(tmp_path):
-    marker = tmp_path / "pwned"
-    (tmp_path / "run").mkdir()
-    write_payload_checkpoint(tmp_path / "run" / "checkpoint.pt", marker)
-    proc = _cli(["phys555_cl.train", "--config", "fast", "--out", "run", "--resume"], tmp_path)
-    assert proc.returncode == 2 and not marker.exists()
-    assert proc.stderr.count("\n") == 1 and "could run code" in proc.stderr  # one line
-
-
-def test_evaluate_on_a_crafted_checkpoint_runs_nothing(tmp_path):
-    marker = tmp_path / "pwned"
-    write_payload_checkpoint(tmp_path / "shared.pt", marker)
-    proc = _cli(["phys555_cl.evaluate", "shared.pt"], tmp_path)  # the loader runs first
-    assert proc.returncode != 0 and not marker.exists()
-    assert "could run code" in proc.stderr
-
-
-def test_the_payload_would_run_if_loaded_unsafely(tmp_path):
-    """The crafted file is a real threat: the old weights_only=False load runs it."""
-    marker = tmp_path / "pwned"
-    write_payload_checkpoint(tmp_path / "shared.pt", marker)
-    torch.load(tmp_path / "shared.pt", weights_only=False)
-    assert marker.exists()
 
 
 # ------------------------------------------------------------------------------------------
@@ -448,21 +314,6 @@ def test_an_unexpected_error_is_one_line_pointing_at_debug(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: CUDA out of memory." in err
     assert "--debug" in err
-
-
-def test_history_is_written_atomically(tmp_path, monkeypatch):
-    path = tmp_path / "history.json"
-    train._write_history(str(path), {"name": "fast"}, {"loss": [1.0]})
-
-    def killed(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", killed)
-    with pytest.raises(KeyboardInterrupt):
-        train._write_history(str(path), {"name": "fast"}, {"loss": [1.0, 0.5]})
-    monkeypatch.undo()
-    assert json.loads(path.read_text())["loss"] == [1.0]
-    assert os.listdir(tmp_path) == ["history.json"]
 
 
 def test_temporary_files_of_killed_runs_are_cleaned_up(tmp_path):
