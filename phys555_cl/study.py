@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from phys555_cl._checks import check_int
+from phys555_cl._cli import run_command
 from phys555_cl.checkpoints import load_checkpoint
 from phys555_cl.config import stable_seed
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
@@ -935,23 +936,9 @@ def main(argv=None) -> int:
         if os.path.isdir(args.json) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             parser.error(f"--json {args.json!r}: give a file path in an existing folder you can "
                          f"write to")
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("stopped (Ctrl-C); nothing was written", file=sys.stderr)
-        return 130
-    except (OSError, ValueError) as err:  # CheckpointError is a ValueError
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:  # anything unexpected: one line, the traceback on request
-        if args.debug:
-            raise
-        first = (str(err).strip().splitlines() or [""])[0]
-        print(f"error: {type(err).__name__}: {first} (run again with --debug to see where)",
-              file=sys.stderr)
-        return 1
+    return run_command(lambda: _run(args), debug=args.debug, expected=(OSError, ValueError),
+                       expected_status=1,  # a CheckpointError is a ValueError
+                       interrupted="stopped (Ctrl-C); nothing was written")
 
 
 def _subsets_text(counts, repeats) -> str:

@@ -43,10 +43,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from phys555_cl import config
 from phys555_cl._checks import check_int
+from phys555_cl._cli import run_command
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.checkpoints import (
     CHECKPOINT_FORMAT,
@@ -215,8 +217,6 @@ def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
 
 def _init_distributed() -> tuple[int, int, int]:
     """(rank, world_size, local_rank); starts torch.distributed when run by torchrun."""
-    import torch.distributed as dist
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -233,8 +233,6 @@ def _wait_for_the_other_processes() -> None:
     uses them, and that process can abort at exit ("terminate called without an active
     exception", SIGABRT) even though its training finished.
     """
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
@@ -599,6 +597,20 @@ class _StopTraining(Exception):
 
 
 def main(argv=None) -> int:
+    """``python -m phys555_cl.train --config NAME --out DIR [--resume] ...``: train, then print
+    one summary line. Exit status 0; 2 for a bad option, folder or checkpoint and 1 for any
+    other error, each reported in one ``error:`` line (``--debug``: the full traceback)."""
+    args = _parser().parse_args(argv)
+    try:
+        return run_command(lambda: _run(args), debug=args.debug,
+                           expected=(FileExistsError, FileNotFoundError, ValueError),
+                           expected_status=2)  # a CheckpointError is a ValueError
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m phys555_cl.train",
         description="Train SimCLR on galaxy images (see phys555_cl/train.py).",
@@ -616,36 +628,20 @@ def main(argv=None) -> int:
                              "(phys555_cl.monitor)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full Python traceback of an error")
-    args = parser.parse_args(argv)
-    try:
-        cfg = make_config(
-            args.config, data=args.data, galaxy10_path=args.galaxy10_path,
-            encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
-            monitor=False if args.no_monitor else None,
-        )
-        check_out_folder(args.out)
-        t0 = time.perf_counter()
-        _, history = train_simclr(cfg, out=args.out, resume=args.resume)
-        _wait_for_the_other_processes()
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # anything else: one line, the traceback only on request
-        if args.debug:
-            raise
-        first = (str(err).strip().splitlines() or [""])[0][:300]
-        print(f"error: {type(err).__name__}: {first} (run the same command with --debug for "
-              f"the full traceback)", file=sys.stderr)
-        return 1
-    finally:
-        import torch.distributed as dist
+    return parser
 
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    rank = int(os.environ.get("RANK", "0"))
-    if rank == 0 and history["epochs"]:
+
+def _run(args) -> int:
+    cfg = make_config(
+        args.config, data=args.data, galaxy10_path=args.galaxy10_path,
+        encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
+        monitor=False if args.no_monitor else None,
+    )
+    check_out_folder(args.out)
+    t0 = time.perf_counter()
+    _, history = train_simclr(cfg, out=args.out, resume=args.resume)
+    _wait_for_the_other_processes()
+    if int(os.environ.get("RANK", "0")) == 0 and history["epochs"]:
         last = history["epochs"][-1]
         knn = "".join(f", kNN accuracy of h on {task} {acc:.3f}"
                       for task, acc in last.get("knn_accuracy", {}).items())
