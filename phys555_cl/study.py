@@ -31,8 +31,8 @@ with no supervised alternative).
 
 From a shell (the numbers of ``data/pretrained/README.md``)::
 
-    python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt --json results.json
-    python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt --protocol survey
+    python -m phys555_cl.study data/pretrained/simclr_compact.pt --json results.json
+    python -m phys555_cl.study data/pretrained/simclr_compact.pt --protocol survey
 """
 
 from __future__ import annotations
@@ -470,19 +470,56 @@ def format_comparisons(comparisons: list[dict]) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _check_counts(label_counts) -> tuple:
+def _check_settings(*, label_counts=LABEL_COUNTS, methods=METHODS, protocol="random",
+                    repeats=REPEATS, recipe=None, n_galaxies=None, eval_seeds=None,
+                    names=None) -> tuple[tuple, tuple, dict]:
+    """Refuse bad settings of :func:`label_efficiency` and :func:`payoff_study` (and of the
+    command line) by name, before any work; returns ``(label counts, methods, full recipe)``.
+
+    ``names``: how a message names each argument (default its Python name; the command line
+    passes its options, e.g. ``{"n_galaxies": "--n-galaxies"}``). ``n_galaxies`` and
+    ``eval_seeds`` are checked when given.
+
+    Raises:
+        ValueError: saying which setting is wrong, what it was and what is allowed.
+    """
+    name = {"steps": "recipe['steps']", **(names or {})}.get
+    counts = _check_counts(label_counts, name("label_counts", "label_counts"))
+    methods = _check_methods(methods)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    per_count = repeats.items() if isinstance(repeats, dict) else [(None, repeats)]
+    for count, n in per_count:
+        key = name("repeats", "repeats")
+        check_int(key if count is None else f"{key}[{count!r}]", n, 1)
+    rec = {**RECIPE, **(recipe or {})}
+    unknown = sorted(set(rec) - set(RECIPE))
+    if unknown:
+        raise ValueError(f"unknown recipe key(s) {unknown}; keys are {sorted(RECIPE)}")
+    check_int(name("steps", "steps"), rec["steps"], 1)
+    if n_galaxies is not None:
+        check_int(name("n_galaxies", "n_galaxies"), n_galaxies, 20)
+    if eval_seeds is not None:
+        if not list(eval_seeds):
+            raise ValueError("eval_seeds is empty: give at least one simulator seed")
+        for seed in eval_seeds:
+            check_int(name("eval_seeds", "eval_seeds"), seed)
+    return counts, methods, rec
+
+
+def _check_counts(label_counts, name: str) -> tuple:
     if isinstance(label_counts, (int, str)):
         label_counts = (label_counts,)
     try:
         counts = tuple(label_counts)
     except TypeError:
-        raise ValueError(f"label_counts must be a list like (5, 20, 200, 'all'), got "
+        raise ValueError(f"{name} must be a list like (5, 20, 200, 'all'), got "
                          f"{label_counts!r}") from None
     for c in counts:
         if c != "all" and (isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1):
             raise ValueError(f"every label count must be a whole number >= 1 or 'all', got {c!r}")
     if not counts:
-        raise ValueError("label_counts is empty: give at least one, e.g. (20,)")
+        raise ValueError(f"{name} is empty: give at least one, e.g. (20,)")
     return counts
 
 
@@ -493,6 +530,17 @@ def _check_methods(methods) -> tuple:
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
     return tuple(methods)
+
+
+def _check_population(labels, tasks, protocol, test_fraction) -> None:
+    """Refuse labels and a split :func:`label_efficiency` cannot use, saying why."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    unknown = [t for t in tasks if t not in labels]
+    if unknown:
+        raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(labels)}")
+    if protocol == "survey" and "label_tier" not in labels:
+        raise ValueError("the survey protocol needs labels['label_tier'] (0, 1, 2)")
 
 
 def label_efficiency(
@@ -539,9 +587,9 @@ def label_efficiency(
         :class:`ResultTable`; ``table.records`` holds every (subset, method) score and
         ``table.seconds`` the time per method.
     """
-    counts = _check_counts(label_counts)
-    methods = _check_methods(methods)
-    rec = _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, recipe)
+    counts, methods, rec = _check_settings(label_counts=label_counts, methods=methods,
+                                           protocol=protocol, repeats=repeats, recipe=recipe)
+    _check_population(labels, tasks, protocol, test_fraction)
     pop = _Population(model, config, images, labels, tasks, protocol, test_fraction,
                       population, device)
     seconds = {m: 0.0 for m in methods}
@@ -572,27 +620,6 @@ def label_efficiency(
     table.notes, table.models, table.seconds = notes, models, seconds
     table.test_index = pop.test_idx
     return table
-
-
-def _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, recipe) -> dict:
-    """Refuse bad arguments of :func:`label_efficiency` by name; return the full recipe."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    per_count = repeats.items() if isinstance(repeats, dict) else [(None, repeats)]
-    for count, n in per_count:
-        check_int("repeats" if count is None else f"repeats[{count!r}]", n, 1)
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    unknown = [t for t in tasks if t not in labels]
-    if unknown:
-        raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(labels)}")
-    if protocol == "survey" and "label_tier" not in labels:
-        raise ValueError("the survey protocol needs labels['label_tier'] (0, 1, 2)")
-    rec = {**RECIPE, **(recipe or {})}
-    unknown = sorted(set(rec) - set(RECIPE))
-    if unknown:
-        raise ValueError(f"unknown recipe key(s) {unknown}; keys are {sorted(RECIPE)}")
-    return rec
 
 
 class _Population:
@@ -812,10 +839,9 @@ def payoff_study(
     """
     from phys555_cl.galaxies import simulate
 
-    n_galaxies = check_int("n_galaxies", n_galaxies, 20)
-    seeds = list(eval_seeds)
-    if not seeds:
-        raise ValueError("eval_seeds is empty: give at least one simulator seed")
+    _check_settings(label_counts=label_counts, methods=methods, protocol=protocol,
+                    repeats=repeats, recipe=recipe, n_galaxies=n_galaxies, eval_seeds=eval_seeds)
+    seeds, n_galaxies = list(eval_seeds), int(n_galaxies)
     t0 = time.perf_counter()
     tables, retrievals, notes = [], [], []
     seconds = {m: 0.0 for m in _check_methods(methods)}
@@ -863,26 +889,29 @@ def retrieval_on_test(model, config, images, labels, table, device=None) -> dict
 
 
 # ------------------------------------------------------------------------------------------
-# command line: python -m phys555_cl.evaluate CHECKPOINT ...
+# command line: python -m phys555_cl.study CHECKPOINT ...
 # ------------------------------------------------------------------------------------------
 
 
+#: How the command line names the settings it shares with :func:`payoff_study`.
+_OPTIONS = {"label_counts": "--labels", "repeats": "--repeats", "steps": "--steps",
+            "n_galaxies": "--n-galaxies", "eval_seeds": "--eval-seeds"}
+
+
 def _count(text: str):
+    """A label count as typed: ``all`` or a whole number (its limits: :func:`_check_settings`)."""
     if text == "all":
         return "all"
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a label count: use whole numbers >= 1 or 'all'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a label count must be >= 1 or 'all', got {value}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m phys555_cl.evaluate",
+        prog="python -m phys555_cl.study",
         description="When does self-supervision pay off? Every way to use a SimCLR checkpoint "
                     "with few labels, against a network trained on the labels alone, on "
                     "independent populations of simulated galaxies; plus one-shot retrieval.",
@@ -914,23 +943,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """``python -m phys555_cl.study CHECKPOINT [--protocol survey] [--json F] ...``: the payoff
+    study of a checkpoint, printed as Markdown tables. Every argument is checked (by the checks
+    of :func:`payoff_study`) before anything is loaded; exit status 0, 2 for a bad argument,
+    1 for a missing or damaged checkpoint or any other error (one ``error:`` line)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    # every argument checked before anything is loaded
-    if args.repeats is not None and args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    if args.n_galaxies < 20:
-        parser.error(f"--n-galaxies must be at least 20, got {args.n_galaxies}")
-    if args.steps < 1:
-        parser.error(f"--steps must be at least 1, got {args.steps}")
+    if args.repeats is None:  # every count its own number of subsets
+        args.repeats = REPEATS
+    try:
+        _check_settings(label_counts=args.labels, methods=args.methods, protocol=args.protocol,
+                        repeats=args.repeats, recipe={"steps": args.steps},
+                        n_galaxies=args.n_galaxies, eval_seeds=args.eval_seeds, names=_OPTIONS)
+    except ValueError as err:
+        parser.error(str(err))
     if not args.no_retrieval and args.n_galaxies < 120:
         parser.error(f"the retrieval table (precision@50 among half the galaxies) needs "
                      f"--n-galaxies of at least 120, got {args.n_galaxies}; or add --no-retrieval")
-    if any(s < 0 for s in args.eval_seeds):
-        parser.error(f"--eval-seeds must be non-negative, got {args.eval_seeds}")
-    bad = [m for m in args.methods if m not in METHODS]
-    if bad:
-        parser.error(f"unknown method(s) {bad}; choose from " + ", ".join(map(repr, METHODS)))
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         if os.path.isdir(args.json) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
@@ -943,16 +972,14 @@ def main(argv=None) -> int:
 
 def _subsets_text(counts, repeats) -> str:
     """E.g. ``5: 5, 20: 5, 200: 2, all: 1`` for the CLI's header line."""
-    return ", ".join(f"{c}: {subsets_for(c, REPEATS if repeats is None else repeats)}"
-                     for c in counts)
+    return ", ".join(f"{c}: {subsets_for(c, repeats)}" for c in counts)
 
 
 def _run(args) -> int:
     t0 = time.perf_counter()
     model, cfg = load_checkpoint(args.checkpoint)
     study = payoff_study(model, cfg, eval_seeds=args.eval_seeds, n_galaxies=args.n_galaxies,
-                         label_counts=args.labels,
-                         repeats=REPEATS if args.repeats is None else args.repeats,
+                         label_counts=args.labels, repeats=args.repeats,
                          protocol=args.protocol, methods=args.methods,
                          retrieval=not args.no_retrieval, recipe={"steps": args.steps})
     print(f"{args.checkpoint}: protocol {args.protocol}; populations (simulator seeds) "

@@ -152,10 +152,10 @@ def test_train_resume_on_a_crafted_checkpoint_runs_nothing(tmp_path):
     assert proc.stderr.count("\n") == 1 and "could run code" in proc.stderr  # one line
 
 
-def test_evaluate_on_a_crafted_checkpoint_runs_nothing(tmp_path):
+def test_study_on_a_crafted_checkpoint_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     write_payload_checkpoint(tmp_path / "shared.pt", marker)
-    proc = _cli(["phys555_cl.evaluate", "shared.pt"], tmp_path)  # the loader runs first
+    proc = _cli(["phys555_cl.study", "shared.pt"], tmp_path)  # the loader runs first
     assert proc.returncode != 0 and not marker.exists()
     assert "could run code" in proc.stderr
 

@@ -14,6 +14,7 @@ from phys555_cl.study import (
     draw_subset,
     label_efficiency,
     label_pools,
+    main,
     payoff_study,
     predict,
     subsets_for,
@@ -174,9 +175,8 @@ def test_payoff_study_pools_populations_and_adds_retrieval():
     assert "One-shot retrieval" in str(study)
 
 
-def test_evaluate_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys):
+def test_study_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys):
     from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
-    from phys555_cl.evaluate import main
 
     ckpt = tmp_path / "tiny.pt"
     cfg = {**TINY, "name": "tiny"}
@@ -206,3 +206,28 @@ def test_each_label_count_gets_its_own_number_of_subsets(galaxies):
     with pytest.raises(ValueError, match=r"repeats\[10\] must be a positive integer"):
         label_efficiency(tiny_model(), images, labels, TINY, label_counts=(10,),
                          repeats={10: 0}, progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "--repeats must be a positive integer, got 0"),
+    (["--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["--labels", "0"], "label count must be a whole number >= 1 or 'all', got 0"),
+    (["--labels", "ten"], "not a label count"),
+    (["--methods", "simclr"], "unknown method"),
+    (["--protocol", "tiers"], "invalid choice"),
+    (["--n-galaxies", "5"], "--n-galaxies must be an integer >= 20, got 5"),
+    (["--n-galaxies", "100"], "needs --n-galaxies of at least 120"),
+    (["--eval-seeds", "-1"], "--eval-seeds must be a non-negative integer, got -1"),
+    (["--json", "/no/such/folder/out.json"], "existing folder"),
+])
+def test_study_cli_refuses_bad_arguments_before_any_work(args, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["no_such_checkpoint.pt", *args])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_study_cli_missing_checkpoint_is_one_line(capsys):
+    assert main(["no_such_checkpoint.pt"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no checkpoint at") and len(err.splitlines()) == 1
