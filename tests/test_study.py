@@ -16,9 +16,7 @@ from phys555_cl.study import (
     label_pools,
     main,
     payoff_study,
-    predict,
     subsets_for,
-    train_on_labels,
 )
 
 TINY = dict(encoder="compact", width=4, hidden_dim=16, proj_dim=8, image_size=16)
@@ -123,23 +121,6 @@ def test_survey_protocol_scores_every_tier_and_skips_counts_beyond_the_pool(gala
     assert any("10000 labels asked" in n for n in table.notes)
     for r in table:
         assert {"tier0", "tier1", "tier2"} <= set(r)
-
-
-def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies(galaxies):
-    images, labels = galaxies
-    tasks = ("smooth_or_featured",)
-    teacher = train_on_labels(tiny_model().encoder, images, labels, tasks, steps=80,
-                              batch_size=32, seed=1, lr=3e-3)
-    answers = predict(teacher, images)["smooth_or_featured"]
-    few = {"smooth_or_featured": torch.full((160,), -1)}
-    few["smooth_or_featured"][:2] = torch.as_tensor(answers[:2])
-    kw = dict(steps=200, batch_size=32, seed=2, lr=3e-3)
-    student = train_on_labels(tiny_model().encoder, images, few, tasks, teacher=teacher,
-                              unlabelled=images, **kw)
-    alone = train_on_labels(tiny_model().encoder, images, few, tasks, **kw)
-    agree = (predict(student, images)["smooth_or_featured"] == answers).mean()
-    agree_alone = (predict(alone, images)["smooth_or_featured"] == answers).mean()
-    assert agree > 0.75 and agree > agree_alone + 0.05
 
 
 def test_bad_arguments_are_refused_with_what_to_do(galaxies):
