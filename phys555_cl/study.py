@@ -38,11 +38,13 @@ From a shell (the numbers of ``data/pretrained/README.md``)::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import math
 import os
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -52,24 +54,32 @@ from phys555_cl._checks import check_int
 from phys555_cl._cli import run_command
 from phys555_cl.checkpoints import load_checkpoint
 from phys555_cl.config import stable_seed
+from phys555_cl.encoders import build_model_from_config
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
 from phys555_cl.fileio import atomic_write_text
+from phys555_cl.galaxies import KIND_NAMES, simulate
 from phys555_cl.labelled import RECIPE, predict, train_on_labels
-
-#: Every method of the study, in table order.
-METHODS = (
-    "simclr + linear",
-    "simclr + fine-tune",
-    "simclr + fine-tune + distill",
-    "supervised",
-    "random init + linear",
-    "raw pixels + linear",
+from phys555_cl.study_results import (
+    LABEL_COUNTS,
+    METHODS,
+    SIMCLR_ARMS,
+    ResultTable,
+    Study,
+    format_comparisons,
+    format_retrieval,
+    mean_retrieval,
+    score,
 )
-#: The arms that use the SimCLR encoder; each is compared with ``supervised``.
-SIMCLR_ARMS = METHODS[:3]
-#: Labelled galaxies per task; ``"all"`` = every galaxy of the probe-training part allowed to
-#: carry that label.
-LABEL_COUNTS = (5, 20, 200, "all")
+
+__all__ = [
+    "DEFAULT_REPEATS", "EVAL_SEEDS", "MORPHOLOGY_TASKS", "PROTOCOLS", "RARE_KINDS", "REPEATS",
+    "VALIDATION_SEEDS", "draw_subset", "label_efficiency", "label_pools", "main", "payoff_study",
+    "retrieval_on_test", "retrieval_table", "subsets_for",
+    # the study's vocabulary, results and networks, kept importable from here
+    "LABEL_COUNTS", "METHODS", "RECIPE", "SIMCLR_ARMS", "ResultTable", "Study",
+    "format_comparisons", "format_retrieval", "score",
+]
+
 #: Simulator seeds of the evaluation populations: never used for training or for any choice.
 EVAL_SEEDS = (2021, 2022, 2023, 2024)
 #: Simulator seeds of the validation populations: every choice of the recipe below was made on
@@ -142,36 +152,6 @@ def _masked_labels(train_labels: dict, subset: dict) -> dict:
     return out
 
 
-def score(preds: dict, test_labels: dict, tasks, tiers=None) -> dict:
-    """Accuracy per task (on the test galaxies the task applies to, label >= 0), their
-    ``mean``, and with ``tiers`` the mean accuracy over tasks on each tier (``tier0``...).
-    A task without predictions (no labelled example) scores NaN and is left out of the means.
-    """
-    out = {}
-    for t in tasks:
-        y = np.asarray(test_labels[t])
-        ok = y >= 0
-        defined = preds.get(t) is not None and ok.any()
-        out[t] = float(np.mean(preds[t][ok] == y[ok])) if defined else math.nan
-    out["mean"] = _nanmean([out[t] for t in tasks])
-    if tiers is not None:
-        tiers = np.asarray(tiers)
-        for k in range(3):
-            accs = []
-            for t in tasks:
-                y = np.asarray(test_labels[t])
-                ok = (y >= 0) & (tiers == k)
-                if preds.get(t) is not None and ok.any():
-                    accs.append(float(np.mean(preds[t][ok] == y[ok])))
-            out[f"tier{k}"] = _nanmean(accs)
-    return out
-
-
-def _nanmean(values) -> float:
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
-    return float(v.mean()) if len(v) else math.nan
-
-
 def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict:
     preds = {}
     for t in tasks:
@@ -180,142 +160,6 @@ def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict
         preds[t] = (fit_linear_probe(feats_train[ok], y[ok]).predict(feats_test)
                     if ok.any() else None)
     return preds
-
-
-# ------------------------------------------------------------------------------------------
-# results
-# ------------------------------------------------------------------------------------------
-
-
-class ResultTable(list):
-    """Aggregated rows (one per protocol, label count and method) that print as Markdown.
-
-    ``records`` keeps every single score behind the rows: one dict per (population, subset,
-    method) with its per-task accuracies and means; :meth:`compare` pairs them.
-    """
-
-    def __init__(self, records=(), tasks=tuple(TASKS)):
-        super().__init__()
-        self.records = list(records)
-        self.tasks = tuple(tasks)
-        self._aggregate()
-
-    @classmethod
-    def concat(cls, tables) -> ResultTable:
-        tables = list(tables)
-        return cls([r for t in tables for r in t.records], tables[0].tasks if tables else TASKS)
-
-    def _aggregate(self) -> None:
-        self.clear()
-        groups: dict = {}
-        for r in self.records:
-            groups.setdefault((r["protocol"], r["labels"], r["method"]), []).append(r)
-        order = {m: i for i, m in enumerate(METHODS)}
-        counts = {c: i for i, c in enumerate(LABEL_COUNTS)}
-        for (protocol, count, method), rs in sorted(
-            groups.items(),
-            key=lambda kv: (kv[0][0], counts.get(kv[0][1], 99), order.get(kv[0][2], 99))):
-            row = {"protocol": protocol, "labels": count, "method": method}
-            metrics = [k for k in rs[0] if k in self.tasks or k == "mean" or k.startswith("tier")]
-            for k in metrics:
-                row[k] = _nanmean([x[k] for x in rs])
-            means = [x["mean"] for x in rs if not math.isnan(x["mean"])]
-            row["std"] = float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
-            row["subsets"] = len(rs)
-            missing = {t: sum(t in x["no_labels"] for x in rs) for t in self.tasks}
-            row["no labelled example"] = ", ".join(
-                f"{t} {k}/{len(rs)}" for t, k in missing.items() if k) or "-"
-            self.append(row)
-
-    def compare(self, a: str, b: str, labels, protocol: str = "random",
-                metric: str = "mean") -> dict:
-        """Paired comparison of methods ``a`` and ``b`` at one label count.
-
-        One difference ``a - b`` per (population, subset): both methods saw exactly the same
-        labelled galaxies, so the luck of the draw cancels. Returns ``{"difference": mean,
-        "ci95": half-width of the 95% t-interval over the pairs, "low", "high", "sem",
-        "wins": pairs where a scored higher, "pairs": how many}`` (accuracies as fractions).
-        """
-        def by_pair(m):
-            return {(r["population"], r["subset"]): r[metric] for r in self.records
-                    if r["method"] == m and r["labels"] == labels and r["protocol"] == protocol}
-
-        sa, sb = by_pair(a), by_pair(b)
-        if not sa or not sb:
-            known = sorted({(r["protocol"], str(r["labels"]), r["method"]) for r in self.records})
-            raise KeyError(f"no scores for {a!r} or {b!r} at labels={labels!r}, "
-                           f"protocol={protocol!r}; have {known}")
-        d = np.array([sa[k] - sb[k] for k in sorted(sa) if k in sb
-                      and not math.isnan(sa[k]) and not math.isnan(sb[k])])
-        n = len(d)
-        sem = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        half = _t975(n - 1) * sem if n > 1 else math.nan
-        mean = float(d.mean()) if n else math.nan
-        return {"difference": mean, "ci95": half, "low": mean - half, "high": mean + half,
-                "sem": sem, "wins": int((d > 0).sum()), "pairs": n}
-
-    def comparisons(self, metric: str = "mean") -> list[dict]:
-        """Every SimCLR arm against ``supervised`` at every protocol and label count."""
-        out = []
-        keys = {(r["protocol"], r["labels"]) for r in self.records}
-        counts = {c: i for i, c in enumerate(LABEL_COUNTS)}
-        for protocol, count in sorted(keys, key=lambda k: (k[0], counts.get(k[1], 99))):
-            have = {r["method"] for r in self.records
-                    if r["protocol"] == protocol and r["labels"] == count}
-            if "supervised" not in have:
-                continue
-            metrics = [metric] + (["tier0"] if protocol == "survey" and metric == "mean" else [])
-            for arm in (m for m in SIMCLR_ARMS if m in have):
-                for mt in metrics:
-                    c = self.compare(arm, "supervised", count, protocol, mt)
-                    out.append({"protocol": protocol, "labels": count, "method": arm,
-                                "versus": "supervised", "metric": mt, **c})
-        return out
-
-    def __str__(self) -> str:
-        if not self:
-            return "(empty table)"
-        cols = list(self[0])
-        cells = [[_fmt(c, r.get(c, "")) for c in cols] for r in self]
-        return _markdown(cols, cells)
-
-    __repr__ = __str__
-
-
-def _fmt(col, v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{100 * v:.1f}"
-    return str(v)
-
-
-def _markdown(cols, cells) -> str:
-    widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(cols)]
-    line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
-    return "\n".join([line, rule, *body])
-
-
-def _t975(dof: int) -> float:
-    """The 97.5% quantile of Student's t with ``dof`` degrees of freedom."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, dof))
-
-
-def format_comparisons(comparisons: list[dict]) -> str:
-    """The paired comparisons as Markdown (differences in points, 95% t-intervals)."""
-    cols = ["protocol", "labels", "method", "scored on", "minus supervised", "95% interval",
-            "ahead on"]
-    cells = []
-    for c in comparisons:
-        where = "all tiers" if c["metric"] == "mean" else c["metric"].replace("tier", "tier ")
-        cells.append([c["protocol"], str(c["labels"]), c["method"], where,
-                      f"{100 * c['difference']:+.1f}",
-                      f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
-                      if not math.isnan(c["ci95"]) else "n/a",
-                      f"{c['wins']} of {c['pairs']}"])
-    return _markdown(cols, cells)
 
 
 # ------------------------------------------------------------------------------------------
@@ -445,9 +289,10 @@ def label_efficiency(
     _check_population(labels, tasks, protocol, test_fraction)
     pop = _Population(model, config, images, labels, tasks, protocol, test_fraction,
                       population, device)
-    seconds = {m: 0.0 for m in methods}
-    features = pop.frozen_features(methods, seconds)
-    table_records, notes, models = [], [], {}
+    seconds = Counter({m: 0.0 for m in methods})
+    features, spent = pop.frozen_features(methods)
+    seconds.update(spent)
+    records, notes, models = [], [], {}
     pools = label_pools(pop.lab_tr, list(tasks), protocol)
     for count in counts:
         short = {t: len(p) for t, p in pools.items() if count != "all" and len(p) < count}
@@ -458,21 +303,29 @@ def label_efficiency(
         rng = np.random.default_rng(stable_seed("subsets", population, protocol, count, bits=31))
         for r in range(subsets_for(count, repeats)):
             subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
-            preds, no_labels, trained = pop.fit_subset(
-                subset, features, methods, rec, (count, r), seconds, progress)
+            fit = pop.fit_subset(subset, features, methods, rec, (count, r), progress)
+            seconds.update(fit.seconds)
             if keep_models and count == "all" and r == 0:
-                models.update(trained)
+                models.update(fit.trained)
             for m in methods:
-                table_records.append({
+                records.append({
                     "protocol": protocol, "population": population, "labels": count,
-                    "subset": r, "method": m, "no_labels": no_labels,
+                    "subset": r, "method": m, "no_labels": fit.no_labels,
                     "n_labelled": {t: len(subset[t]) for t in tasks},
-                    **score(preds[m], pop.lab_te, tasks, pop.tiers_te),
+                    **score(fit.preds[m], pop.lab_te, tasks, pop.tiers_te),
                 })
-    table = ResultTable(table_records, tasks)
-    table.notes, table.models, table.seconds = notes, models, seconds
-    table.test_index = pop.test_idx
-    return table
+    return ResultTable(records, tasks, notes=notes, seconds=dict(seconds), models=models,
+                       test_index=pop.test_idx)
+
+
+@dataclass
+class _Fit:
+    """What fitting every method on one labelled subset gave (:meth:`_Population.fit_subset`)."""
+
+    preds: dict  # {method: {task: test predictions [M], or None without a labelled example}}
+    no_labels: list  # the tasks without a labelled example in the subset
+    trained: dict  # {method: the network trained on the labels}
+    seconds: dict  # {method: seconds spent fitting it}
 
 
 class _Population:
@@ -497,10 +350,6 @@ class _Population:
 
     def fresh_encoder(self, seed: int) -> nn.Module:
         """The architecture of ``model``, initialised from ``seed``."""
-        import copy
-
-        from phys555_cl.encoders import build_model_from_config
-
         torch.manual_seed(seed)
         if self.config is not None:
             return build_model_from_config(self.config).encoder
@@ -510,10 +359,9 @@ class _Population:
                 m.reset_parameters()
         return fresh.encoder
 
-    def frozen_features(self, methods, seconds) -> dict:
-        """``{method: features [N, D]}`` of the linear-probe arms (computed once)."""
-        import copy
-
+    def frozen_features(self, methods) -> tuple[dict, dict]:
+        """``({method: features [N, D]}, {method: seconds})`` of the linear-probe arms
+        (computed once per population; the seconds are shared out equally)."""
         t0 = time.perf_counter()
         features = {}
         if "simclr + linear" in methods:
@@ -524,21 +372,17 @@ class _Population:
             features["random init + linear"] = embed(rand, self.images, device=self.device)
         if "raw pixels + linear" in methods:
             features["raw pixels + linear"] = raw_pixels(self.images)
-        for m in features:
-            seconds[m] += (time.perf_counter() - t0) / len(features)
-        return {m: f.numpy() for m, f in features.items()}
+        share = (time.perf_counter() - t0) / max(1, len(features))
+        return {m: f.numpy() for m, f in features.items()}, {m: share for m in features}
 
-    def fit_subset(self, subset, features, methods, rec, where, seconds, progress):
-        """Fit every method on one labelled subset; returns ``(predictions per method, tasks
-        without a labelled example, {method: trained network})``."""
-        import copy
-
+    def fit_subset(self, subset, features, methods, rec, where, progress) -> _Fit:
+        """Fit every method on one labelled subset (``where``: its label count and number)."""
         tasks = self.tasks
         union = np.unique(np.concatenate([subset[t] for t in tasks]))
         sub_labels = _masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
         no_labels = [t for t in tasks if not (torch.as_tensor(sub_labels[t]) >= 0).any()]
         labels = {t: v[union] for t, v in sub_labels.items()}
-        preds = {}
+        preds, seconds = {}, Counter()
         for m, f in features.items():
             t1 = time.perf_counter()
             preds[m] = _probe_predictions(f[self.train_idx][union], labels,
@@ -563,9 +407,10 @@ class _Population:
             trained[m] = train_on_labels(encoder, self.x_tr[union], labels, tasks, **kw)
             out = predict(trained[m], self.x_te)
             preds[m] = {t: (None if t in no_labels else out[t]) for t in tasks}
-            seconds[m if m in seconds else "simclr + fine-tune + distill"] += (
+            # a teacher trained only for distillation counts as distillation time
+            seconds[m if m in methods else "simclr + fine-tune + distill"] += (
                 time.perf_counter() - t1)
-        return preds, no_labels, trained
+        return _Fit(preds, no_labels, trained, dict(seconds))
 
 
 # ------------------------------------------------------------------------------------------
@@ -580,91 +425,14 @@ def retrieval_table(features: dict, kinds, *, rare_kinds=RARE_KINDS, ks=(10, 50)
     ``kinds``: ``[N]`` integer kinds (``labels["kind"]``). Returns ``{name: {kind: {"queries",
     "chance", "p@10", "p@50"}}}`` (see :func:`phys555_cl.evaluate.retrieval_precision`).
     """
-    from phys555_cl.galaxies import KIND_NAMES
-
     codes = [KIND_NAMES.index(k) for k in rare_kinds]
     return {name: retrieval_precision(f, kinds, query_kinds=codes, ks=ks, names=KIND_NAMES)
             for name, f in features.items()}
 
 
-def _mean_retrieval(tables: list[dict]) -> dict:
-    """Average several populations' retrieval tables (precisions weighted by queries)."""
-    out: dict = {}
-    for name in tables[0]:
-        out[name] = {}
-        for kind in tables[0][name]:
-            rows = [t[name][kind] for t in tables]
-            q = sum(r["queries"] for r in rows)
-            entry = {"queries": q}
-            for key in rows[0]:
-                if key == "queries":
-                    continue
-                entry[key] = (sum(r[key] * r["queries"] for r in rows if r["queries"]) / q
-                              if q else math.nan)
-            out[name][kind] = entry
-    return out
-
-
-def format_retrieval(table: dict, k: int = 10) -> str:
-    """Markdown: one row per rare kind, precision@k of every feature set and chance."""
-    names = list(table)
-    kinds = list(table[names[0]])
-    cols = ["kind", "queries", "chance", *(f"{n} p@{k}" for n in names)]
-    cells = []
-    for kind in kinds:
-        first = table[names[0]][kind]
-        cells.append([kind, str(first["queries"]), _fmt("", first["chance"]),
-                      *(_fmt("", table[n][kind][f"p@{k}"]) for n in names)])
-    return _markdown(cols, cells)
-
-
 # ------------------------------------------------------------------------------------------
 # the whole study: several populations
 # ------------------------------------------------------------------------------------------
-
-
-class Study:
-    """The result of :func:`payoff_study`: ``table`` (:class:`ResultTable` over every
-    population), ``comparisons``, ``retrieval`` (averaged over populations), ``notes``,
-    ``seconds`` per method and in total. ``print(study)`` shows all of it as Markdown."""
-
-    def __init__(self, table, retrieval, notes, seconds, settings):
-        self.table, self.retrieval, self.notes = table, retrieval, notes
-        self.seconds, self.settings = seconds, settings
-        self.comparisons = table.comparisons() if table.records else []
-
-    def to_json(self) -> dict:
-        def clean(v):
-            if isinstance(v, float) and math.isnan(v):
-                return None
-            if isinstance(v, dict):
-                return {str(k): clean(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple)):
-                return [clean(x) for x in v]
-            if isinstance(v, (np.integer, np.floating)):
-                return v.item()
-            return v
-
-        return clean({"settings": self.settings, "rows": list(self.table),
-                      "comparisons": self.comparisons, "retrieval": self.retrieval,
-                      "notes": self.notes, "seconds": self.seconds,
-                      "records": self.table.records})
-
-    def __str__(self) -> str:
-        parts = [str(self.table)]
-        if self.comparisons:
-            parts.append("Paired differences, one per (population, subset); 95% t-interval "
-                         "over the pairs; points of mean accuracy:\n\n"
-                         + format_comparisons(self.comparisons))
-        if self.retrieval:
-            parts.append("One-shot retrieval, precision@10 (%; every galaxy of the kind in "
-                         "turn is the query, cosine similarity, test galaxies of every "
-                         "population):\n\n" + format_retrieval(self.retrieval, 10))
-            parts.append("precision@50:\n\n" + format_retrieval(self.retrieval, 50))
-        parts += [f"note: {n}" for n in self.notes]
-        return "\n\n".join(parts)
-
-    __repr__ = __str__
 
 
 def payoff_study(
@@ -690,35 +458,30 @@ def payoff_study(
     encoder and, when ``supervised`` is among the methods and ``"all"`` among the counts, the
     representation of the supervised network trained on all labels.
     """
-    from phys555_cl.galaxies import simulate
-
-    _check_settings(label_counts=label_counts, methods=methods, protocol=protocol,
-                    repeats=repeats, recipe=recipe, n_galaxies=n_galaxies, eval_seeds=eval_seeds)
+    counts, methods, rec = _check_settings(
+        label_counts=label_counts, methods=methods, protocol=protocol, repeats=repeats,
+        recipe=recipe, n_galaxies=n_galaxies, eval_seeds=eval_seeds)
     seeds, n_galaxies = list(eval_seeds), int(n_galaxies)
     t0 = time.perf_counter()
-    tables, retrievals, notes = [], [], []
-    seconds = {m: 0.0 for m in _check_methods(methods)}
+    keep = retrieval and "supervised" in methods and "all" in counts
+    tables, retrievals = [], []
     for s in seeds:
         images, labels = simulate(n_galaxies, size=config["image_size"], seed=int(s))
-        keep = retrieval and "supervised" in methods and "all" in label_counts
-        t = label_efficiency(model, images, labels, config, label_counts=label_counts,
+        t = label_efficiency(model, images, labels, config, label_counts=counts,
                              methods=methods, protocol=protocol, repeats=repeats,
                              recipe=recipe, population=int(s), device=device,
                              progress=progress, keep_models=keep)
         tables.append(t)
-        notes += t.notes
-        for m, sec in t.seconds.items():
-            seconds[m] += sec
         if retrieval:
             retrievals.append(retrieval_on_test(model, config, images, labels, t, device))
     table = ResultTable.concat(tables)
-    ret = _mean_retrieval(retrievals) if retrievals else {}
-    seconds["total"] = time.perf_counter() - t0
-    settings = {"eval_seeds": seeds, "n_galaxies": n_galaxies, "label_counts": list(label_counts),
-                "subsets": {str(c): subsets_for(c, repeats) for c in label_counts},
-                "protocol": protocol, "methods": list(methods),
-                "recipe": {**RECIPE, **(recipe or {})}, "image_size": config["image_size"]}
-    return Study(table, ret, notes, seconds, settings)
+    seconds = {**table.seconds, "total": time.perf_counter() - t0}
+    settings = {"eval_seeds": seeds, "n_galaxies": n_galaxies, "label_counts": list(counts),
+                "subsets": {str(c): subsets_for(c, repeats) for c in counts},
+                "protocol": protocol, "methods": list(methods), "recipe": rec,
+                "image_size": config["image_size"]}
+    return Study(table, mean_retrieval(retrievals) if retrievals else {}, table.notes, seconds,
+                 settings)
 
 
 def retrieval_on_test(model, config, images, labels, table, device=None) -> dict:
@@ -732,8 +495,6 @@ def retrieval_on_test(model, config, images, labels, table, device=None) -> dict
     x = images[test]
     feats = {"h (simclr)": embed(model, x, device=device), "raw pixels": raw_pixels(x)}
     if config is not None:
-        from phys555_cl.encoders import build_model_from_config
-
         torch.manual_seed(stable_seed("random init retrieval", bits=31))
         feats["random init"] = embed(build_model_from_config(config), x, device=device)
     if "supervised" in table.models:
