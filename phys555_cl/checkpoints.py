@@ -38,24 +38,10 @@ from phys555_cl.encoders import SimCLR, build_model_from_config
 from phys555_cl.fileio import atomic_write, atomic_write_text
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_NAME",
-    "HISTORY_NAME",
-    "PRETRAINED_NAME",
-    "RECREATE_COMMAND",
-    "RESUMABLE_CHANGES",
-    "CheckpointError",
-    "Checkpointer",
-    "capture_rng_state",
-    "check_out_folder",
-    "checkpoint_to_resume",
-    "load_checkpoint",
-    "pretrained_path",
-    "read_checkpoint",
-    "restore_rng_state",
-    "restore_training",
-    "save_checkpoint",
-    "write_history",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "RECREATE_COMMAND",
+    "RESUMABLE_CHANGES", "CheckpointError", "Checkpointer", "capture_rng_state", "check_out_folder",
+    "checkpoint_to_resume", "load_checkpoint", "pretrained_path", "read_checkpoint",
+    "restore_rng_state", "restore_training", "save_checkpoint", "write_history",
 ]
 
 CHECKPOINT_FORMAT = "phys555_cl.simclr/1"

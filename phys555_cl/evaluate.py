@@ -34,16 +34,8 @@ from torch import nn
 from phys555_cl.encoders import AsinhStretch
 
 __all__ = [
-    "EVAL_SEED",
-    "TASKS",
-    "embed",
-    "fit_linear_probe",
-    "knn_probe",
-    "linear_probe",
-    "nearest_neighbours",
-    "raw_pixels",
-    "retrieval_precision",
-    "umap_embedding",
+    "EVAL_SEED", "TASKS", "embed", "fit_linear_probe", "knn_probe", "linear_probe",
+    "nearest_neighbours", "raw_pixels", "retrieval_precision", "umap_embedding",
 ]
 
 #: Simulator seed of the evaluation galaxies; never used for training (training uses seed

@@ -71,25 +71,11 @@ from phys555_cl.losses import nt_xent
 from phys555_cl.monitor import RepresentationMonitor
 
 __all__ = [
-    "CONFIGS",
-    "DATA_SEED",
-    "load_pretrained",
-    "load_training_images",
-    "main",
-    "make_config",
-    "simclr_step",
-    "train_simclr",
+    "CONFIGS", "DATA_SEED", "load_pretrained", "load_training_images", "main", "make_config",
+    "simclr_step", "train_simclr",
     # from phys555_cl.checkpoints, kept importable from here (notebooks, older code)
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_NAME",
-    "HISTORY_NAME",
-    "PRETRAINED_NAME",
-    "RECREATE_COMMAND",
-    "CheckpointError",
-    "check_out_folder",
-    "load_checkpoint",
-    "pretrained_path",
-    "read_checkpoint",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "RECREATE_COMMAND",
+    "CheckpointError", "check_out_folder", "load_checkpoint", "pretrained_path", "read_checkpoint",
     "save_checkpoint",
 ]
 
@@ -494,24 +480,14 @@ def train_simclr(
     trained so far; resuming it later repeats exactly the random numbers an uninterrupted run
     would have drawn.
     """
-    cfg = _resolve_config(cfg, overrides)
-    if out:
-        check_out_folder(out)  # before any work: a bad --out must not cost an epoch
-    rank, world, local_rank = _init_distributed()
-    device = _training_device(device, world, local_rank)
-    # given images are shared out now; the configured data is loaded after the resume check,
-    # so a bad --out fails fast
-    data = _given_images(images, cfg, rank, world) if images is not None else None
-    _check_batch_split(cfg["batch_size"], world)
-    saved = checkpoint_to_resume(out, resume, cfg, rank)
-    t = _setup(cfg, data, device, rank, world)
-    history, (start_epoch, start_step, gen_states) = restore_training(t, saved, out)
-    checkpointer = Checkpointer(t, out, history)
+    t, history, (start_epoch, start_step, gen_states) = _prepare(
+        _resolve_config(cfg, overrides), images, out, resume, device)
+    cfg, checkpointer = t.cfg, Checkpointer(t, out, history)
     # rank 0 watches the representation (the replicas are identical); see phys555_cl.monitor
-    monitor = RepresentationMonitor(cfg["image_size"], device) if cfg["monitor"] and rank == 0 \
-        else None
+    monitor = RepresentationMonitor(cfg["image_size"], t.device) \
+        if cfg["monitor"] and t.rank == 0 else None
     shown: dict = {}  # the last epoch's monitor values, kept in the progress bar
-    bar = _progress_bar(t, cfg, start_epoch, start_step) if rank == 0 and progress else None
+    bar = _progress_bar(t, cfg, start_epoch, start_step) if t.rank == 0 and progress else None
     steps_done = 0
     # where a resumed run would continue (see Checkpointer); updated once a step is complete
     point = (start_epoch, start_step, None)
@@ -528,7 +504,7 @@ def train_simclr(
                 with torch.no_grad():
                     v1, v2 = t.augment.two_views(t.batch(order, step), generator=gen)
                 loss = simclr_step(t.net, t.optimizer, v1, v2, cfg["temperature"],
-                                   scaler=t.scaler, amp_dtype=t.amp_dtype, gather=world > 1,
+                                   scaler=t.scaler, amp_dtype=t.amp_dtype, gather=t.world > 1,
                                    memory_format=t.memory_format,
                                    on_embeddings=monitor.observe if monitor else None)
                 t.scheduler.step()
@@ -536,11 +512,7 @@ def train_simclr(
                 losses.append(loss)
                 _record_step(history, t, epoch, step, loss)
                 point = (epoch, step + 1, gen.get_state())
-                if bar is not None:
-                    rate = len(losses) * cfg["batch_size"] / (time.perf_counter() - t0)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}",
-                                    **shown)
-                    bar.update(1)
+                _show_step(bar, epoch, loss, len(losses) * cfg["batch_size"], t0, shown)
             shown = _end_epoch(history, t, monitor, bar, epoch, losses,
                                time.perf_counter() - t0)
             point = (epoch + 1, 0, None)
@@ -556,6 +528,23 @@ def train_simclr(
     return t.model, history
 
 
+def _prepare(cfg: dict, images, out: str | None, resume: bool, device):
+    """Everything before the first step: check ``out``, start torch.distributed under
+    torchrun, share out the data, set up the model and optimizer and restore a checkpoint.
+    Returns ``(training state, history, (epoch, step, generator states) to start at)``."""
+    if out:
+        check_out_folder(out)  # before any work: a bad --out must not cost an epoch
+    rank, world, local_rank = _init_distributed()
+    device = _training_device(device, world, local_rank)
+    # given images are shared out now; the configured data is loaded after the resume check,
+    # so a bad --out fails fast
+    data = _given_images(images, cfg, rank, world) if images is not None else None
+    _check_batch_split(cfg["batch_size"], world)
+    saved = checkpoint_to_resume(out, resume, cfg, rank)
+    t = _setup(cfg, data, device, rank, world)
+    return (t, *restore_training(t, saved, out))
+
+
 def _check_batch_split(batch_size: int, world: int) -> None:
     if batch_size % world:
         raise ValueError(
@@ -569,6 +558,15 @@ def _progress_bar(t, cfg: dict, start_epoch: int, start_step: int):
         total=t.steps_per_epoch * cfg["epochs"], desc=f"SimCLR {cfg['encoder']}",
         initial=start_epoch * t.steps_per_epoch + start_step, unit="step",
     )
+
+
+def _show_step(bar, epoch: int, loss: float, images: int, t0: float, shown: dict) -> None:
+    """One step more in the progress bar (if any): the loss, images/s since ``t0`` and the
+    last epoch's monitor values."""
+    if bar is not None:
+        rate = images / (time.perf_counter() - t0)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}", **shown)
+        bar.update(1)
 
 
 def _end_epoch(history: dict, t, monitor, bar, epoch: int, losses: list, seconds: float) -> dict:
