@@ -257,7 +257,7 @@ def checkpoint_to_resume(out: str | None, resume: bool, cfg: dict, rank: int) ->
 def restore_training(t, saved: dict | None, out: str | None):
     """Load ``saved`` into the model, optimizer, schedule, scaler and random streams.
 
-    ``t`` is the training loop's state (``phys555_cl.train._Training``: ``model``,
+    ``t`` is the training loop's state (``phys555_cl.train_setup.Training``: ``model``,
     ``optimizer``, ``scheduler``, ``scaler``, ``rank``, ``world``); ``saved`` comes from
     :func:`checkpoint_to_resume` (``None``: a new run, nothing to load).
 
@@ -290,7 +290,7 @@ class Checkpointer:
     writes nothing). A point ``(epoch, step, generator state)`` says where a resumed run
     continues: epochs done, steps done in the next epoch, the augmentation stream there.
 
-    ``t`` is the training loop's state (``phys555_cl.train._Training``: ``cfg``, ``model``,
+    ``t`` is the training loop's state (``phys555_cl.train_setup.Training``: ``cfg``, ``model``,
     ``optimizer``, ``scheduler``, ``scaler``, ``rank``, ``world``); ``history`` is the history
     the loop appends to (losses, per-epoch summaries), saved with every checkpoint."""
 

@@ -25,17 +25,16 @@ SyncBatchNorm (on GPUs; the CPU "gloo" backend has no SyncBatchNorm, so there Ba
 statistics stay per process), NT-Xent takes its negatives from every process
 (``gather=True``), ``--batch-size`` is the global batch, and only rank 0 writes files.
 
-What a checkpoint holds, and how it is written, read and resumed, is
-:mod:`phys555_cl.checkpoints`; its names (``load_checkpoint``, ``CheckpointError``...) can
-also be imported from here.
+What the loop trains with (processes, device, data, model, optimizer, schedule, mixed
+precision) is built in :mod:`phys555_cl.train_setup`. What a checkpoint holds, and how it is
+written, read and resumed, is :mod:`phys555_cl.checkpoints`; its names (``load_checkpoint``,
+``CheckpointError``...) can also be imported from here.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
-import math
 import os
 import sys
 import time
@@ -43,13 +42,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from phys555_cl import config
 from phys555_cl._checks import check_int
 from phys555_cl._cli import run_command
-from phys555_cl.augment import GalaxyAugment
 from phys555_cl.checkpoints import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -66,13 +63,22 @@ from phys555_cl.checkpoints import (
     restore_training,
     save_checkpoint,
 )
-from phys555_cl.encoders import SimCLR, build_model_from_config
+from phys555_cl.encoders import SimCLR
 from phys555_cl.losses import nt_xent
 from phys555_cl.monitor import RepresentationMonitor
+from phys555_cl.train_setup import (
+    Training,
+    check_batch_split,
+    end_distributed,
+    given_images,
+    init_distributed,
+    setup_training,
+    training_device,
+    wait_for_the_other_processes,
+)
 
 __all__ = [
-    "CONFIGS", "DATA_SEED", "load_pretrained", "load_training_images", "main", "make_config",
-    "simclr_step", "train_simclr",
+    "CONFIGS", "DATA_SEED", "load_pretrained", "main", "make_config", "simclr_step", "train_simclr",
     # from phys555_cl.checkpoints, kept importable from here (notebooks, older code)
     "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "RECREATE_COMMAND",
     "CheckpointError", "check_out_folder", "load_checkpoint", "pretrained_path", "read_checkpoint",
@@ -154,25 +160,6 @@ def make_config(name: str = "default", **overrides) -> dict:
     return cfg
 
 
-def load_training_images(cfg: dict, rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    """This process's training images ``[n, 3, image_size, image_size]`` (float32, CPU).
-
-    Synthetic: ``n_train // world_size`` galaxies simulated with seed ``data_seed + rank``.
-    Galaxy10: every ``world_size``-th image starting at ``rank``.
-    """
-    if cfg["data"] == "synthetic":
-        from phys555_cl.galaxies import simulate
-
-        images, _ = simulate(
-            cfg["n_train"] // world_size, size=cfg["image_size"], seed=cfg["data_seed"] + rank
-        )
-        return images
-    from phys555_cl.data import Galaxy10DECaLS
-
-    data = Galaxy10DECaLS(cfg["galaxy10_path"], size=cfg["image_size"])
-    return torch.as_tensor(data.images[rank::world_size]).float()
-
-
 def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
     """The shipped SimCLR model and its config, as notebooks 05 and 06 start from it.
 
@@ -194,33 +181,6 @@ def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
         cfg.update(image_size=int(images.shape[-1]), n_train=len(images))
     model, _ = train_simclr(cfg, images=images)
     return model, cfg
-
-
-# ------------------------------------------------------------------------------------------
-# distributed helpers
-# ------------------------------------------------------------------------------------------
-
-
-def _init_distributed() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank); starts torch.distributed when run by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
-
-
-def _wait_for_the_other_processes() -> None:
-    """Under torchrun: every process has finished before any of them tears the group down.
-
-    Without it the first process to leave closes its gloo connections while another still
-    uses them, and that process can abort at exit ("terminate called without an active
-    exception", SIGABRT) even though its training finished.
-    """
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 # ------------------------------------------------------------------------------------------
@@ -290,18 +250,6 @@ def simclr_step(
 # ------------------------------------------------------------------------------------------
 
 
-def _lr_lambda(warmup_steps: int, total_steps: int):
-    """Linear warm-up, then cosine decay to zero (SimCLR section B.1), as a LambdaLR factor."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return factor
-
-
 def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
     """The configuration ``train_simclr`` was asked for: a name or a dict, with overrides."""
     if isinstance(name_or_cfg, dict):
@@ -310,107 +258,12 @@ def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
     return make_config(name_or_cfg, **overrides)
 
 
-def _training_device(device, world: int, local_rank: int) -> torch.device:
-    """``device`` if given, else this process's GPU under torchrun, else the course default."""
-    if device is None:
-        device = (
-            torch.device("cuda", local_rank)
-            if world > 1 and torch.cuda.is_available()
-            else config.device()
-        )
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
-
-
-def _given_images(images: torch.Tensor, cfg: dict, rank: int, world: int) -> torch.Tensor:
-    """This process's share of ``images`` (every ``world``-th); records them in ``cfg``."""
-    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"images must be [N, C, S, S], got shape {tuple(images.shape)}")
-    cfg["image_size"], cfg["data"], cfg["n_train"] = images.shape[-1], "given", len(images)
-    return images[rank::world].float().cpu()
-
-
-@dataclasses.dataclass
-class _Training:
-    """Everything the loop works with, made by :func:`_setup`."""
-
-    cfg: dict
-    rank: int
-    world: int
-    device: torch.device
-    data: torch.Tensor  # this process's training images (on the GPU when training on one)
-    local_batch: int  # this process's share of the global batch
-    steps_per_epoch: int
-    augment: GalaxyAugment
-    model: SimCLR  # what checkpoints save
-    net: nn.Module  # what the loop calls: the model, or DistributedDataParallel around it
-    memory_format: torch.memory_format
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None  # None: full precision
-
-    def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
-        """The galaxies of ``step`` in this epoch's ``order``, on the training device."""
-        idx = order[step * self.local_batch : (step + 1) * self.local_batch]
-        return self.data[idx.to(self.data.device)].to(self.device, non_blocking=True)
-
-
-def _setup(cfg: dict, data: torch.Tensor | None, device: torch.device, rank: int,
-           world: int) -> _Training:
-    """Seed, build the model, load the data (``None``: the configured data), wrap the model
-    for the device and for DDP, make the optimizer, its schedule and mixed precision."""
-    config.seed_everything(cfg["seed"])
-    model = build_model_from_config(cfg).to(device)
-    if data is None:
-        data = load_training_images(cfg, rank, world)
-    local_batch = cfg["batch_size"] // world
-    if len(data) < local_batch:
-        raise ValueError(
-            f"each process has {len(data)} training images, fewer than its batch of "
-            f"{local_batch}; use a smaller --batch-size or more data"
-        )
-    steps_per_epoch = len(data) // local_batch
-    data = data.to(device) if device.type == "cuda" else data
-    augment_options = dict(cfg["augment"])
-    if cfg["data"] == "galaxy10":  # blur and noise estimate in arcsec: Galaxy10's pixels
-        from phys555_cl.data import GALAXY10_FIELD_ARCSEC
-
-        augment_options.setdefault("pixel_scale", GALAXY10_FIELD_ARCSEC / cfg["image_size"])
-    augment = GalaxyAugment(**augment_options).to(device)
-    # channels-last: 1.24x on a 2-core CPU for the compact encoder (benchmarks/bench_training.py)
-    # and the usual choice on CUDA; not measured on Apple GPUs, so left off there
-    channels_last = cfg["channels_last"] and device.type in ("cpu", "cuda")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    if world > 1 and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    net = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    lr = cfg["lr"] * cfg["batch_size"] / 256  # linear scaling with the global batch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg["weight_decay"])
-    warmup = int(cfg["warmup_epochs"] * steps_per_epoch)
-    schedule = _lr_lambda(warmup, steps_per_epoch * cfg["epochs"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    amp_dtype = None
-    if cfg["amp"] and device.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    return _Training(cfg, rank, world, device, data, local_batch, steps_per_epoch, augment,
-                     model, net, memory_format, optimizer, scheduler, scaler, amp_dtype)
-
-
 # ------------------------------------------------------------------------------------------
 # the training loop
 # ------------------------------------------------------------------------------------------
 
 
-def _epoch_streams(t: _Training, epoch: int, first_step: int, gen_states: list | None):
+def _epoch_streams(t: Training, epoch: int, first_step: int, gen_states: list | None):
     """This epoch's shuffled order and augmentation generator. Every epoch has its own
     seeds, so a resumed run draws the same numbers; a run resumed mid-epoch continues the
     saved generator state instead."""
@@ -424,7 +277,7 @@ def _epoch_streams(t: _Training, epoch: int, first_step: int, gen_states: list |
     return order, gen
 
 
-def _record_step(history: dict, t: _Training, epoch: int, step: int, loss: float) -> None:
+def _record_step(history: dict, t: Training, epoch: int, step: int, loss: float) -> None:
     history["step"].append(epoch * t.steps_per_epoch + step + 1)
     history["epoch"].append(epoch + (step + 1) / t.steps_per_epoch)
     history["loss"].append(loss)
@@ -534,23 +387,15 @@ def _prepare(cfg: dict, images, out: str | None, resume: bool, device):
     Returns ``(training state, history, (epoch, step, generator states) to start at)``."""
     if out:
         check_out_folder(out)  # before any work: a bad --out must not cost an epoch
-    rank, world, local_rank = _init_distributed()
-    device = _training_device(device, world, local_rank)
+    rank, world, local_rank = init_distributed()
+    device = training_device(device, world, local_rank)
     # given images are shared out now; the configured data is loaded after the resume check,
     # so a bad --out fails fast
-    data = _given_images(images, cfg, rank, world) if images is not None else None
-    _check_batch_split(cfg["batch_size"], world)
+    data = given_images(images, cfg, rank, world) if images is not None else None
+    check_batch_split(cfg["batch_size"], world)
     saved = checkpoint_to_resume(out, resume, cfg, rank)
-    t = _setup(cfg, data, device, rank, world)
+    t = setup_training(cfg, data, device, rank, world)
     return (t, *restore_training(t, saved, out))
-
-
-def _check_batch_split(batch_size: int, world: int) -> None:
-    if batch_size % world:
-        raise ValueError(
-            f"batch_size {batch_size} is the global batch and must divide evenly over "
-            f"{world} processes"
-        )
 
 
 def _progress_bar(t, cfg: dict, start_epoch: int, start_step: int):
@@ -604,8 +449,7 @@ def main(argv=None) -> int:
                            expected=(FileExistsError, FileNotFoundError, ValueError),
                            expected_status=2)  # a CheckpointError is a ValueError
     finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        end_distributed()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -638,7 +482,7 @@ def _run(args) -> int:
     check_out_folder(args.out)
     t0 = time.perf_counter()
     _, history = train_simclr(cfg, out=args.out, resume=args.resume)
-    _wait_for_the_other_processes()
+    wait_for_the_other_processes()
     if int(os.environ.get("RANK", "0")) == 0 and history["epochs"]:
         last = history["epochs"][-1]
         knn = "".join(f", kNN accuracy of h on {task} {acc:.3f}"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from phys555_cl import train
+from phys555_cl import train, train_setup
 from phys555_cl.checkpoints import CheckpointError, load_checkpoint
 from phys555_cl.encoders import build_model_from_config
 from phys555_cl.train import make_config, train_simclr
@@ -67,10 +67,11 @@ def test_galaxy10_pictures_train_with_the_byte_normalisation_and_their_pixel_sca
     from phys555_cl.encoders import AsinhStretch, ByteImageNormalize
 
     cfg = make_config("fast", **TINY, data="galaxy10", galaxy10_path="Galaxy10_DECals.h5")
-    t = train._setup(cfg, torch.rand(32, 3, 16, 16), torch.device("cpu"), 0, 1)
+    t = train_setup.setup_training(cfg, torch.rand(32, 3, 16, 16), torch.device("cpu"), 0, 1)
     assert isinstance(t.model.normalize, ByteImageNormalize)
     assert t.augment.pixel_scale == GALAXY10_FIELD_ARCSEC / 16  # 4.2 arcsec per pixel
-    t = train._setup(make_config("fast", **TINY), tiny_images(32), torch.device("cpu"), 0, 1)
+    cpu = torch.device("cpu")
+    t = train_setup.setup_training(make_config("fast", **TINY), tiny_images(32), cpu, 0, 1)
     assert isinstance(t.model.normalize, AsinhStretch) and t.augment.pixel_scale is None
 
 
@@ -250,8 +251,8 @@ def _no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("training started although --out is unusable")
 
-    monkeypatch.setattr(train, "load_training_images", fail)
-    monkeypatch.setattr(train, "build_model_from_config", fail)
+    monkeypatch.setattr(train_setup, "load_training_images", fail)
+    monkeypatch.setattr(train_setup, "build_model_from_config", fail)
 
 
 def test_out_that_is_a_file_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
