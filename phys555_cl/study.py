@@ -29,6 +29,11 @@ with ``supervised`` by paired differences, one per (population, subset), with a 
 t-interval over all of them. :func:`retrieval_table` adds one-shot similarity search (the use
 with no supervised alternative).
 
+Where the parts live: which galaxies carry labels (the protocols, the labelled subsets) in
+:mod:`phys555_cl.label_subsets`; the networks trained on labels in :mod:`phys555_cl.labelled`;
+the records, paired intervals and tables in :mod:`phys555_cl.study_results`. Here: one
+population (:func:`label_efficiency`), several (:func:`payoff_study`), retrieval, the command.
+
 From a shell (the numbers of ``data/pretrained/README.md``)::
 
     python -m phys555_cl.study data/pretrained/simclr_compact.pt --json results.json
@@ -58,6 +63,16 @@ from phys555_cl.encoders import build_model_from_config
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
 from phys555_cl.fileio import atomic_write_text
 from phys555_cl.galaxies import KIND_NAMES, simulate
+from phys555_cl.label_subsets import (
+    DEFAULT_REPEATS,
+    MORPHOLOGY_TASKS,
+    PROTOCOLS,
+    REPEATS,
+    draw_subset,
+    label_pools,
+    masked_labels,
+    subsets_for,
+)
 from phys555_cl.labelled import RECIPE, predict, train_on_labels
 from phys555_cl.study_results import (
     LABEL_COUNTS,
@@ -72,98 +87,26 @@ from phys555_cl.study_results import (
 )
 
 __all__ = [
-    "DEFAULT_REPEATS", "EVAL_SEEDS", "MORPHOLOGY_TASKS", "PROTOCOLS", "RARE_KINDS", "REPEATS",
-    "VALIDATION_SEEDS", "draw_subset", "label_efficiency", "label_pools", "main", "payoff_study",
-    "retrieval_on_test", "retrieval_table", "subsets_for",
-    # the study's vocabulary, results and networks, kept importable from here
-    "LABEL_COUNTS", "METHODS", "RECIPE", "SIMCLR_ARMS", "ResultTable", "Study",
-    "format_comparisons", "format_retrieval", "score",
+    "EVAL_SEEDS", "RARE_KINDS", "VALIDATION_SEEDS", "label_efficiency", "main", "payoff_study",
+    "retrieval_on_test", "retrieval_table",
+    # the study's vocabulary, subsets, results and networks, kept importable from here
+    "DEFAULT_REPEATS", "LABEL_COUNTS", "METHODS", "MORPHOLOGY_TASKS", "PROTOCOLS", "RECIPE",
+    "REPEATS", "SIMCLR_ARMS", "ResultTable", "Study", "draw_subset", "format_comparisons",
+    "format_retrieval", "label_pools", "score", "subsets_for",
 ]
 
 #: Simulator seeds of the evaluation populations: never used for training or for any choice.
 EVAL_SEEDS = (2021, 2022, 2023, 2024)
-#: Simulator seeds of the validation populations: every choice of the recipe below was made on
-#: these (see ``data/pretrained/README.md``), never on ``EVAL_SEEDS``.
+#: Simulator seeds of the validation populations: every choice of the recipe (:data:`RECIPE`)
+#: and of :data:`REPEATS` was made on these (see ``data/pretrained/README.md``), never on
+#: ``EVAL_SEEDS``.
 VALIDATION_SEEDS = (1234, 1235, 1236, 1237)
-PROTOCOLS = ("random", "survey")
-#: Tasks whose labels come from a visual morphology (tier 2 in the survey protocol); the
-#: others come from a spectrum (tiers 1-2).
-MORPHOLOGY_TASKS = ("smooth_or_featured", "edge_on", "odd", "odd_feature")
 #: The rare kinds of :func:`retrieval_table` (names of ``phys555_cl.galaxies.KIND_NAMES``).
 RARE_KINDS = ("ring", "lens", "merger", "irregular", "disk_edge_on")
 
-#: Random labelled subsets per population for each label count (``"all"`` has one subset; a
-#: count not listed here gets ``DEFAULT_REPEATS``). Chosen on the validation populations so
-#: that the 95% interval of a paired difference over 4 populations is about +-1 point at 20
-#: labels (it took 18-21 pairs there: 5 subsets); at 200 labels 2-4 pairs were enough (2
-#: subsets, 8 pairs); at 5 labels +-1 would take 50-80 pairs, beyond the 30-minute budget, so
-#: it gets the 20 pairs of 20 labels (about +-2). See data/pretrained/README.md.
-REPEATS = {5: 5, 20: 5, 200: 2}
-DEFAULT_REPEATS = 3
-
-
-def subsets_for(count, repeats=REPEATS) -> int:
-    """How many labelled subsets ``count`` gets: ``repeats`` is one number for every count or
-    a ``{count: subsets}`` dict like :data:`REPEATS`; ``"all"`` always has one."""
-    if count == "all":
-        return 1
-    if isinstance(repeats, dict):
-        return repeats.get(count, DEFAULT_REPEATS)
-    return repeats
-
 
 # ------------------------------------------------------------------------------------------
-# labelled subsets and scores
-# ------------------------------------------------------------------------------------------
-
-
-def label_pools(train_labels: dict, tasks, protocol: str) -> dict:
-    """Which probe-training galaxies may carry each task's label: ``{task: indices}``.
-
-    ``random``: all of them. ``survey``: morphology tasks only tier 2, redshift tasks tiers
-    1-2 (``label_tier``), as a survey's spectroscopic and visual selections allow.
-    """
-    n = len(train_labels[tasks[0]])
-    if protocol == "random":
-        return {t: np.arange(n) for t in tasks}
-    tier = np.asarray(train_labels["label_tier"])
-    return {t: np.flatnonzero(tier >= (2 if t in MORPHOLOGY_TASKS else 1)) for t in tasks}
-
-
-def draw_subset(pools: dict, count, rng: np.random.Generator, shared: bool) -> dict:
-    """``{task: sorted indices}`` of the labelled galaxies: ``count`` of each task's pool
-    (``"all"``: the whole pool). ``shared`` (the random protocol): one draw for every task."""
-    out, cache = {}, {}
-    for t, pool in pools.items():
-        key = tuple(pool) if shared else t
-        if key not in cache:
-            cache[key] = pool if count == "all" else np.sort(rng.choice(pool, count, replace=False))
-        out[t] = cache[key]
-    return out
-
-
-def _masked_labels(train_labels: dict, subset: dict) -> dict:
-    """Train labels with -1 everywhere outside each task's labelled subset."""
-    out = {}
-    for t, idx in subset.items():
-        y = torch.full_like(torch.as_tensor(train_labels[t]), -1)
-        y[idx] = torch.as_tensor(train_labels[t])[idx]
-        out[t] = y
-    return out
-
-
-def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict:
-    preds = {}
-    for t in tasks:
-        y = np.asarray(labels_sub[t])
-        ok = y >= 0
-        preds[t] = (fit_linear_probe(feats_train[ok], y[ok]).predict(feats_test)
-                    if ok.any() else None)
-    return preds
-
-
-# ------------------------------------------------------------------------------------------
-# one population
+# argument checks (label_efficiency, payoff_study and the command line share them)
 # ------------------------------------------------------------------------------------------
 
 
@@ -238,6 +181,11 @@ def _check_population(labels, tasks, protocol, test_fraction) -> None:
         raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(labels)}")
     if protocol == "survey" and "label_tier" not in labels:
         raise ValueError("the survey protocol needs labels['label_tier'] (0, 1, 2)")
+
+
+# ------------------------------------------------------------------------------------------
+# one population
+# ------------------------------------------------------------------------------------------
 
 
 def label_efficiency(
@@ -379,7 +327,7 @@ class _Population:
         """Fit every method on one labelled subset (``where``: its label count and number)."""
         tasks = self.tasks
         union = np.unique(np.concatenate([subset[t] for t in tasks]))
-        sub_labels = _masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
+        sub_labels = masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
         no_labels = [t for t in tasks if not (torch.as_tensor(sub_labels[t]) >= 0).any()]
         labels = {t: v[union] for t, v in sub_labels.items()}
         preds, seconds = {}, Counter()
@@ -411,6 +359,18 @@ class _Population:
             seconds[m if m in methods else "simclr + fine-tune + distill"] += (
                 time.perf_counter() - t1)
         return _Fit(preds, no_labels, trained, dict(seconds))
+
+
+def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict:
+    """A linear probe per task on frozen features: ``{task: test predictions [M] or None}``
+    (``None``: no labelled example of that task)."""
+    preds = {}
+    for t in tasks:
+        y = np.asarray(labels_sub[t])
+        ok = y >= 0
+        preds[t] = (fit_linear_probe(feats_train[ok], y[ok]).predict(feats_test)
+                    if ok.any() else None)
+    return preds
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,16 +8,8 @@ import pytest
 import torch
 
 from phys555_cl.encoders import build_simclr
-from phys555_cl.study import (
-    METHODS,
-    ResultTable,
-    draw_subset,
-    label_efficiency,
-    label_pools,
-    main,
-    payoff_study,
-    subsets_for,
-)
+from phys555_cl.label_subsets import draw_subset, label_pools, subsets_for
+from phys555_cl.study import METHODS, ResultTable, label_efficiency, main, payoff_study
 
 TINY = dict(encoder="compact", width=4, hidden_dim=16, proj_dim=8, image_size=16)
 QUICK = dict(steps=3, batch_size=16)
