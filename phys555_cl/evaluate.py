@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -149,6 +150,7 @@ def fit_linear_probe(train_h, train_y, *, C: float = 1.0, max_iter: int = 2000):
     Shapes: ``train_h [N, D], train_y [N]``. Raises ``ValueError`` when no labelled row is
     left, or for float labels that only take whole values (class labels given as floats).
     """
+    # scikit-learn (1-2 s to import) is deferred on purpose: embed() and the plots never need it
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -184,7 +186,7 @@ def linear_probe(train_h, train_y, test_h, test_y, *, C: float = 1.0, max_iter: 
     xtr, ytr, xte, yte = _valid(train_h, train_y, test_h, test_y)
     model = fit_linear_probe(xtr, ytr, C=C, max_iter=max_iter)
     if _is_regression(ytr):
-        from sklearn.metrics import r2_score
+        from sklearn.metrics import r2_score  # deferred on purpose, as in fit_linear_probe
 
         return float(r2_score(yte, model.predict(xte)))
     return float(np.mean(model.predict(xte) == yte))
@@ -195,6 +197,7 @@ def knn_probe(train_h, train_y, test_h, test_y, *, k: int = 10):
 
     Shapes: ``train_h [N, D], train_y [N], test_h [M, D], test_y [M] -> float``.
     """
+    # deferred on purpose, as in fit_linear_probe
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -244,8 +247,7 @@ def umap_embedding(h, *, n_neighbors: int = 15, min_dist: float = 0.1, random_st
     ``random_state=None`` (default) lets umap-learn use every core; an integer makes the
     result reproducible but runs single-threaded (several times slower).
     """
-    import warnings
-
+    # deferred on purpose: umap-learn (numba) takes seconds to import; only this function uses it
     import umap
     from sklearn.preprocessing import StandardScaler
 
