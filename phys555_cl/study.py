@@ -148,6 +148,8 @@ def _check_settings(*, label_counts=LABEL_COUNTS, methods=METHODS, protocol="ran
 
 
 def _check_counts(label_counts, name: str) -> tuple:
+    """The label counts as a tuple of whole numbers >= 1 and ``"all"``; one count may be
+    given alone."""
     if isinstance(label_counts, (int, str)):
         label_counts = (label_counts,)
     try:
@@ -164,6 +166,7 @@ def _check_counts(label_counts, name: str) -> tuple:
 
 
 def _check_methods(methods) -> tuple:
+    """The methods as a tuple of names of :data:`METHODS`; one may be given alone."""
     if isinstance(methods, str):
         methods = (methods,)
     unknown = [m for m in methods if m not in METHODS]
@@ -229,8 +232,12 @@ def label_efficiency(
             ``table.models[method]``, e.g. for :func:`retrieval_table`.
 
     Returns:
-        :class:`ResultTable`; ``table.records`` holds every (subset, method) score and
-        ``table.seconds`` the time per method.
+        :class:`ResultTable`: ``table.records`` holds every (subset, method) score,
+        ``table.seconds`` the time per method, ``table.notes`` the counts skipped,
+        ``table.test_index`` the test galaxies and ``table.models`` the networks kept.
+
+    Raises:
+        ValueError: a setting or the labels cannot be used (the message says which and why).
     """
     counts, methods, rec = _check_settings(label_counts=label_counts, methods=methods,
                                            protocol=protocol, repeats=repeats, recipe=recipe)
@@ -417,6 +424,10 @@ def payoff_study(
     Retrieval runs on each population's test galaxies with ``h``, raw pixels, a random
     encoder and, when ``supervised`` is among the methods and ``"all"`` among the counts, the
     representation of the supervised network trained on all labels.
+
+    Raises:
+        ValueError: a bad setting (``n_galaxies`` < 20, no or negative ``eval_seeds``, or any
+            setting :func:`label_efficiency` refuses), before any galaxy is simulated.
     """
     counts, methods, rec = _check_settings(
         label_counts=label_counts, methods=methods, protocol=protocol, repeats=repeats,

@@ -129,7 +129,7 @@ CONFIGS: dict[str, dict] = {
 
 
 # ------------------------------------------------------------------------------------------
-# configuration and data
+# configuration, and the shipped model
 # ------------------------------------------------------------------------------------------
 
 
@@ -158,6 +158,14 @@ def make_config(name: str = "default", **overrides) -> dict:
     for key in ("data_seed", "seed"):
         cfg[key] = check_int(key, cfg[key])
     return cfg
+
+
+def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
+    """The configuration ``train_simclr`` was asked for: a name or a dict, with overrides."""
+    if isinstance(name_or_cfg, dict):
+        base = {k: v for k, v in name_or_cfg.items() if k != "name"}
+        return make_config(name_or_cfg.get("name", "default"), **{**base, **overrides})
+    return make_config(name_or_cfg, **overrides)
 
 
 def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
@@ -243,19 +251,6 @@ def simclr_step(
     scaler.step(optimizer)
     scaler.update()
     return value
-
-
-# ------------------------------------------------------------------------------------------
-# setup: device, data, model, DDP, optimizer, schedule, AMP
-# ------------------------------------------------------------------------------------------
-
-
-def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
-    """The configuration ``train_simclr`` was asked for: a name or a dict, with overrides."""
-    if isinstance(name_or_cfg, dict):
-        base = {k: v for k, v in name_or_cfg.items() if k != "name"}
-        return make_config(name_or_cfg.get("name", "default"), **{**base, **overrides})
-    return make_config(name_or_cfg, **overrides)
 
 
 # ------------------------------------------------------------------------------------------
