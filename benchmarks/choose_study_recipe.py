@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 
+from phys555_cl.checkpoints import load_checkpoint
 from phys555_cl.galaxies import simulate
 from phys555_cl.study import RECIPE, VALIDATION_SEEDS, ResultTable, label_efficiency
-from phys555_cl.train import load_checkpoint
 
 ARMS = ("simclr + fine-tune", "simclr + fine-tune + distill", "supervised")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import zlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -171,6 +172,16 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def stable_seed(*parts, bits: int = 32) -> int:
+    """A reproducible seed of ``bits`` bits named by any values: ``crc32("a/b/c") mod 2^bits``.
+
+    The same parts give the same seed on every machine and Python version (``hash()`` does
+    not), e.g. ``stable_seed(seed, epoch, rank, "augment")`` for one epoch's augmentation
+    stream, ``stable_seed("split", population, bits=31)`` for a population's split.
+    """
+    return zlib.crc32("/".join(map(str, parts)).encode()) & ((1 << bits) - 1)
 
 
 def quiet() -> bool:

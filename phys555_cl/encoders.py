@@ -29,6 +29,12 @@ from torch import nn
 
 from phys555_cl._checks import check_int
 
+__all__ = [
+    "ASINH_SCALE", "ASINH_SOFTENING", "ENCODERS", "AsinhStretch", "ByteImageNormalize",
+    "CompactEncoder", "ProjectionHead", "SimCLR", "UnitLength", "build_encoder",
+    "build_model_from_config", "build_simclr", "small_embedder",
+]
+
 ENCODERS = ("compact", "resnet18", "resnet50")
 
 
@@ -181,7 +187,7 @@ class CompactEncoder(nn.Module):
 
 
 def _torchvision_resnet(name: str, in_channels: int) -> nn.Module:
-    import torchvision
+    import torchvision  # deferred on purpose: only the ResNet encoders need its import time
 
     net = getattr(torchvision.models, name)(weights=None)
     out_dim = net.fc.in_features
@@ -302,7 +308,10 @@ def build_model_from_config(cfg: dict) -> SimCLR:
     ``cfg`` is a ``phys555_cl.train`` config (e.g. the one ``load_checkpoint`` returns): its
     ``encoder``, ``width``, ``hidden_dim`` and ``proj_dim`` are used, and its ``data``: 8-bit
     Galaxy10 pictures (``"galaxy10"``) are normalised with :class:`ByteImageNormalize`,
-    simulated fluxes with :class:`AsinhStretch`.
+    simulated fluxes with :class:`AsinhStretch`. The package's one way from a config to a
+    model: training, ``load_checkpoint`` and the study all build with it.
+
+    Shapes: the model maps ``[B, 3, H, W] -> (h [B, D], z [B, cfg["proj_dim"]])``.
     """
     normalize = ByteImageNormalize() if cfg.get("data") == "galaxy10" else AsinhStretch()
     return build_simclr(

@@ -12,7 +12,7 @@ SimCLR never sees a label, so we judge ``h`` by what a *simple* model can read f
 - **UMAP** of h and **nearest neighbours** (their plots: :mod:`phys555_cl.plotting`).
 
 Whether self-supervision saves labels, against every alternative and over many populations,
-is the study in :mod:`phys555_cl.study` (``python -m phys555_cl.evaluate CHECKPOINT``).
+is the study in :mod:`phys555_cl.study` (``python -m phys555_cl.study CHECKPOINT``).
 
 Example::
 
@@ -26,10 +26,18 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
+
+from phys555_cl.encoders import AsinhStretch
+
+__all__ = [
+    "EVAL_SEED", "TASKS", "embed", "fit_linear_probe", "knn_probe", "linear_probe",
+    "nearest_neighbours", "raw_pixels", "retrieval_precision", "umap_embedding",
+]
 
 #: Simulator seed of the evaluation galaxies; never used for training (training uses seed
 #: ``phys555_cl.train.DATA_SEED + rank``, i.e. 0, 1, 2, ...).
@@ -90,8 +98,6 @@ def raw_pixels(images: torch.Tensor) -> torch.Tensor:
 
     Uses the same normalisation as the models (:class:`~phys555_cl.encoders.AsinhStretch`).
     """
-    from phys555_cl.encoders import AsinhStretch
-
     return AsinhStretch()(torch.as_tensor(images)).flatten(1)
 
 
@@ -144,6 +150,7 @@ def fit_linear_probe(train_h, train_y, *, C: float = 1.0, max_iter: int = 2000):
     Shapes: ``train_h [N, D], train_y [N]``. Raises ``ValueError`` when no labelled row is
     left, or for float labels that only take whole values (class labels given as floats).
     """
+    # scikit-learn (1-2 s to import) is deferred on purpose: embed() and the plots never need it
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -179,7 +186,7 @@ def linear_probe(train_h, train_y, test_h, test_y, *, C: float = 1.0, max_iter: 
     xtr, ytr, xte, yte = _valid(train_h, train_y, test_h, test_y)
     model = fit_linear_probe(xtr, ytr, C=C, max_iter=max_iter)
     if _is_regression(ytr):
-        from sklearn.metrics import r2_score
+        from sklearn.metrics import r2_score  # deferred on purpose, as in fit_linear_probe
 
         return float(r2_score(yte, model.predict(xte)))
     return float(np.mean(model.predict(xte) == yte))
@@ -190,6 +197,7 @@ def knn_probe(train_h, train_y, test_h, test_y, *, k: int = 10):
 
     Shapes: ``train_h [N, D], train_y [N], test_h [M, D], test_y [M] -> float``.
     """
+    # deferred on purpose, as in fit_linear_probe
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -227,17 +235,6 @@ def _valid(train_h, train_y, test_h, test_y):
     return xtr, ytr, xte, yte
 
 
-def probe_all(train_h, train_labels: dict, test_h, test_labels: dict, *, tasks=tuple(TASKS),
-              probe=linear_probe) -> dict:
-    """Run ``probe`` for every task; returns ``{task: score, ..., "mean": mean score}``."""
-    unknown = [t for t in tasks if t not in train_labels or t not in test_labels]
-    if unknown:
-        raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(train_labels)}")
-    scores = {t: probe(train_h, train_labels[t], test_h, test_labels[t]) for t in tasks}
-    scores["mean"] = float(np.mean([scores[t] for t in tasks]))
-    return scores
-
-
 # ------------------------------------------------------------------------------------------
 # UMAP and nearest neighbours
 # ------------------------------------------------------------------------------------------
@@ -250,8 +247,7 @@ def umap_embedding(h, *, n_neighbors: int = 15, min_dist: float = 0.1, random_st
     ``random_state=None`` (default) lets umap-learn use every core; an integer makes the
     result reproducible but runs single-threaded (several times slower).
     """
-    import warnings
-
+    # deferred on purpose: umap-learn (numba) takes seconds to import; only this function uses it
     import umap
     from sklearn.preprocessing import StandardScaler
 
@@ -338,17 +334,6 @@ def retrieval_precision(features, kinds, *, query_kinds=None, ks=(10, 50), names
     return out
 
 
-# ------------------------------------------------------------------------------------------
-# command line: the study of data/pretrained/README.md (phys555_cl.study)
-# ------------------------------------------------------------------------------------------
-
-
-def main(argv=None) -> int:
-    """``python -m phys555_cl.evaluate CHECKPOINT ...``: see :func:`phys555_cl.study.main`."""
-    from phys555_cl.study import main as study_main
-
-    return study_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # an old command: the study has its own module now
+    sys.exit("phys555_cl.evaluate has no command line: the payoff study is "
+             "`python -m phys555_cl.study CHECKPOINT` (see data/pretrained/README.md)")

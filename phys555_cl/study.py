@@ -29,473 +29,166 @@ with ``supervised`` by paired differences, one per (population, subset), with a 
 t-interval over all of them. :func:`retrieval_table` adds one-shot similarity search (the use
 with no supervised alternative).
 
+Where the parts live: which galaxies carry labels (the protocols, the labelled subsets) in
+:mod:`phys555_cl.label_subsets`; the networks trained on labels in :mod:`phys555_cl.labelled`;
+the records, paired intervals and tables in :mod:`phys555_cl.study_results`. Here: one
+population (:func:`label_efficiency`), several (:func:`payoff_study`), retrieval, the command.
+
 From a shell (the numbers of ``data/pretrained/README.md``)::
 
-    python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt --json results.json
-    python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt --protocol survey
+    python -m phys555_cl.study data/pretrained/simclr_compact.pt --json results.json
+    python -m phys555_cl.study data/pretrained/simclr_compact.pt --protocol survey
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import math
 import os
 import sys
 import time
-import zlib
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from phys555_cl._checks import check_int
+from phys555_cl._cli import run_command
+from phys555_cl.checkpoints import load_checkpoint
+from phys555_cl.config import stable_seed
+from phys555_cl.encoders import build_model_from_config
 from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels, retrieval_precision
 from phys555_cl.fileio import atomic_write_text
-
-#: Every method of the study, in table order.
-METHODS = (
-    "simclr + linear",
-    "simclr + fine-tune",
-    "simclr + fine-tune + distill",
-    "supervised",
-    "random init + linear",
-    "raw pixels + linear",
+from phys555_cl.galaxies import KIND_NAMES, simulate
+from phys555_cl.label_subsets import (
+    DEFAULT_REPEATS,
+    MORPHOLOGY_TASKS,
+    PROTOCOLS,
+    REPEATS,
+    draw_subset,
+    label_pools,
+    masked_labels,
+    subsets_for,
 )
-#: The arms that use the SimCLR encoder; each is compared with ``supervised``.
-SIMCLR_ARMS = METHODS[:3]
-#: Labelled galaxies per task; ``"all"`` = every galaxy of the probe-training part allowed to
-#: carry that label.
-LABEL_COUNTS = (5, 20, 200, "all")
+from phys555_cl.labelled import RECIPE, predict, train_on_labels
+from phys555_cl.study_results import (
+    LABEL_COUNTS,
+    METHODS,
+    SIMCLR_ARMS,
+    ResultTable,
+    Study,
+    format_comparisons,
+    format_retrieval,
+    mean_retrieval,
+    score,
+)
+
+__all__ = [
+    "EVAL_SEEDS", "RARE_KINDS", "VALIDATION_SEEDS", "label_efficiency", "main", "payoff_study",
+    "retrieval_on_test", "retrieval_table",
+    # the study's vocabulary, subsets, results and networks, kept importable from here
+    "DEFAULT_REPEATS", "LABEL_COUNTS", "METHODS", "MORPHOLOGY_TASKS", "PROTOCOLS", "RECIPE",
+    "REPEATS", "SIMCLR_ARMS", "ResultTable", "Study", "draw_subset", "format_comparisons",
+    "format_retrieval", "label_pools", "score", "subsets_for",
+]
+
 #: Simulator seeds of the evaluation populations: never used for training or for any choice.
 EVAL_SEEDS = (2021, 2022, 2023, 2024)
-#: Simulator seeds of the validation populations: every choice of the recipe below was made on
-#: these (see ``data/pretrained/README.md``), never on ``EVAL_SEEDS``.
+#: Simulator seeds of the validation populations: every choice of the recipe (:data:`RECIPE`)
+#: and of :data:`REPEATS` was made on these (see ``data/pretrained/README.md``), never on
+#: ``EVAL_SEEDS``.
 VALIDATION_SEEDS = (1234, 1235, 1236, 1237)
-PROTOCOLS = ("random", "survey")
-#: Tasks whose labels come from a visual morphology (tier 2 in the survey protocol); the
-#: others come from a spectrum (tiers 1-2).
-MORPHOLOGY_TASKS = ("smooth_or_featured", "edge_on", "odd", "odd_feature")
-#: Classes of each task (a head has this many outputs even when few labels show fewer).
-N_CLASSES = {"smooth_or_featured": 2, "edge_on": 2, "odd": 2, "odd_feature": 4,
-             "redshift_high": 2, "label_tier": 3}
 #: The rare kinds of :func:`retrieval_table` (names of ``phys555_cl.galaxies.KIND_NAMES``).
 RARE_KINDS = ("ring", "lens", "merger", "irregular", "disk_edge_on")
 
-#: Training recipe of every network trained on labels (supervised, fine-tune, distillation
-#: student), chosen on the validation populations (``benchmarks/choose_study_recipe.py``,
-#: data/pretrained/README.md): the same step budget, batch and learning rate for every arm
-#: (300 steps: 150 lost 3 points at 200 labels, 600 gained nothing at 20; fine-tuning at 2e-3
-#: scored 71.6 / 86.8% at 20 / 200 labels against 71.3 / 86.2% at 5e-4); soft targets at
-#: ``distill_temperature`` 1 (T = 2 tied at 70.8%).
-RECIPE = dict(
-    steps=300,
-    batch_size=64,
-    supervised_lr=2e-3,
-    finetune_lr=2e-3,
-    distill_temperature=1.0,
-    weight_decay=1e-4,
-)
-
-#: Random labelled subsets per population for each label count (``"all"`` has one subset; a
-#: count not listed here gets ``DEFAULT_REPEATS``). Chosen on the validation populations so
-#: that the 95% interval of a paired difference over 4 populations is about +-1 point at 20
-#: labels (it took 18-21 pairs there: 5 subsets); at 200 labels 2-4 pairs were enough (2
-#: subsets, 8 pairs); at 5 labels +-1 would take 50-80 pairs, beyond the 30-minute budget, so
-#: it gets the 20 pairs of 20 labels (about +-2). See data/pretrained/README.md.
-REPEATS = {5: 5, 20: 5, 200: 2}
-DEFAULT_REPEATS = 3
-
-
-def subsets_for(count, repeats=REPEATS) -> int:
-    """How many labelled subsets ``count`` gets: ``repeats`` is one number for every count or
-    a ``{count: subsets}`` dict like :data:`REPEATS`; ``"all"`` always has one."""
-    if count == "all":
-        return 1
-    if isinstance(repeats, dict):
-        return repeats.get(count, DEFAULT_REPEATS)
-    return repeats
-
-
-def _seed(*parts) -> int:
-    """A reproducible 31-bit seed from any values (population, count, subset, method...)."""
-    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
-
 
 # ------------------------------------------------------------------------------------------
-# networks trained on labels
+# argument checks (label_efficiency, payoff_study and the command line share them)
 # ------------------------------------------------------------------------------------------
 
 
-class MultiHead(nn.Module):
-    """``normalize -> encoder -> one linear head per task``; forward gives ``{task: logits}``."""
+def _check_settings(*, label_counts=LABEL_COUNTS, methods=METHODS, protocol="random",
+                    repeats=REPEATS, recipe=None, n_galaxies=None, eval_seeds=None,
+                    names=None) -> tuple[tuple, tuple, dict]:
+    """Refuse bad settings of :func:`label_efficiency` and :func:`payoff_study` (and of the
+    command line) by name, before any work; returns ``(label counts, methods, full recipe)``.
 
-    def __init__(self, normalize: nn.Module, encoder: nn.Module, n_classes: dict):
-        super().__init__()
-        self.normalize, self.encoder = normalize, encoder
-        self.heads = nn.ModuleDict({t: nn.Linear(encoder.out_dim, c) for t, c in n_classes.items()})
+    ``names``: how a message names each argument (default its Python name; the command line
+    passes its options, e.g. ``{"n_galaxies": "--n-galaxies"}``). ``n_galaxies`` and
+    ``eval_seeds`` are checked when given.
 
-    def representation(self, x):
-        return self.encoder(self.normalize(x))
-
-    def forward(self, x):
-        h = self.representation(x)
-        return {t: head(h) for t, head in self.heads.items()}
-
-
-def _n_classes(labels: dict, tasks) -> dict:
-    return {t: N_CLASSES.get(t) or max(2, int(torch.as_tensor(labels[t]).max()) + 1)
-            for t in tasks}
-
-
-def train_on_labels(
-    encoder: nn.Module,
-    images: torch.Tensor,
-    labels: dict,
-    tasks=tuple(TASKS),
-    *,
-    steps: int = RECIPE["steps"],
-    lr: float = RECIPE["supervised_lr"],
-    batch_size: int = RECIPE["batch_size"],
-    weight_decay: float = RECIPE["weight_decay"],
-    seed: int = 0,
-    augment: nn.Module | None = None,
-    teacher: nn.Module | None = None,
-    unlabelled: torch.Tensor | None = None,
-    temperature: float = RECIPE["distill_temperature"],
-    device=None,
-    progress: bool = False,
-) -> MultiHead:
-    """Train ``encoder`` plus one new linear head per task with cross-entropy on the labels.
-
-    Every task at once; a label < 0 means "no label for this galaxy" and is masked out, so each
-    galaxy may carry any subset of the tasks. ``steps`` AdamW steps (one-cycle schedule) on
-    augmented minibatches (``GalaxyAugment()`` by default). The same function serves the
-    supervised baseline (a fresh encoder), fine-tuning (the SimCLR encoder) and, with
-    ``teacher`` and ``unlabelled``, distillation: each step also shows the student an augmented
-    minibatch of unlabelled galaxies (in the same forward pass as the labelled ones) and adds
-    ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task (Hinton et al. 2015;
-    SimCLRv2). The teacher's soft targets are computed once, on the unaugmented galaxies: the
-    student learns to give the teacher's answer for the clean galaxy from any view of it.
-
-    Shapes: ``images [N, 3, H, W]``, ``labels[t] [N]``, ``unlabelled [U, 3, H, W]``.
-    Returns the trained :class:`MultiHead` in eval mode.
+    Raises:
+        ValueError: saying which setting is wrong, what it was and what is allowed.
     """
-    from phys555_cl.augment import GalaxyAugment
-    from phys555_cl.encoders import AsinhStretch
-
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    device = torch.device(device or "cpu")
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # the heads' initialisation
-    model = MultiHead(AsinhStretch(), encoder, _n_classes(labels, tasks)).to(device)
-    augment = (augment or GalaxyAugment()).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    ys = {t: torch.as_tensor(labels[t]).long() for t in tasks}
-    labelled = torch.nonzero(torch.stack([ys[t] >= 0 for t in tasks]).any(0)).flatten()
-    if len(labelled) == 0:
-        raise ValueError("no galaxy carries a label for any task: nothing to train on")
-    images = torch.as_tensor(images)
-    distill = teacher is not None and unlabelled is not None and len(unlabelled) > 0
-    if distill:
-        with torch.no_grad():
-            logits = _logits(teacher.to(device).eval(), unlabelled)
-        soft_targets = {t: (v / temperature).softmax(1) for t, v in logits.items()}
-    it = range(steps)
-    if progress:
-        from phys555_cl.config import progress as bar
-
-        it = bar(it, desc="training on labels", leave=False)
-    model.train()
-    for _ in it:
-        idx = labelled[torch.randint(len(labelled), (min(batch_size, len(labelled)),),
-                                     generator=gen)]
-        x = images[idx].float()
-        if distill:  # the unlabelled minibatch rides in the same forward pass
-            u = torch.randint(len(unlabelled), (batch_size,), generator=gen)
-            x = torch.cat([x, torch.as_tensor(unlabelled[u]).float()])
-        out = model(augment(x, generator=gen).to(device))
-        loss = x.new_zeros((), device=device)
-        for t in tasks:
-            y = ys[t][idx].to(device)
-            ok = y >= 0
-            if ok.any():
-                loss = loss + nn.functional.cross_entropy(out[t][:len(idx)][ok], y[ok])
-            if distill:
-                log_p = (out[t][len(idx):] / temperature).log_softmax(1)
-                loss = loss + temperature**2 * nn.functional.kl_div(
-                    log_p, soft_targets[t][u].to(device), reduction="batchmean")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return model.eval()
+    name = {"steps": "recipe['steps']", **(names or {})}.get
+    counts = _check_counts(label_counts, name("label_counts", "label_counts"))
+    methods = _check_methods(methods)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    per_count = repeats.items() if isinstance(repeats, dict) else [(None, repeats)]
+    for count, n in per_count:
+        key = name("repeats", "repeats")
+        check_int(key if count is None else f"{key}[{count!r}]", n, 1)
+    rec = {**RECIPE, **(recipe or {})}
+    unknown = sorted(set(rec) - set(RECIPE))
+    if unknown:
+        raise ValueError(f"unknown recipe key(s) {unknown}; keys are {sorted(RECIPE)}")
+    check_int(name("steps", "steps"), rec["steps"], 1)
+    if n_galaxies is not None:
+        check_int(name("n_galaxies", "n_galaxies"), n_galaxies, 20)
+    if eval_seeds is not None:
+        if not list(eval_seeds):
+            raise ValueError("eval_seeds is empty: give at least one simulator seed")
+        for seed in eval_seeds:
+            check_int(name("eval_seeds", "eval_seeds"), seed)
+    return counts, methods, rec
 
 
-@torch.no_grad()
-def _logits(model: MultiHead, images, batch_size: int = 512) -> dict:
-    """``{task: logits [N, C]}`` (CPU) of a :class:`MultiHead` in eval mode."""
-    model.eval()
-    device = next(model.parameters()).device
-    out: dict = {}
-    for start in range(0, len(images), batch_size):
-        batch = model(torch.as_tensor(images[start:start + batch_size]).float().to(device))
-        for t, logits in batch.items():
-            out.setdefault(t, []).append(logits.float().cpu())
-    return {t: torch.cat(v) for t, v in out.items()}
-
-
-def predict(model: MultiHead, images, batch_size: int = 512) -> dict:
-    """Class predictions ``{task: int64 [N]}`` of a :class:`MultiHead`."""
-    return {t: v.argmax(1).numpy() for t, v in _logits(model, images, batch_size).items()}
-
-
-# ------------------------------------------------------------------------------------------
-# labelled subsets and scores
-# ------------------------------------------------------------------------------------------
-
-
-def label_pools(train_labels: dict, tasks, protocol: str) -> dict:
-    """Which probe-training galaxies may carry each task's label: ``{task: indices}``.
-
-    ``random``: all of them. ``survey``: morphology tasks only tier 2, redshift tasks tiers
-    1-2 (``label_tier``), as a survey's spectroscopic and visual selections allow.
-    """
-    n = len(train_labels[tasks[0]])
-    if protocol == "random":
-        return {t: np.arange(n) for t in tasks}
-    tier = np.asarray(train_labels["label_tier"])
-    return {t: np.flatnonzero(tier >= (2 if t in MORPHOLOGY_TASKS else 1)) for t in tasks}
-
-
-def draw_subset(pools: dict, count, rng: np.random.Generator, shared: bool) -> dict:
-    """``{task: sorted indices}`` of the labelled galaxies: ``count`` of each task's pool
-    (``"all"``: the whole pool). ``shared`` (the random protocol): one draw for every task."""
-    out, cache = {}, {}
-    for t, pool in pools.items():
-        key = tuple(pool) if shared else t
-        if key not in cache:
-            cache[key] = pool if count == "all" else np.sort(rng.choice(pool, count, replace=False))
-        out[t] = cache[key]
-    return out
-
-
-def _masked_labels(train_labels: dict, subset: dict) -> dict:
-    """Train labels with -1 everywhere outside each task's labelled subset."""
-    out = {}
-    for t, idx in subset.items():
-        y = torch.full_like(torch.as_tensor(train_labels[t]), -1)
-        y[idx] = torch.as_tensor(train_labels[t])[idx]
-        out[t] = y
-    return out
-
-
-def score(preds: dict, test_labels: dict, tasks, tiers=None) -> dict:
-    """Accuracy per task (on the test galaxies the task applies to, label >= 0), their
-    ``mean``, and with ``tiers`` the mean accuracy over tasks on each tier (``tier0``...).
-    A task without predictions (no labelled example) scores NaN and is left out of the means.
-    """
-    out = {}
-    for t in tasks:
-        y = np.asarray(test_labels[t])
-        ok = y >= 0
-        defined = preds.get(t) is not None and ok.any()
-        out[t] = float(np.mean(preds[t][ok] == y[ok])) if defined else math.nan
-    out["mean"] = _nanmean([out[t] for t in tasks])
-    if tiers is not None:
-        tiers = np.asarray(tiers)
-        for k in range(3):
-            accs = []
-            for t in tasks:
-                y = np.asarray(test_labels[t])
-                ok = (y >= 0) & (tiers == k)
-                if preds.get(t) is not None and ok.any():
-                    accs.append(float(np.mean(preds[t][ok] == y[ok])))
-            out[f"tier{k}"] = _nanmean(accs)
-    return out
-
-
-def _nanmean(values) -> float:
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=float)
-    return float(v.mean()) if len(v) else math.nan
-
-
-def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict:
-    preds = {}
-    for t in tasks:
-        y = np.asarray(labels_sub[t])
-        ok = y >= 0
-        preds[t] = (fit_linear_probe(feats_train[ok], y[ok]).predict(feats_test)
-                    if ok.any() else None)
-    return preds
-
-
-# ------------------------------------------------------------------------------------------
-# results
-# ------------------------------------------------------------------------------------------
-
-
-class ResultTable(list):
-    """Aggregated rows (one per protocol, label count and method) that print as Markdown.
-
-    ``records`` keeps every single score behind the rows: one dict per (population, subset,
-    method) with its per-task accuracies and means; :meth:`compare` pairs them.
-    """
-
-    def __init__(self, records=(), tasks=tuple(TASKS)):
-        super().__init__()
-        self.records = list(records)
-        self.tasks = tuple(tasks)
-        self._aggregate()
-
-    @classmethod
-    def concat(cls, tables) -> ResultTable:
-        tables = list(tables)
-        return cls([r for t in tables for r in t.records], tables[0].tasks if tables else TASKS)
-
-    def _aggregate(self) -> None:
-        self.clear()
-        groups: dict = {}
-        for r in self.records:
-            groups.setdefault((r["protocol"], r["labels"], r["method"]), []).append(r)
-        order = {m: i for i, m in enumerate(METHODS)}
-        counts = {c: i for i, c in enumerate(LABEL_COUNTS)}
-        for (protocol, count, method), rs in sorted(
-            groups.items(),
-            key=lambda kv: (kv[0][0], counts.get(kv[0][1], 99), order.get(kv[0][2], 99))):
-            row = {"protocol": protocol, "labels": count, "method": method}
-            metrics = [k for k in rs[0] if k in self.tasks or k == "mean" or k.startswith("tier")]
-            for k in metrics:
-                row[k] = _nanmean([x[k] for x in rs])
-            means = [x["mean"] for x in rs if not math.isnan(x["mean"])]
-            row["std"] = float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
-            row["subsets"] = len(rs)
-            missing = {t: sum(t in x["no_labels"] for x in rs) for t in self.tasks}
-            row["no labelled example"] = ", ".join(
-                f"{t} {k}/{len(rs)}" for t, k in missing.items() if k) or "-"
-            self.append(row)
-
-    def compare(self, a: str, b: str, labels, protocol: str = "random",
-                metric: str = "mean") -> dict:
-        """Paired comparison of methods ``a`` and ``b`` at one label count.
-
-        One difference ``a - b`` per (population, subset): both methods saw exactly the same
-        labelled galaxies, so the luck of the draw cancels. Returns ``{"difference": mean,
-        "ci95": half-width of the 95% t-interval over the pairs, "low", "high", "sem",
-        "wins": pairs where a scored higher, "pairs": how many}`` (accuracies as fractions).
-        """
-        def by_pair(m):
-            return {(r["population"], r["subset"]): r[metric] for r in self.records
-                    if r["method"] == m and r["labels"] == labels and r["protocol"] == protocol}
-
-        sa, sb = by_pair(a), by_pair(b)
-        if not sa or not sb:
-            known = sorted({(r["protocol"], str(r["labels"]), r["method"]) for r in self.records})
-            raise KeyError(f"no scores for {a!r} or {b!r} at labels={labels!r}, "
-                           f"protocol={protocol!r}; have {known}")
-        d = np.array([sa[k] - sb[k] for k in sorted(sa) if k in sb
-                      and not math.isnan(sa[k]) and not math.isnan(sb[k])])
-        n = len(d)
-        sem = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        half = _t975(n - 1) * sem if n > 1 else math.nan
-        mean = float(d.mean()) if n else math.nan
-        return {"difference": mean, "ci95": half, "low": mean - half, "high": mean + half,
-                "sem": sem, "wins": int((d > 0).sum()), "pairs": n}
-
-    def comparisons(self, metric: str = "mean") -> list[dict]:
-        """Every SimCLR arm against ``supervised`` at every protocol and label count."""
-        out = []
-        keys = {(r["protocol"], r["labels"]) for r in self.records}
-        counts = {c: i for i, c in enumerate(LABEL_COUNTS)}
-        for protocol, count in sorted(keys, key=lambda k: (k[0], counts.get(k[1], 99))):
-            have = {r["method"] for r in self.records
-                    if r["protocol"] == protocol and r["labels"] == count}
-            if "supervised" not in have:
-                continue
-            metrics = [metric] + (["tier0"] if protocol == "survey" and metric == "mean" else [])
-            for arm in (m for m in SIMCLR_ARMS if m in have):
-                for mt in metrics:
-                    c = self.compare(arm, "supervised", count, protocol, mt)
-                    out.append({"protocol": protocol, "labels": count, "method": arm,
-                                "versus": "supervised", "metric": mt, **c})
-        return out
-
-    def __str__(self) -> str:
-        if not self:
-            return "(empty table)"
-        cols = list(self[0])
-        cells = [[_fmt(c, r.get(c, "")) for c in cols] for r in self]
-        return _markdown(cols, cells)
-
-    __repr__ = __str__
-
-
-def _fmt(col, v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{100 * v:.1f}"
-    return str(v)
-
-
-def _markdown(cols, cells) -> str:
-    widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(cols)]
-    line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
-    return "\n".join([line, rule, *body])
-
-
-def _t975(dof: int) -> float:
-    """The 97.5% quantile of Student's t with ``dof`` degrees of freedom."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, dof))
-
-
-def format_comparisons(comparisons: list[dict]) -> str:
-    """The paired comparisons as Markdown (differences in points, 95% t-intervals)."""
-    cols = ["protocol", "labels", "method", "scored on", "minus supervised", "95% interval",
-            "ahead on"]
-    cells = []
-    for c in comparisons:
-        where = "all tiers" if c["metric"] == "mean" else c["metric"].replace("tier", "tier ")
-        cells.append([c["protocol"], str(c["labels"]), c["method"], where,
-                      f"{100 * c['difference']:+.1f}",
-                      f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
-                      if not math.isnan(c["ci95"]) else "n/a",
-                      f"{c['wins']} of {c['pairs']}"])
-    return _markdown(cols, cells)
-
-
-# ------------------------------------------------------------------------------------------
-# one population
-# ------------------------------------------------------------------------------------------
-
-
-def _check_counts(label_counts) -> tuple:
+def _check_counts(label_counts, name: str) -> tuple:
+    """The label counts as a tuple of whole numbers >= 1 and ``"all"``; one count may be
+    given alone."""
     if isinstance(label_counts, (int, str)):
         label_counts = (label_counts,)
     try:
         counts = tuple(label_counts)
     except TypeError:
-        raise ValueError(f"label_counts must be a list like (5, 20, 200, 'all'), got "
+        raise ValueError(f"{name} must be a list like (5, 20, 200, 'all'), got "
                          f"{label_counts!r}") from None
     for c in counts:
         if c != "all" and (isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1):
             raise ValueError(f"every label count must be a whole number >= 1 or 'all', got {c!r}")
     if not counts:
-        raise ValueError("label_counts is empty: give at least one, e.g. (20,)")
+        raise ValueError(f"{name} is empty: give at least one, e.g. (20,)")
     return counts
 
 
 def _check_methods(methods) -> tuple:
+    """The methods as a tuple of names of :data:`METHODS`; one may be given alone."""
     if isinstance(methods, str):
         methods = (methods,)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
     return tuple(methods)
+
+
+def _check_population(labels, tasks, protocol, test_fraction) -> None:
+    """Refuse labels and a split :func:`label_efficiency` cannot use, saying why."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    unknown = [t for t in tasks if t not in labels]
+    if unknown:
+        raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(labels)}")
+    if protocol == "survey" and "label_tier" not in labels:
+        raise ValueError("the survey protocol needs labels['label_tier'] (0, 1, 2)")
+
+
+# ------------------------------------------------------------------------------------------
+# one population
+# ------------------------------------------------------------------------------------------
 
 
 def label_efficiency(
@@ -539,17 +232,22 @@ def label_efficiency(
             ``table.models[method]``, e.g. for :func:`retrieval_table`.
 
     Returns:
-        :class:`ResultTable`; ``table.records`` holds every (subset, method) score and
-        ``table.seconds`` the time per method.
+        :class:`ResultTable`: ``table.records`` holds every (subset, method) score,
+        ``table.seconds`` the time per method, ``table.notes`` the counts skipped,
+        ``table.test_index`` the test galaxies and ``table.models`` the networks kept.
+
+    Raises:
+        ValueError: a setting or the labels cannot be used (the message says which and why).
     """
-    counts = _check_counts(label_counts)
-    methods = _check_methods(methods)
-    rec = _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, recipe)
+    counts, methods, rec = _check_settings(label_counts=label_counts, methods=methods,
+                                           protocol=protocol, repeats=repeats, recipe=recipe)
+    _check_population(labels, tasks, protocol, test_fraction)
     pop = _Population(model, config, images, labels, tasks, protocol, test_fraction,
                       population, device)
-    seconds = {m: 0.0 for m in methods}
-    features = pop.frozen_features(methods, seconds)
-    table_records, notes, models = [], [], {}
+    seconds = Counter({m: 0.0 for m in methods})
+    features, spent = pop.frozen_features(methods)
+    seconds.update(spent)
+    records, notes, models = [], [], {}
     pools = label_pools(pop.lab_tr, list(tasks), protocol)
     for count in counts:
         short = {t: len(p) for t, p in pools.items() if count != "all" and len(p) < count}
@@ -557,45 +255,32 @@ def label_efficiency(
             notes.append(f"population {population}, protocol {protocol}: {count} labels asked "
                          f"but only {short} galaxies may carry them; skipped")
             continue
-        rng = np.random.default_rng(_seed("subsets", population, protocol, count))
+        rng = np.random.default_rng(stable_seed("subsets", population, protocol, count, bits=31))
         for r in range(subsets_for(count, repeats)):
             subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
-            preds, no_labels, trained = pop.fit_subset(
-                subset, features, methods, rec, (count, r), seconds, progress)
+            fit = pop.fit_subset(subset, features, methods, rec, (count, r), progress)
+            seconds.update(fit.seconds)
             if keep_models and count == "all" and r == 0:
-                models.update(trained)
+                models.update(fit.trained)
             for m in methods:
-                table_records.append({
+                records.append({
                     "protocol": protocol, "population": population, "labels": count,
-                    "subset": r, "method": m, "no_labels": no_labels,
+                    "subset": r, "method": m, "no_labels": fit.no_labels,
                     "n_labelled": {t: len(subset[t]) for t in tasks},
-                    **score(preds[m], pop.lab_te, tasks, pop.tiers_te),
+                    **score(fit.preds[m], pop.lab_te, tasks, pop.tiers_te),
                 })
-    table = ResultTable(table_records, tasks)
-    table.notes, table.models, table.seconds = notes, models, seconds
-    table.test_index = pop.test_idx
-    return table
+    return ResultTable(records, tasks, notes=notes, seconds=dict(seconds), models=models,
+                       test_index=pop.test_idx)
 
 
-def _check_study_arguments(labels, tasks, protocol, repeats, test_fraction, recipe) -> dict:
-    """Refuse bad arguments of :func:`label_efficiency` by name; return the full recipe."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    per_count = repeats.items() if isinstance(repeats, dict) else [(None, repeats)]
-    for count, n in per_count:
-        check_int("repeats" if count is None else f"repeats[{count!r}]", n, 1)
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    unknown = [t for t in tasks if t not in labels]
-    if unknown:
-        raise ValueError(f"no labels for task(s) {unknown}; the labels have {sorted(labels)}")
-    if protocol == "survey" and "label_tier" not in labels:
-        raise ValueError("the survey protocol needs labels['label_tier'] (0, 1, 2)")
-    rec = {**RECIPE, **(recipe or {})}
-    unknown = sorted(set(rec) - set(RECIPE))
-    if unknown:
-        raise ValueError(f"unknown recipe key(s) {unknown}; keys are {sorted(RECIPE)}")
-    return rec
+@dataclass
+class _Fit:
+    """What fitting every method on one labelled subset gave (:meth:`_Population.fit_subset`)."""
+
+    preds: dict  # {method: {task: test predictions [M], or None without a labelled example}}
+    no_labels: list  # the tasks without a labelled example in the subset
+    trained: dict  # {method: the network trained on the labels}
+    seconds: dict  # {method: seconds spent fitting it}
 
 
 class _Population:
@@ -608,7 +293,7 @@ class _Population:
         self.population, self.protocol = population, protocol
         self.images = torch.as_tensor(images)
         n = len(self.images)
-        perm = np.random.default_rng(_seed("split", population)).permutation(n)
+        perm = np.random.default_rng(stable_seed("split", population, bits=31)).permutation(n)
         n_test = int(round(test_fraction * n))
         self.test_idx, self.train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
         keys = list(tasks) + (["label_tier"] if "label_tier" in labels else [])
@@ -620,10 +305,6 @@ class _Population:
 
     def fresh_encoder(self, seed: int) -> nn.Module:
         """The architecture of ``model``, initialised from ``seed``."""
-        import copy
-
-        from phys555_cl.encoders import build_model_from_config
-
         torch.manual_seed(seed)
         if self.config is not None:
             return build_model_from_config(self.config).encoder
@@ -633,35 +314,30 @@ class _Population:
                 m.reset_parameters()
         return fresh.encoder
 
-    def frozen_features(self, methods, seconds) -> dict:
-        """``{method: features [N, D]}`` of the linear-probe arms (computed once)."""
-        import copy
-
+    def frozen_features(self, methods) -> tuple[dict, dict]:
+        """``({method: features [N, D]}, {method: seconds})`` of the linear-probe arms
+        (computed once per population; the seconds are shared out equally)."""
         t0 = time.perf_counter()
         features = {}
         if "simclr + linear" in methods:
             features["simclr + linear"] = embed(self.model, self.images, device=self.device)
         if "random init + linear" in methods:
             rand = copy.deepcopy(self.model)
-            rand.encoder = self.fresh_encoder(_seed("random init", self.population))
+            rand.encoder = self.fresh_encoder(stable_seed("random init", self.population, bits=31))
             features["random init + linear"] = embed(rand, self.images, device=self.device)
         if "raw pixels + linear" in methods:
             features["raw pixels + linear"] = raw_pixels(self.images)
-        for m in features:
-            seconds[m] += (time.perf_counter() - t0) / len(features)
-        return {m: f.numpy() for m, f in features.items()}
+        share = (time.perf_counter() - t0) / max(1, len(features))
+        return {m: f.numpy() for m, f in features.items()}, {m: share for m in features}
 
-    def fit_subset(self, subset, features, methods, rec, where, seconds, progress):
-        """Fit every method on one labelled subset; returns ``(predictions per method, tasks
-        without a labelled example, {method: trained network})``."""
-        import copy
-
+    def fit_subset(self, subset, features, methods, rec, where, progress) -> _Fit:
+        """Fit every method on one labelled subset (``where``: its label count and number)."""
         tasks = self.tasks
         union = np.unique(np.concatenate([subset[t] for t in tasks]))
-        sub_labels = _masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
+        sub_labels = masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
         no_labels = [t for t in tasks if not (torch.as_tensor(sub_labels[t]) >= 0).any()]
         labels = {t: v[union] for t, v in sub_labels.items()}
-        preds = {}
+        preds, seconds = {}, Counter()
         for m, f in features.items():
             t1 = time.perf_counter()
             preds[m] = _probe_predictions(f[self.train_idx][union], labels,
@@ -672,7 +348,7 @@ class _Population:
                                  if "simclr + fine-tune + distill" in methods else set())
         for m in (x for x in SIMCLR_ARMS[1:] + ("supervised",) if x in wanted):
             t1 = time.perf_counter()
-            seed = _seed(m, self.population, self.protocol, *where)
+            seed = stable_seed(m, self.population, self.protocol, *where, bits=31)
             kw = dict(steps=rec["steps"], batch_size=rec["batch_size"], seed=seed,
                       weight_decay=rec["weight_decay"], device=self.device, progress=progress)
             if m == "supervised":
@@ -686,9 +362,22 @@ class _Population:
             trained[m] = train_on_labels(encoder, self.x_tr[union], labels, tasks, **kw)
             out = predict(trained[m], self.x_te)
             preds[m] = {t: (None if t in no_labels else out[t]) for t in tasks}
-            seconds[m if m in seconds else "simclr + fine-tune + distill"] += (
+            # a teacher trained only for distillation counts as distillation time
+            seconds[m if m in methods else "simclr + fine-tune + distill"] += (
                 time.perf_counter() - t1)
-        return preds, no_labels, trained
+        return _Fit(preds, no_labels, trained, dict(seconds))
+
+
+def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict:
+    """A linear probe per task on frozen features: ``{task: test predictions [M] or None}``
+    (``None``: no labelled example of that task)."""
+    preds = {}
+    for t in tasks:
+        y = np.asarray(labels_sub[t])
+        ok = y >= 0
+        preds[t] = (fit_linear_probe(feats_train[ok], y[ok]).predict(feats_test)
+                    if ok.any() else None)
+    return preds
 
 
 # ------------------------------------------------------------------------------------------
@@ -703,91 +392,14 @@ def retrieval_table(features: dict, kinds, *, rare_kinds=RARE_KINDS, ks=(10, 50)
     ``kinds``: ``[N]`` integer kinds (``labels["kind"]``). Returns ``{name: {kind: {"queries",
     "chance", "p@10", "p@50"}}}`` (see :func:`phys555_cl.evaluate.retrieval_precision`).
     """
-    from phys555_cl.galaxies import KIND_NAMES
-
     codes = [KIND_NAMES.index(k) for k in rare_kinds]
     return {name: retrieval_precision(f, kinds, query_kinds=codes, ks=ks, names=KIND_NAMES)
             for name, f in features.items()}
 
 
-def _mean_retrieval(tables: list[dict]) -> dict:
-    """Average several populations' retrieval tables (precisions weighted by queries)."""
-    out: dict = {}
-    for name in tables[0]:
-        out[name] = {}
-        for kind in tables[0][name]:
-            rows = [t[name][kind] for t in tables]
-            q = sum(r["queries"] for r in rows)
-            entry = {"queries": q}
-            for key in rows[0]:
-                if key == "queries":
-                    continue
-                entry[key] = (sum(r[key] * r["queries"] for r in rows if r["queries"]) / q
-                              if q else math.nan)
-            out[name][kind] = entry
-    return out
-
-
-def format_retrieval(table: dict, k: int = 10) -> str:
-    """Markdown: one row per rare kind, precision@k of every feature set and chance."""
-    names = list(table)
-    kinds = list(table[names[0]])
-    cols = ["kind", "queries", "chance", *(f"{n} p@{k}" for n in names)]
-    cells = []
-    for kind in kinds:
-        first = table[names[0]][kind]
-        cells.append([kind, str(first["queries"]), _fmt("", first["chance"]),
-                      *(_fmt("", table[n][kind][f"p@{k}"]) for n in names)])
-    return _markdown(cols, cells)
-
-
 # ------------------------------------------------------------------------------------------
 # the whole study: several populations
 # ------------------------------------------------------------------------------------------
-
-
-class Study:
-    """The result of :func:`payoff_study`: ``table`` (:class:`ResultTable` over every
-    population), ``comparisons``, ``retrieval`` (averaged over populations), ``notes``,
-    ``seconds`` per method and in total. ``print(study)`` shows all of it as Markdown."""
-
-    def __init__(self, table, retrieval, notes, seconds, settings):
-        self.table, self.retrieval, self.notes = table, retrieval, notes
-        self.seconds, self.settings = seconds, settings
-        self.comparisons = table.comparisons() if table.records else []
-
-    def to_json(self) -> dict:
-        def clean(v):
-            if isinstance(v, float) and math.isnan(v):
-                return None
-            if isinstance(v, dict):
-                return {str(k): clean(x) for k, x in v.items()}
-            if isinstance(v, (list, tuple)):
-                return [clean(x) for x in v]
-            if isinstance(v, (np.integer, np.floating)):
-                return v.item()
-            return v
-
-        return clean({"settings": self.settings, "rows": list(self.table),
-                      "comparisons": self.comparisons, "retrieval": self.retrieval,
-                      "notes": self.notes, "seconds": self.seconds,
-                      "records": self.table.records})
-
-    def __str__(self) -> str:
-        parts = [str(self.table)]
-        if self.comparisons:
-            parts.append("Paired differences, one per (population, subset); 95% t-interval "
-                         "over the pairs; points of mean accuracy:\n\n"
-                         + format_comparisons(self.comparisons))
-        if self.retrieval:
-            parts.append("One-shot retrieval, precision@10 (%; every galaxy of the kind in "
-                         "turn is the query, cosine similarity, test galaxies of every "
-                         "population):\n\n" + format_retrieval(self.retrieval, 10))
-            parts.append("precision@50:\n\n" + format_retrieval(self.retrieval, 50))
-        parts += [f"note: {n}" for n in self.notes]
-        return "\n\n".join(parts)
-
-    __repr__ = __str__
 
 
 def payoff_study(
@@ -812,37 +424,35 @@ def payoff_study(
     Retrieval runs on each population's test galaxies with ``h``, raw pixels, a random
     encoder and, when ``supervised`` is among the methods and ``"all"`` among the counts, the
     representation of the supervised network trained on all labels.
-    """
-    from phys555_cl.galaxies import simulate
 
-    n_galaxies = check_int("n_galaxies", n_galaxies, 20)
-    seeds = list(eval_seeds)
-    if not seeds:
-        raise ValueError("eval_seeds is empty: give at least one simulator seed")
+    Raises:
+        ValueError: a bad setting (``n_galaxies`` < 20, no or negative ``eval_seeds``, or any
+            setting :func:`label_efficiency` refuses), before any galaxy is simulated.
+    """
+    counts, methods, rec = _check_settings(
+        label_counts=label_counts, methods=methods, protocol=protocol, repeats=repeats,
+        recipe=recipe, n_galaxies=n_galaxies, eval_seeds=eval_seeds)
+    seeds, n_galaxies = list(eval_seeds), int(n_galaxies)
     t0 = time.perf_counter()
-    tables, retrievals, notes = [], [], []
-    seconds = {m: 0.0 for m in _check_methods(methods)}
+    keep = retrieval and "supervised" in methods and "all" in counts
+    tables, retrievals = [], []
     for s in seeds:
         images, labels = simulate(n_galaxies, size=config["image_size"], seed=int(s))
-        keep = retrieval and "supervised" in methods and "all" in label_counts
-        t = label_efficiency(model, images, labels, config, label_counts=label_counts,
+        t = label_efficiency(model, images, labels, config, label_counts=counts,
                              methods=methods, protocol=protocol, repeats=repeats,
                              recipe=recipe, population=int(s), device=device,
                              progress=progress, keep_models=keep)
         tables.append(t)
-        notes += t.notes
-        for m, sec in t.seconds.items():
-            seconds[m] += sec
         if retrieval:
             retrievals.append(retrieval_on_test(model, config, images, labels, t, device))
     table = ResultTable.concat(tables)
-    ret = _mean_retrieval(retrievals) if retrievals else {}
-    seconds["total"] = time.perf_counter() - t0
-    settings = {"eval_seeds": seeds, "n_galaxies": n_galaxies, "label_counts": list(label_counts),
-                "subsets": {str(c): subsets_for(c, repeats) for c in label_counts},
-                "protocol": protocol, "methods": list(methods),
-                "recipe": {**RECIPE, **(recipe or {})}, "image_size": config["image_size"]}
-    return Study(table, ret, notes, seconds, settings)
+    seconds = {**table.seconds, "total": time.perf_counter() - t0}
+    settings = {"eval_seeds": seeds, "n_galaxies": n_galaxies, "label_counts": list(counts),
+                "subsets": {str(c): subsets_for(c, repeats) for c in counts},
+                "protocol": protocol, "methods": list(methods), "recipe": rec,
+                "image_size": config["image_size"]}
+    return Study(table, mean_retrieval(retrievals) if retrievals else {}, table.notes, seconds,
+                 settings)
 
 
 def retrieval_on_test(model, config, images, labels, table, device=None) -> dict:
@@ -856,9 +466,7 @@ def retrieval_on_test(model, config, images, labels, table, device=None) -> dict
     x = images[test]
     feats = {"h (simclr)": embed(model, x, device=device), "raw pixels": raw_pixels(x)}
     if config is not None:
-        from phys555_cl.encoders import build_model_from_config
-
-        torch.manual_seed(_seed("random init retrieval"))
+        torch.manual_seed(stable_seed("random init retrieval", bits=31))
         feats["random init"] = embed(build_model_from_config(config), x, device=device)
     if "supervised" in table.models:
         feats["supervised"] = embed(table.models["supervised"], x, device=device)
@@ -866,26 +474,29 @@ def retrieval_on_test(model, config, images, labels, table, device=None) -> dict
 
 
 # ------------------------------------------------------------------------------------------
-# command line: python -m phys555_cl.evaluate CHECKPOINT ...
+# command line: python -m phys555_cl.study CHECKPOINT ...
 # ------------------------------------------------------------------------------------------
 
 
+#: How the command line names the settings it shares with :func:`payoff_study`.
+_OPTIONS = {"label_counts": "--labels", "repeats": "--repeats", "steps": "--steps",
+            "n_galaxies": "--n-galaxies", "eval_seeds": "--eval-seeds"}
+
+
 def _count(text: str):
+    """A label count as typed: ``all`` or a whole number (its limits: :func:`_check_settings`)."""
     if text == "all":
         return "all"
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a label count: use whole numbers >= 1 or 'all'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a label count must be >= 1 or 'all', got {value}")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m phys555_cl.evaluate",
+        prog="python -m phys555_cl.study",
         description="When does self-supervision pay off? Every way to use a SimCLR checkpoint "
                     "with few labels, against a network trained on the labels alone, on "
                     "independent populations of simulated galaxies; plus one-shot retrieval.",
@@ -917,61 +528,43 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """``python -m phys555_cl.study CHECKPOINT [--protocol survey] [--json F] ...``: the payoff
+    study of a checkpoint, printed as Markdown tables. Every argument is checked (by the checks
+    of :func:`payoff_study`) before anything is loaded; exit status 0, 2 for a bad argument,
+    1 for a missing or damaged checkpoint or any other error (one ``error:`` line)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    # every argument checked before anything is loaded
-    if args.repeats is not None and args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    if args.n_galaxies < 20:
-        parser.error(f"--n-galaxies must be at least 20, got {args.n_galaxies}")
-    if args.steps < 1:
-        parser.error(f"--steps must be at least 1, got {args.steps}")
+    if args.repeats is None:  # every count its own number of subsets
+        args.repeats = REPEATS
+    try:
+        _check_settings(label_counts=args.labels, methods=args.methods, protocol=args.protocol,
+                        repeats=args.repeats, recipe={"steps": args.steps},
+                        n_galaxies=args.n_galaxies, eval_seeds=args.eval_seeds, names=_OPTIONS)
+    except ValueError as err:
+        parser.error(str(err))
     if not args.no_retrieval and args.n_galaxies < 120:
         parser.error(f"the retrieval table (precision@50 among half the galaxies) needs "
                      f"--n-galaxies of at least 120, got {args.n_galaxies}; or add --no-retrieval")
-    if any(s < 0 for s in args.eval_seeds):
-        parser.error(f"--eval-seeds must be non-negative, got {args.eval_seeds}")
-    bad = [m for m in args.methods if m not in METHODS]
-    if bad:
-        parser.error(f"unknown method(s) {bad}; choose from " + ", ".join(map(repr, METHODS)))
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         if os.path.isdir(args.json) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             parser.error(f"--json {args.json!r}: give a file path in an existing folder you can "
                          f"write to")
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("stopped (Ctrl-C); nothing was written", file=sys.stderr)
-        return 130
-    except (OSError, ValueError) as err:  # CheckpointError is a ValueError
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:  # anything unexpected: one line, the traceback on request
-        if args.debug:
-            raise
-        first = (str(err).strip().splitlines() or [""])[0]
-        print(f"error: {type(err).__name__}: {first} (run again with --debug to see where)",
-              file=sys.stderr)
-        return 1
+    return run_command(lambda: _run(args), debug=args.debug, expected=(OSError, ValueError),
+                       expected_status=1,  # a CheckpointError is a ValueError
+                       interrupted="stopped (Ctrl-C); nothing was written")
 
 
 def _subsets_text(counts, repeats) -> str:
     """E.g. ``5: 5, 20: 5, 200: 2, all: 1`` for the CLI's header line."""
-    return ", ".join(f"{c}: {subsets_for(c, REPEATS if repeats is None else repeats)}"
-                     for c in counts)
+    return ", ".join(f"{c}: {subsets_for(c, repeats)}" for c in counts)
 
 
 def _run(args) -> int:
-    from phys555_cl.train import load_checkpoint
-
     t0 = time.perf_counter()
     model, cfg = load_checkpoint(args.checkpoint)
     study = payoff_study(model, cfg, eval_seeds=args.eval_seeds, n_galaxies=args.n_galaxies,
-                         label_counts=args.labels,
-                         repeats=REPEATS if args.repeats is None else args.repeats,
+                         label_counts=args.labels, repeats=args.repeats,
                          protocol=args.protocol, methods=args.methods,
                          retrieval=not args.no_retrieval, recipe={"steps": args.steps})
     print(f"{args.checkpoint}: protocol {args.protocol}; populations (simulator seeds) "

@@ -1,4 +1,4 @@
-"""Train SimCLR on galaxies: the loop, checkpoints, resume, mixed precision, multi-GPU, the CLI.
+"""Train SimCLR on galaxies: the configs, the step, the loop (resume, AMP, multi-GPU), the CLI.
 
 One training step is the lecture's framework (Chen et al. 2020, arXiv:2002.05709)::
 
@@ -24,21 +24,20 @@ galaxies, or its slice of Galaxy10), the model is wrapped in DistributedDataPara
 SyncBatchNorm (on GPUs; the CPU "gloo" backend has no SyncBatchNorm, so there BatchNorm
 statistics stay per process), NT-Xent takes its negatives from every process
 (``gather=True``), ``--batch-size`` is the global batch, and only rank 0 writes files.
+
+What the loop trains with (processes, device, data, model, optimizer, schedule, mixed
+precision) is built in :mod:`phys555_cl.train_setup`. What a checkpoint holds, and how it is
+written, read and resumed, is :mod:`phys555_cl.checkpoints`; its names (``load_checkpoint``,
+``CheckpointError``...) can also be imported from here.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
-import json
-import math
 import os
-import pickle
-import random
 import sys
 import time
-import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -47,15 +46,45 @@ from torch import nn
 
 from phys555_cl import config
 from phys555_cl._checks import check_int
-from phys555_cl.augment import GalaxyAugment
-from phys555_cl.encoders import SimCLR, build_model_from_config
-from phys555_cl.fileio import atomic_write, atomic_write_text
+from phys555_cl._cli import run_command
+from phys555_cl.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    PRETRAINED_NAME,
+    RECREATE_COMMAND,
+    Checkpointer,
+    CheckpointError,
+    check_out_folder,
+    checkpoint_to_resume,
+    load_checkpoint,
+    pretrained_path,
+    read_checkpoint,
+    restore_training,
+    save_checkpoint,
+)
+from phys555_cl.encoders import SimCLR
 from phys555_cl.losses import nt_xent
 from phys555_cl.monitor import RepresentationMonitor
+from phys555_cl.train_setup import (
+    Training,
+    check_batch_split,
+    end_distributed,
+    given_images,
+    init_distributed,
+    setup_training,
+    training_device,
+    wait_for_the_other_processes,
+)
 
-CHECKPOINT_FORMAT = "phys555_cl.simclr/1"
-CHECKPOINT_NAME = "checkpoint.pt"
-HISTORY_NAME = "history.json"
+__all__ = [
+    "CONFIGS", "DATA_SEED", "load_pretrained", "main", "make_config", "simclr_step", "train_simclr",
+    # from phys555_cl.checkpoints, kept importable from here (notebooks, older code)
+    "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "RECREATE_COMMAND",
+    "CheckpointError", "check_out_folder", "load_checkpoint", "pretrained_path", "read_checkpoint",
+    "save_checkpoint",
+]
+
 #: The simulator seed of the training galaxies (rank r of a multi-process run uses
 #: ``data_seed + r``). Evaluate on another seed, e.g. ``phys555_cl.evaluate.EVAL_SEED``.
 DATA_SEED = 0
@@ -99,13 +128,8 @@ CONFIGS: dict[str, dict] = {
 }
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: damaged, not a SimCLR checkpoint, or made with
-    another configuration than the one asked for."""
-
-
 # ------------------------------------------------------------------------------------------
-# configuration and data
+# configuration, and the shipped model
 # ------------------------------------------------------------------------------------------
 
 
@@ -136,160 +160,12 @@ def make_config(name: str = "default", **overrides) -> dict:
     return cfg
 
 
-#: The SimCLR model a configuration describes (randomly initialised).
-build_model = build_model_from_config
-
-
-def load_training_images(cfg: dict, rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    """This process's training images ``[n, 3, image_size, image_size]`` (float32, CPU).
-
-    Synthetic: ``n_train // world_size`` galaxies simulated with seed ``data_seed + rank``.
-    Galaxy10: every ``world_size``-th image starting at ``rank``.
-    """
-    if cfg["data"] == "synthetic":
-        from phys555_cl.galaxies import simulate
-
-        images, _ = simulate(
-            cfg["n_train"] // world_size, size=cfg["image_size"], seed=cfg["data_seed"] + rank
-        )
-        return images
-    from phys555_cl.data import Galaxy10DECaLS
-
-    data = Galaxy10DECaLS(cfg["galaxy10_path"], size=cfg["image_size"])
-    return torch.as_tensor(data.images[rank::world_size]).float()
-
-
-# ------------------------------------------------------------------------------------------
-# checkpoints
-# ------------------------------------------------------------------------------------------
-
-
-def _rng_state() -> dict:
-    """Every global random stream as tensors and plain values (loadable with weights_only)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    version, internal, gauss_next = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": {"version": int(version), "internal": list(internal), "gauss_next": gauss_next},
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    npy = state["numpy"]
-    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["cached_gaussian"]))
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-RECREATE_COMMAND = "python -m phys555_cl.train --config default --out runs/default"
-
-
-def save_checkpoint(path: str, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then
-    ``os.replace``, so a crash or Ctrl-C during the write leaves the previous file intact.
-
-    ``state`` must hold only tensors and plain Python values (dict, list, tuple, str, int,
-    float, bool, None), so that :func:`read_checkpoint` can load it with
-    ``torch.load(weights_only=True)``, which never runs code stored in the file.
-    """
-    atomic_write(path, lambda fh: torch.save(state, fh))
-
-
-def _write_history(path: str, cfg: dict, history: dict) -> None:
-    atomic_write_text(path, json.dumps({"config": cfg, **history}, indent=1))
-
-
-def read_checkpoint(path: str, map_location="cpu") -> dict:
-    """Load a training checkpoint dictionary safely, with clear errors for bad files.
-
-    The file is read with ``torch.load(weights_only=True)``: only tensors and plain Python
-    values are accepted, so a crafted file cannot run code (a shared or downloaded
-    checkpoint is safe to try). Raises ``FileNotFoundError`` for a missing file and
-    :class:`CheckpointError` for a damaged, old-format (numpy objects inside) or foreign one.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no checkpoint at {path!r}; train one with `python -m phys555_cl.train --out DIR` "
-            f"(it writes DIR/{CHECKPOINT_NAME}) or use data/pretrained/"
-        )
-    with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic != b"PK\x03\x04" and magic[:1] != b"\x80":  # a zip file, or a legacy pickle
-        raise CheckpointError(
-            f"{path!r} is not a PyTorch checkpoint at all (it does not start like one: a text "
-            f"file, an image, another format?). Pass the checkpoint.pt written by "
-            f"`python -m phys555_cl.train --out DIR`, or use data/pretrained/."
-        )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "unsupported global" not in str(err).lower():
-            raise _damaged(path, err) from None
-        raise CheckpointError(
-            f"{path!r} holds Python objects, not only tensors and plain values: it is an "
-            f"old-format phys555_cl checkpoint or not one at all, and loading it could run code "
-            f"hidden inside it, so it was not loaded. Re-create it with `{RECREATE_COMMAND}` "
-            f"(same --config as before; the shipped data/pretrained/simclr_compact.pt is "
-            f"updated by `git pull`), or use data/pretrained/."
-        ) from None
-    except Exception as err:  # truncated zip, random bytes, ...
-        raise _damaged(path, err) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path!r} is a PyTorch file but not a phys555_cl SimCLR checkpoint (expected "
-            f"format {CHECKPOINT_FORMAT!r}); it was not written by phys555_cl.train. Pass a "
-            f"checkpoint.pt from `python -m phys555_cl.train --out DIR`, or use data/pretrained/."
-        )
-    return state
-
-
-def _damaged(path: str, err: Exception) -> CheckpointError:
-    first = (str(err).strip().splitlines() or [""])[0][:120]
-    return CheckpointError(
-        f"{path!r} is damaged or not a PyTorch checkpoint ({type(err).__name__}: {first}). "
-        f"Train again with `{RECREATE_COMMAND}` (or --resume from an intact copy), or use "
-        f"data/pretrained/."
-    )
-
-
-def load_checkpoint(path: str, map_location="cpu") -> tuple[SimCLR, dict]:
-    """Rebuild the trained model from a checkpoint: returns ``(model, config)``.
-
-    ``model`` is a :class:`~phys555_cl.encoders.SimCLR` in eval mode on ``map_location``;
-    ``config`` is the training configuration (``config["image_size"]`` is the image size it
-    was trained on; ``config["epochs_done"]`` how far it got).
-
-    Raises ``FileNotFoundError`` for a missing file and :class:`CheckpointError` for a damaged
-    or foreign one.
-    """
-    state = read_checkpoint(path, map_location)
-    cfg = dict(state["config"])
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"the weights in {path!r} do not fit its own config: {err}") from err
-    cfg["epochs_done"] = state["epoch"]
-    return model.to(map_location).eval(), cfg
-
-
-#: the model the course ships (made by ``python -m phys555_cl.train --config default``; see
-#: ``data/pretrained/README.md`` for its command, time and scores)
-PRETRAINED_NAME = "simclr_compact.pt"
-
-
-def pretrained_path() -> str:
-    """Where the shipped model lives: ``<data folder>/pretrained/simclr_compact.pt``."""
-    return os.path.join(config.data_dir(), "pretrained", PRETRAINED_NAME)
+def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
+    """The configuration ``train_simclr`` was asked for: a name or a dict, with overrides."""
+    if isinstance(name_or_cfg, dict):
+        base = {k: v for k, v in name_or_cfg.items() if k != "name"}
+        return make_config(name_or_cfg.get("name", "default"), **{**base, **overrides})
+    return make_config(name_or_cfg, **overrides)
 
 
 def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
@@ -313,85 +189,6 @@ def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
         cfg.update(image_size=int(images.shape[-1]), n_train=len(images))
     model, _ = train_simclr(cfg, images=images)
     return model, cfg
-
-
-def check_out_folder(out: str) -> None:
-    """Make sure ``out`` is (or can become) a folder this process can write, before any work.
-
-    Creates the folder if it does not exist. Raises ``ValueError`` saying what is wrong and
-    what to do: ``out`` is a file, or sits inside a file, or cannot be written.
-    """
-    if os.path.lexists(out) and not os.path.isdir(out):
-        raise ValueError(
-            f"--out {out!r} is a file, not a folder; choose a folder name (it is created if "
-            f"it does not exist), e.g. --out runs/my_run"
-        )
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".write-test-{os.getpid()}")
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                     0o600)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as err:
-        raise ValueError(
-            f"cannot write in --out {out!r} ({err.strerror or err}); choose a folder you can "
-            f"write, e.g. --out runs/my_run inside your copy of the course"
-        ) from None
-
-
-# only these may change when a run is resumed: more epochs continue the schedule
-_RESUMABLE_CHANGES = {"epochs", "galaxy10_path", "monitor"}
-
-
-def _check_same_config(saved: dict, cfg: dict, path: str) -> None:
-    diff = {
-        k: (saved.get(k), cfg.get(k))
-        for k in set(saved) | set(cfg)
-        if k not in _RESUMABLE_CHANGES and saved.get(k) != cfg.get(k)
-    }
-    if diff:
-        pairs = sorted(diff.items())
-        lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in pairs)
-        raise CheckpointError(
-            f"{path!r} was made with another configuration ({lines}). Resume with the same "
-            f"--config and options, or train into a new --out folder."
-        )
-
-
-# ------------------------------------------------------------------------------------------
-# distributed helpers
-# ------------------------------------------------------------------------------------------
-
-
-def _init_distributed() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank); starts torch.distributed when run by torchrun."""
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
-
-
-def _wait_for_the_other_processes() -> None:
-    """Under torchrun: every process has finished before any of them tears the group down.
-
-    Without it the first process to leave closes its gloo connections while another still
-    uses them, and that process can abort at exit ("terminate called without an active
-    exception", SIGABRT) even though its training finished.
-    """
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _epoch_seed(seed: int, epoch: int, rank: int, stream: str) -> int:
-    return zlib.crc32(f"{seed}/{epoch}/{rank}/{stream}".encode())
 
 
 # ------------------------------------------------------------------------------------------
@@ -457,249 +254,25 @@ def simclr_step(
 
 
 # ------------------------------------------------------------------------------------------
-# setup: device, data, model, DDP, optimizer, schedule, AMP
-# ------------------------------------------------------------------------------------------
-
-
-def _lr_lambda(warmup_steps: int, total_steps: int):
-    """Linear warm-up, then cosine decay to zero (SimCLR section B.1), as a LambdaLR factor."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return factor
-
-
-def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
-    """The configuration ``train_simclr`` was asked for: a name or a dict, with overrides."""
-    if isinstance(name_or_cfg, dict):
-        base = {k: v for k, v in name_or_cfg.items() if k != "name"}
-        return make_config(name_or_cfg.get("name", "default"), **{**base, **overrides})
-    return make_config(name_or_cfg, **overrides)
-
-
-def _training_device(device, world: int, local_rank: int) -> torch.device:
-    """``device`` if given, else this process's GPU under torchrun, else the course default."""
-    if device is None:
-        device = (
-            torch.device("cuda", local_rank)
-            if world > 1 and torch.cuda.is_available()
-            else config.device()
-        )
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
-
-
-def _given_images(images: torch.Tensor, cfg: dict, rank: int, world: int) -> torch.Tensor:
-    """This process's share of ``images`` (every ``world``-th); records them in ``cfg``."""
-    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"images must be [N, C, S, S], got shape {tuple(images.shape)}")
-    cfg["image_size"], cfg["data"], cfg["n_train"] = images.shape[-1], "given", len(images)
-    return images[rank::world].float().cpu()
-
-
-@dataclasses.dataclass
-class _Training:
-    """Everything the loop works with, made by :func:`_setup`."""
-
-    cfg: dict
-    rank: int
-    world: int
-    device: torch.device
-    data: torch.Tensor  # this process's training images (on the GPU when training on one)
-    local_batch: int  # this process's share of the global batch
-    steps_per_epoch: int
-    augment: GalaxyAugment
-    model: SimCLR  # what checkpoints save
-    net: nn.Module  # what the loop calls: the model, or DistributedDataParallel around it
-    memory_format: torch.memory_format
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler
-    amp_dtype: torch.dtype | None  # None: full precision
-
-    def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
-        """The galaxies of ``step`` in this epoch's ``order``, on the training device."""
-        idx = order[step * self.local_batch : (step + 1) * self.local_batch]
-        return self.data[idx.to(self.data.device)].to(self.device, non_blocking=True)
-
-
-def _setup(cfg: dict, data: torch.Tensor | None, device: torch.device, rank: int,
-           world: int) -> _Training:
-    """Seed, build the model, load the data (``None``: the configured data), wrap the model
-    for the device and for DDP, make the optimizer, its schedule and mixed precision."""
-    config.seed_everything(cfg["seed"])
-    model = build_model(cfg).to(device)
-    if data is None:
-        data = load_training_images(cfg, rank, world)
-    local_batch = cfg["batch_size"] // world
-    if len(data) < local_batch:
-        raise ValueError(
-            f"each process has {len(data)} training images, fewer than its batch of "
-            f"{local_batch}; use a smaller --batch-size or more data"
-        )
-    steps_per_epoch = len(data) // local_batch
-    data = data.to(device) if device.type == "cuda" else data
-    augment_options = dict(cfg["augment"])
-    if cfg["data"] == "galaxy10":  # blur and noise estimate in arcsec: Galaxy10's pixels
-        from phys555_cl.data import GALAXY10_FIELD_ARCSEC
-
-        augment_options.setdefault("pixel_scale", GALAXY10_FIELD_ARCSEC / cfg["image_size"])
-    augment = GalaxyAugment(**augment_options).to(device)
-    # channels-last: 1.24x on a 2-core CPU for the compact encoder (benchmarks/bench_training.py)
-    # and the usual choice on CUDA; not measured on Apple GPUs, so left off there
-    channels_last = cfg["channels_last"] and device.type in ("cpu", "cuda")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    if world > 1 and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    net = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    lr = cfg["lr"] * cfg["batch_size"] / 256  # linear scaling with the global batch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg["weight_decay"])
-    warmup = int(cfg["warmup_epochs"] * steps_per_epoch)
-    schedule = _lr_lambda(warmup, steps_per_epoch * cfg["epochs"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    amp_dtype = None
-    if cfg["amp"] and device.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    return _Training(cfg, rank, world, device, data, local_batch, steps_per_epoch, augment,
-                     model, net, memory_format, optimizer, scheduler, scaler, amp_dtype)
-
-
-# ------------------------------------------------------------------------------------------
-# restore and checkpointer
-# ------------------------------------------------------------------------------------------
-
-
-def _checkpoint_to_resume(out: str | None, resume: bool, cfg: dict, rank: int) -> dict | None:
-    """The checkpoint state in ``out`` to continue from, or ``None`` for a new run. Refuses to
-    overwrite a checkpoint without ``resume`` and to resume one made with another config."""
-    path = os.path.join(out, CHECKPOINT_NAME) if out else None
-    if not (path and os.path.exists(path)):
-        if resume and rank == 0:
-            print(f"no checkpoint in {out!r} yet: starting a new run", file=sys.stderr)
-        return None
-    if not resume:
-        raise FileExistsError(
-            f"{path!r} already exists: pass --resume (resume=True) to continue it, or "
-            f"choose another --out folder"
-        )
-    saved = read_checkpoint(path)
-    _check_same_config(saved["config"], cfg, path)
-    return saved
-
-
-def _restore(t: _Training, saved: dict | None, out: str | None):
-    """Load ``saved`` into the model, optimizer, schedule, scaler and random streams.
-
-    Returns ``(history, (epoch, step, generators))``: the history so far, and where to
-    continue: epochs done, steps done in the next epoch, and every process's augmentation
-    generator state at that step (``None`` at an epoch boundary or when not saved).
-    """
-    if saved is None:
-        return {"step": [], "epoch": [], "loss": [], "lr": [], "epochs": []}, (0, 0, None)
-    t.model.load_state_dict(saved["model"])
-    t.optimizer.load_state_dict(saved["optimizer"])
-    t.scheduler.load_state_dict(saved["scheduler"])
-    t.scaler.load_state_dict(saved["scaler"])
-    _set_rng_state(saved["rng"])
-    epoch, step = saved["epoch"], saved["step"]
-    gen_states = saved["generators"] if step else None
-    if gen_states is not None and len(gen_states) != t.world:
-        raise CheckpointError(
-            f"{os.path.join(out, CHECKPOINT_NAME)!r} was interrupted mid-epoch by a run with "
-            f"{len(gen_states)} processes; resume it with the same number of processes"
-        )
-    if step and gen_states is None and t.rank == 0:
-        print("resuming mid-epoch without the saved augmentation streams of every process: "
-              "the rest of this epoch draws new augmentations", file=sys.stderr)
-    return saved["history"], (epoch, step, gen_states)
-
-
-class _Checkpointer:
-    """Writes ``checkpoint.pt`` and ``history.json`` into ``out`` (rank 0 only; ``out=None``
-    writes nothing). A point ``(epoch, step, generator state)`` says where a resumed run
-    continues: epochs done, steps done in the next epoch, the augmentation stream there."""
-
-    def __init__(self, t: _Training, out: str | None, history: dict):
-        self.t, self.out, self.history = t, out, history
-        self.path = os.path.join(out, CHECKPOINT_NAME) if out else None
-
-    def snapshot(self, point: tuple, gather: bool = True) -> dict:
-        """Everything needed to continue at ``point``; every process must call it (gather)."""
-        t = self.t
-        epoch, step, gen_state = point
-        gens = None
-        if step and t.world == 1:
-            gens = [gen_state]
-        elif step and gather:  # every process's augmentation stream, so resume is exact
-            import torch.distributed as dist
-
-            gens = [None] * t.world
-            dist.all_gather_object(gens, gen_state.cpu())
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": t.cfg,
-            "model": t.model.state_dict(),
-            "optimizer": t.optimizer.state_dict(),
-            "scheduler": t.scheduler.state_dict(),
-            "scaler": t.scaler.state_dict(),
-            "rng": _rng_state(),
-            "generators": gens,
-            "epoch": epoch,
-            "step": step,
-            "history": self.history,
-        }
-
-    def save(self, point: tuple) -> None:
-        """Save at ``point`` (every process calls this; rank 0 writes)."""
-        state = self.snapshot(point)
-        if self.t.rank == 0 and self.out:
-            save_checkpoint(self.path, state)
-            _write_history(os.path.join(self.out, HISTORY_NAME), self.t.cfg, state["history"])
-
-    def save_interrupted(self, point: tuple) -> None:
-        """After Ctrl-C: the step in flight is dropped, everything before it is saved. Under
-        torchrun the other processes may be stuck in a collective, so rank 0 saves without
-        gathering (a mid-epoch resume then re-seeds the other ranks' augmentation streams)."""
-        if self.t.rank == 0 and self.out:
-            save_checkpoint(self.path, self.snapshot(point, gather=False))
-            print(
-                f"\ninterrupted: saved {self.path} at epoch {point[0] + 1}, step {point[1]}; "
-                f"continue with --resume", file=sys.stderr,
-            )
-
-
-# ------------------------------------------------------------------------------------------
 # the training loop
 # ------------------------------------------------------------------------------------------
 
 
-def _epoch_streams(t: _Training, epoch: int, first_step: int, gen_states: list | None):
+def _epoch_streams(t: Training, epoch: int, first_step: int, gen_states: list | None):
     """This epoch's shuffled order and augmentation generator. Every epoch has its own
     seeds, so a resumed run draws the same numbers; a run resumed mid-epoch continues the
     saved generator state instead."""
     seed = t.cfg["seed"]
-    order_gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0, "order"))
+    order_gen = torch.Generator().manual_seed(config.stable_seed(seed, epoch, 0, "order"))
     order = torch.randperm(len(t.data), generator=order_gen)
     gen = torch.Generator(device=t.device if t.device.type == "cuda" else "cpu")
-    gen.manual_seed(_epoch_seed(seed, epoch, t.rank, "augment"))
+    gen.manual_seed(config.stable_seed(seed, epoch, t.rank, "augment"))
     if first_step and gen_states is not None:
         gen.set_state(gen_states[t.rank].to("cpu"))
     return order, gen
 
 
-def _record_step(history: dict, t: _Training, epoch: int, step: int, loss: float) -> None:
+def _record_step(history: dict, t: Training, epoch: int, step: int, loss: float) -> None:
     history["step"].append(epoch * t.steps_per_epoch + step + 1)
     history["epoch"].append(epoch + (step + 1) / t.steps_per_epoch)
     history["loss"].append(loss)
@@ -755,26 +328,16 @@ def train_simclr(
     trained so far; resuming it later repeats exactly the random numbers an uninterrupted run
     would have drawn.
     """
-    cfg = _resolve_config(cfg, overrides)
-    if out:
-        check_out_folder(out)  # before any work: a bad --out must not cost an epoch
-    rank, world, local_rank = _init_distributed()
-    device = _training_device(device, world, local_rank)
-    # given images are shared out now; the configured data is loaded after the resume check,
-    # so a bad --out fails fast
-    data = _given_images(images, cfg, rank, world) if images is not None else None
-    _check_batch_split(cfg["batch_size"], world)
-    saved = _checkpoint_to_resume(out, resume, cfg, rank)
-    t = _setup(cfg, data, device, rank, world)
-    history, (start_epoch, start_step, gen_states) = _restore(t, saved, out)
-    checkpointer = _Checkpointer(t, out, history)
+    t, history, (start_epoch, start_step, gen_states) = _prepare(
+        _resolve_config(cfg, overrides), images, out, resume, device)
+    cfg, checkpointer = t.cfg, Checkpointer(t, out, history)
     # rank 0 watches the representation (the replicas are identical); see phys555_cl.monitor
-    monitor = RepresentationMonitor(cfg["image_size"], device) if cfg["monitor"] and rank == 0 \
-        else None
+    monitor = RepresentationMonitor(cfg["image_size"], t.device) \
+        if cfg["monitor"] and t.rank == 0 else None
     shown: dict = {}  # the last epoch's monitor values, kept in the progress bar
-    bar = _progress_bar(t, cfg, start_epoch, start_step) if rank == 0 and progress else None
+    bar = _progress_bar(t, cfg, start_epoch, start_step) if t.rank == 0 and progress else None
     steps_done = 0
-    # where a resumed run would continue (see _Checkpointer); updated once a step is complete
+    # where a resumed run would continue (see Checkpointer); updated once a step is complete
     point = (start_epoch, start_step, None)
     t.net.train()
     try:
@@ -789,7 +352,7 @@ def train_simclr(
                 with torch.no_grad():
                     v1, v2 = t.augment.two_views(t.batch(order, step), generator=gen)
                 loss = simclr_step(t.net, t.optimizer, v1, v2, cfg["temperature"],
-                                   scaler=t.scaler, amp_dtype=t.amp_dtype, gather=world > 1,
+                                   scaler=t.scaler, amp_dtype=t.amp_dtype, gather=t.world > 1,
                                    memory_format=t.memory_format,
                                    on_embeddings=monitor.observe if monitor else None)
                 t.scheduler.step()
@@ -797,11 +360,7 @@ def train_simclr(
                 losses.append(loss)
                 _record_step(history, t, epoch, step, loss)
                 point = (epoch, step + 1, gen.get_state())
-                if bar is not None:
-                    rate = len(losses) * cfg["batch_size"] / (time.perf_counter() - t0)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}",
-                                    **shown)
-                    bar.update(1)
+                _show_step(bar, epoch, loss, len(losses) * cfg["batch_size"], t0, shown)
             shown = _end_epoch(history, t, monitor, bar, epoch, losses,
                                time.perf_counter() - t0)
             point = (epoch + 1, 0, None)
@@ -817,12 +376,21 @@ def train_simclr(
     return t.model, history
 
 
-def _check_batch_split(batch_size: int, world: int) -> None:
-    if batch_size % world:
-        raise ValueError(
-            f"batch_size {batch_size} is the global batch and must divide evenly over "
-            f"{world} processes"
-        )
+def _prepare(cfg: dict, images, out: str | None, resume: bool, device):
+    """Everything before the first step: check ``out``, start torch.distributed under
+    torchrun, share out the data, set up the model and optimizer and restore a checkpoint.
+    Returns ``(training state, history, (epoch, step, generator states) to start at)``."""
+    if out:
+        check_out_folder(out)  # before any work: a bad --out must not cost an epoch
+    rank, world, local_rank = init_distributed()
+    device = training_device(device, world, local_rank)
+    # given images are shared out now; the configured data is loaded after the resume check,
+    # so a bad --out fails fast
+    data = given_images(images, cfg, rank, world) if images is not None else None
+    check_batch_split(cfg["batch_size"], world)
+    saved = checkpoint_to_resume(out, resume, cfg, rank)
+    t = setup_training(cfg, data, device, rank, world)
+    return (t, *restore_training(t, saved, out))
 
 
 def _progress_bar(t, cfg: dict, start_epoch: int, start_step: int):
@@ -830,6 +398,15 @@ def _progress_bar(t, cfg: dict, start_epoch: int, start_step: int):
         total=t.steps_per_epoch * cfg["epochs"], desc=f"SimCLR {cfg['encoder']}",
         initial=start_epoch * t.steps_per_epoch + start_step, unit="step",
     )
+
+
+def _show_step(bar, epoch: int, loss: float, images: int, t0: float, shown: dict) -> None:
+    """One step more in the progress bar (if any): the loss, images/s since ``t0`` and the
+    last epoch's monitor values."""
+    if bar is not None:
+        rate = images / (time.perf_counter() - t0)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", img_s=f"{rate:.0f}", **shown)
+        bar.update(1)
 
 
 def _end_epoch(history: dict, t, monitor, bar, epoch: int, losses: list, seconds: float) -> dict:
@@ -858,6 +435,19 @@ class _StopTraining(Exception):
 
 
 def main(argv=None) -> int:
+    """``python -m phys555_cl.train --config NAME --out DIR [--resume] ...``: train, then print
+    one summary line. Exit status 0; 2 for a bad option, folder or checkpoint and 1 for any
+    other error, each reported in one ``error:`` line (``--debug``: the full traceback)."""
+    args = _parser().parse_args(argv)
+    try:
+        return run_command(lambda: _run(args), debug=args.debug,
+                           expected=(FileExistsError, FileNotFoundError, ValueError),
+                           expected_status=2)  # a CheckpointError is a ValueError
+    finally:
+        end_distributed()
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m phys555_cl.train",
         description="Train SimCLR on galaxy images (see phys555_cl/train.py).",
@@ -875,36 +465,20 @@ def main(argv=None) -> int:
                              "(phys555_cl.monitor)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full Python traceback of an error")
-    args = parser.parse_args(argv)
-    try:
-        cfg = make_config(
-            args.config, data=args.data, galaxy10_path=args.galaxy10_path,
-            encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
-            monitor=False if args.no_monitor else None,
-        )
-        check_out_folder(args.out)
-        t0 = time.perf_counter()
-        _, history = train_simclr(cfg, out=args.out, resume=args.resume)
-        _wait_for_the_other_processes()
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # anything else: one line, the traceback only on request
-        if args.debug:
-            raise
-        first = (str(err).strip().splitlines() or [""])[0][:300]
-        print(f"error: {type(err).__name__}: {first} (run the same command with --debug for "
-              f"the full traceback)", file=sys.stderr)
-        return 1
-    finally:
-        import torch.distributed as dist
+    return parser
 
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    rank = int(os.environ.get("RANK", "0"))
-    if rank == 0 and history["epochs"]:
+
+def _run(args) -> int:
+    cfg = make_config(
+        args.config, data=args.data, galaxy10_path=args.galaxy10_path,
+        encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
+        monitor=False if args.no_monitor else None,
+    )
+    check_out_folder(args.out)
+    t0 = time.perf_counter()
+    _, history = train_simclr(cfg, out=args.out, resume=args.resume)
+    wait_for_the_other_processes()
+    if int(os.environ.get("RANK", "0")) == 0 and history["epochs"]:
         last = history["epochs"][-1]
         knn = "".join(f", kNN accuracy of h on {task} {acc:.3f}"
                       for task, acc in last.get("knn_accuracy", {}).items())

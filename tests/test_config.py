@@ -1,6 +1,7 @@
 """Fast mode, notebook sizes, device choice and seeding."""
 
 import random
+import zlib
 
 import numpy as np
 import pytest
@@ -87,3 +88,11 @@ def test_seed_everything_repeats_python_numpy_and_torch():
     assert draw() == first
     g1, g2 = config.seed_everything(5), config.seed_everything(5)
     assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
+
+
+def test_stable_seed_is_the_crc32_of_its_parts_cut_to_the_bits_asked_for():
+    assert config.stable_seed(0, 3, 1, "augment") == zlib.crc32(b"0/3/1/augment")
+    assert config.stable_seed("split", 2021, bits=31) == zlib.crc32(b"split/2021") & 0x7FFFFFFF
+    seeds = {config.stable_seed(m, 2021, "random", 20, r, bits=31)
+             for m in ("supervised", "simclr + fine-tune") for r in range(5)}
+    assert len(seeds) == 10 and all(0 <= s < 2**31 for s in seeds)

@@ -1,5 +1,8 @@
 """Specification of phys555_cl.evaluate (embeddings, probes, retrieval) and its plots."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -202,28 +205,11 @@ def test_plot_umap_names_the_available_labels():
         plot_umap(np.zeros((3, 2)), {"redshift": torch.zeros(3)}, "colour")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--repeats", "0"], "--repeats must be at least 1"),
-    (["--steps", "0"], "--steps must be at least 1"),
-    (["--labels", "0"], "label count must be >= 1"),
-    (["--labels", "ten"], "not a label count"),
-    (["--methods", "simclr"], "unknown method"),
-    (["--protocol", "tiers"], "invalid choice"),
-    (["--n-galaxies", "5"], "--n-galaxies must be at least 20"),
-    (["--json", "/no/such/folder/out.json"], "existing folder"),
-])
-def test_evaluate_cli_refuses_bad_arguments_before_any_work(args, message, capsys):
-    from phys555_cl.evaluate import main
-
-    with pytest.raises(SystemExit):
-        main(["no_such_checkpoint.pt", *args])
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-
-
-def test_evaluate_cli_missing_checkpoint_is_one_line(capsys):
-    from phys555_cl.evaluate import main
-
-    assert main(["no_such_checkpoint.pt"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: no checkpoint at") and len(err.splitlines()) == 1
+def test_evaluate_has_no_command_line_and_never_loads_the_study():
+    """The study's command is the study's: evaluate points at it and does not import it."""
+    code = "import sys, phys555_cl.evaluate; print('phys555_cl.study' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert imported.stdout.strip() == "False", imported.stderr[-2000:]
+    old = subprocess.run([sys.executable, "-m", "phys555_cl.evaluate", "model.pt"],
+                         capture_output=True, text=True)
+    assert old.returncode == 1 and "python -m phys555_cl.study CHECKPOINT" in old.stderr

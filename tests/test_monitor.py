@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from phys555_cl import monitor, train
+from phys555_cl import checkpoints, monitor, train
+from phys555_cl.encoders import build_model_from_config
 from phys555_cl.monitor import RepresentationMonitor, contrastive_top1, knn_accuracy
 
 
@@ -81,13 +82,13 @@ def fast_run(tmp_path_factory):
     torch.manual_seed(0)
     model, history = train.train_simclr("fast", out=str(out), progress=False, device="cpu",
                                         **cfg)
-    untrained = train.build_model(train.make_config("fast", **cfg))
+    untrained = build_model_from_config(train.make_config("fast", **cfg))
     return out, model, history, untrained
 
 
 def test_every_epoch_of_the_history_and_history_json_carries_the_monitor(fast_run):
     out, _, history, _ = fast_run
-    saved = json.loads((out / train.HISTORY_NAME).read_text())
+    saved = json.loads((out / checkpoints.HISTORY_NAME).read_text())
     assert saved["epochs"] == json.loads(json.dumps(history["epochs"]))
     assert len(history["epochs"]) == 4
     for epoch in history["epochs"]:
@@ -138,10 +139,10 @@ def test_a_checkpoint_from_before_the_monitor_resumes_with_the_monitor_on(tmp_pa
                 proj_dim=8, batch_size=32)
     out = tmp_path / "run"
     train.train_simclr("fast", out=str(out), epochs=1, monitor=False, **tiny)
-    path = out / train.CHECKPOINT_NAME
-    state = train.read_checkpoint(str(path))
+    path = out / checkpoints.CHECKPOINT_NAME
+    state = checkpoints.read_checkpoint(str(path))
     del state["config"]["monitor"]  # as written by the course before the monitor existed
-    train.save_checkpoint(str(path), state)
+    checkpoints.save_checkpoint(str(path), state)
     _, history = train.train_simclr("fast", out=str(out), resume=True, epochs=2, **tiny)
     assert "knn_accuracy" not in history["epochs"][0]
     assert set(history["epochs"][1]["knn_accuracy"]) == set(monitor.MONITOR_TASKS)

@@ -8,17 +8,8 @@ import pytest
 import torch
 
 from phys555_cl.encoders import build_simclr
-from phys555_cl.study import (
-    METHODS,
-    ResultTable,
-    draw_subset,
-    label_efficiency,
-    label_pools,
-    payoff_study,
-    predict,
-    subsets_for,
-    train_on_labels,
-)
+from phys555_cl.label_subsets import draw_subset, label_pools, subsets_for
+from phys555_cl.study import METHODS, ResultTable, label_efficiency, main, payoff_study
 
 TINY = dict(encoder="compact", width=4, hidden_dim=16, proj_dim=8, image_size=16)
 QUICK = dict(steps=3, batch_size=16)
@@ -124,23 +115,6 @@ def test_survey_protocol_scores_every_tier_and_skips_counts_beyond_the_pool(gala
         assert {"tier0", "tier1", "tier2"} <= set(r)
 
 
-def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies(galaxies):
-    images, labels = galaxies
-    tasks = ("smooth_or_featured",)
-    teacher = train_on_labels(tiny_model().encoder, images, labels, tasks, steps=80,
-                              batch_size=32, seed=1, lr=3e-3)
-    answers = predict(teacher, images)["smooth_or_featured"]
-    few = {"smooth_or_featured": torch.full((160,), -1)}
-    few["smooth_or_featured"][:2] = torch.as_tensor(answers[:2])
-    kw = dict(steps=200, batch_size=32, seed=2, lr=3e-3)
-    student = train_on_labels(tiny_model().encoder, images, few, tasks, teacher=teacher,
-                              unlabelled=images, **kw)
-    alone = train_on_labels(tiny_model().encoder, images, few, tasks, **kw)
-    agree = (predict(student, images)["smooth_or_featured"] == answers).mean()
-    agree_alone = (predict(alone, images)["smooth_or_featured"] == answers).mean()
-    assert agree > 0.75 and agree > agree_alone + 0.05
-
-
 def test_bad_arguments_are_refused_with_what_to_do(galaxies):
     images, labels = galaxies
     model = tiny_model()
@@ -174,9 +148,8 @@ def test_payoff_study_pools_populations_and_adds_retrieval():
     assert "One-shot retrieval" in str(study)
 
 
-def test_evaluate_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys):
-    from phys555_cl.evaluate import main
-    from phys555_cl.train import CHECKPOINT_FORMAT, save_checkpoint
+def test_study_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys):
+    from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 
     ckpt = tmp_path / "tiny.pt"
     cfg = {**TINY, "name": "tiny"}
@@ -206,3 +179,28 @@ def test_each_label_count_gets_its_own_number_of_subsets(galaxies):
     with pytest.raises(ValueError, match=r"repeats\[10\] must be a positive integer"):
         label_efficiency(tiny_model(), images, labels, TINY, label_counts=(10,),
                          repeats={10: 0}, progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "--repeats must be a positive integer, got 0"),
+    (["--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["--labels", "0"], "label count must be a whole number >= 1 or 'all', got 0"),
+    (["--labels", "ten"], "not a label count"),
+    (["--methods", "simclr"], "unknown method"),
+    (["--protocol", "tiers"], "invalid choice"),
+    (["--n-galaxies", "5"], "--n-galaxies must be an integer >= 20, got 5"),
+    (["--n-galaxies", "100"], "needs --n-galaxies of at least 120"),
+    (["--eval-seeds", "-1"], "--eval-seeds must be a non-negative integer, got -1"),
+    (["--json", "/no/such/folder/out.json"], "existing folder"),
+])
+def test_study_cli_refuses_bad_arguments_before_any_work(args, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["no_such_checkpoint.pt", *args])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_study_cli_missing_checkpoint_is_one_line(capsys):
+    assert main(["no_such_checkpoint.pt"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no checkpoint at") and len(err.splitlines()) == 1

@@ -1,4 +1,7 @@
-"""Specification of phys555_cl.train: the SimCLR loop, checkpoints, resume, Ctrl-C, torchrun."""
+"""Specification of phys555_cl.train: the SimCLR step and loop, resume, Ctrl-C, torchrun, CLI.
+
+The checkpoint files themselves (atomic saves, safe loading): tests/test_checkpoints.py.
+"""
 
 import json
 import os
@@ -10,14 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from phys555_cl import train
-from phys555_cl.train import (
-    CheckpointError,
-    load_checkpoint,
-    make_config,
-    save_checkpoint,
-    train_simclr,
-)
+from phys555_cl import train, train_setup
+from phys555_cl.checkpoints import CheckpointError, load_checkpoint
+from phys555_cl.encoders import build_model_from_config
+from phys555_cl.train import make_config, train_simclr
 
 TINY = dict(width=4, hidden_dim=16, proj_dim=8, batch_size=16, epochs=2, image_size=16,
             warmup_epochs=0.0, lr=5e-3)
@@ -55,7 +54,7 @@ def test_a_few_training_steps_lower_the_loss():
             return nt_xent(model(v1)[1], model(v2)[1], 0.2).item()
 
     torch.manual_seed(0)
-    before = fixed_loss(train.build_model(make_config("fast", **TINY)))
+    before = fixed_loss(build_model_from_config(make_config("fast", **TINY)))
     # 64 steps: after 32 the change of this loss over augmentation seeds was -0.25 to +0.17
     # (with the fixed flux stretch and the sky noise restored), after 64 it was +0.11 to +0.29
     model, history = run(epochs=16, lr=1e-2)
@@ -68,17 +67,28 @@ def test_galaxy10_pictures_train_with_the_byte_normalisation_and_their_pixel_sca
     from phys555_cl.encoders import AsinhStretch, ByteImageNormalize
 
     cfg = make_config("fast", **TINY, data="galaxy10", galaxy10_path="Galaxy10_DECals.h5")
-    t = train._setup(cfg, torch.rand(32, 3, 16, 16), torch.device("cpu"), 0, 1)
+    t = train_setup.setup_training(cfg, torch.rand(32, 3, 16, 16), torch.device("cpu"), 0, 1)
     assert isinstance(t.model.normalize, ByteImageNormalize)
     assert t.augment.pixel_scale == GALAXY10_FIELD_ARCSEC / 16  # 4.2 arcsec per pixel
-    t = train._setup(make_config("fast", **TINY), tiny_images(32), torch.device("cpu"), 0, 1)
+    cpu = torch.device("cpu")
+    t = train_setup.setup_training(make_config("fast", **TINY), tiny_images(32), cpu, 0, 1)
     assert isinstance(t.model.normalize, AsinhStretch) and t.augment.pixel_scale is None
 
 
-def test_one_step_lives_in_one_place_the_loop_and_exercise_5_1_share_simclr_step():
-    from phys555_cl.exercises import nb05
+def test_the_loop_takes_every_step_with_simclr_step_which_exercise_5_1_accepts(monkeypatch):
+    from phys555_cl import exercises as ex
 
-    assert nb05.training_step_reference is train.simclr_step
+    real, returned = train.simclr_step, []
+
+    def spy(*args, **kwargs):
+        returned.append(real(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(train, "simclr_step", spy)
+    _, history = run(epochs=1, monitor=False)
+    assert len(returned) == 4 and history["loss"] == returned  # 64 galaxies, batch 16
+    # one training step in one place: exercise 5.1's check accepts the package's step as right
+    assert ex.check_training_step(real) is real
 
 
 def test_simclr_step_is_nt_xent_on_z_of_both_views_then_one_optimizer_step():
@@ -88,7 +98,7 @@ def test_simclr_step_is_nt_xent_on_z_of_both_views_then_one_optimizer_step():
     x = tiny_images(8)
     v1, v2 = x, x.flip(-1)
     torch.manual_seed(0)
-    model = train.build_model(cfg).train()
+    model = build_model_from_config(cfg).train()
     before = [p.detach().clone() for p in model.parameters()]
     _, z = model(torch.cat([v1, v2]))
     expected = nt_xent(*z.chunk(2), 0.3).item()
@@ -159,41 +169,6 @@ def test_more_epochs_can_be_added_on_resume(tmp_path):
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
 
 
-def test_an_interrupted_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    path = str(tmp_path / "checkpoint.pt")
-    save_checkpoint(path, {"version": 1})
-
-    def dies_halfway(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 half a zip file")  # torch.save is handed the open temporary file
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", dies_halfway)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, {"version": 2})
-    monkeypatch.undo()
-    assert torch.load(path, weights_only=True) == {"version": 1}
-    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
-
-
-def test_missing_checkpoint_says_how_to_make_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match="phys555_cl.train"):
-        load_checkpoint(str(tmp_path / "nope.pt"))
-
-
-def test_damaged_checkpoint_gives_a_clear_error(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    path.write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(CheckpointError, match="damaged"):
-        load_checkpoint(str(path))
-
-
-def test_a_foreign_pytorch_file_is_refused(tmp_path):
-    path = tmp_path / "weights.pt"
-    torch.save({"state_dict": {}}, path)
-    with pytest.raises(CheckpointError, match="not a phys555_cl"):
-        load_checkpoint(str(path))
-
-
 def test_resuming_with_another_config_names_the_difference(tmp_path):
     run(tmp_path, epochs=1)
     with pytest.raises(CheckpointError, match="temperature"):
@@ -252,78 +227,12 @@ def test_two_process_torchrun_on_cpu(tmp_path):
     assert sorted(os.listdir(out)) == ["checkpoint.pt", "history.json"]
 
 
-# ------------------------------------------------------------------------------------------
-# safe checkpoints: tensors and plain values only, loaded with weights_only=True
-# ------------------------------------------------------------------------------------------
-
-
-class _Payload:
-    """Pickles as a call to open(marker, "w"): loading it unsafely would create the marker."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def write_payload_checkpoint(path, marker):
-    """A file that looks like a phys555 checkpoint but runs code when unpickled."""
-    torch.save({"format": train.CHECKPOINT_FORMAT, "config": _Payload(marker)}, path)
-
-
 def test_a_checkpoint_holds_only_tensors_and_plain_values(tmp_path):
     run(tmp_path, epochs=1, max_steps=2)  # stopped mid-epoch: generator states saved too
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 2 and isinstance(state["generators"][0], torch.Tensor)
     assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
     assert isinstance(state["rng"]["python"]["internal"], list)
-
-
-def test_loading_a_crafted_checkpoint_runs_nothing(tmp_path):
-    marker, path = tmp_path / "pwned", tmp_path / "shared.pt"
-    write_payload_checkpoint(path, marker)
-    for load in (load_checkpoint, train.read_checkpoint):
-        with pytest.raises(CheckpointError, match="could run code") as err:
-            load(str(path))
-        assert "python -m phys555_cl.train --config" in str(err.value)
-    assert not marker.exists()
-
-
-def test_an_old_checkpoint_with_numpy_objects_says_how_to_recreate_it(tmp_path):
-    path = tmp_path / "old.pt"
-    torch.save({"format": train.CHECKPOINT_FORMAT, "rng": {"numpy": np.zeros(3)}}, path)
-    with pytest.raises(CheckpointError, match="old-format") as err:
-        load_checkpoint(str(path))
-    assert train.RECREATE_COMMAND in str(err.value) and "\n" not in str(err.value)
-
-
-def test_a_text_file_is_not_called_a_damaged_checkpoint(tmp_path):
-    path = tmp_path / "notes.pt"
-    path.write_text("my notes, not a checkpoint\n")
-    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint at all"):
-        load_checkpoint(str(path))
-
-
-def test_resume_exact_after_random_streams_were_stored_as_plain_values(tmp_path):
-    import random
-
-    random.seed(5), np.random.seed(5)
-    state = train._rng_state()
-    expected = (random.random(), np.random.rand(), torch.rand(1))
-    random.seed(6), np.random.seed(6), torch.manual_seed(6)
-    save_checkpoint(str(tmp_path / "rng.pt"), {"rng": state})
-    train._set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
-    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
-
-
-def test_the_shipped_checkpoint_loads_safely():
-    from phys555_cl import course
-
-    path = course.REPO / "data" / "pretrained" / "simclr_compact.pt"
-    state = torch.load(path, weights_only=True)  # raises if anything but plain values inside
-    model, cfg = load_checkpoint(str(path))
-    assert cfg["epochs_done"] == state["epoch"] and cfg["image_size"] == 32
 
 
 def test_load_pretrained_loads_the_shipped_model_or_says_it_trains_one(tmp_path, capsys,
@@ -343,37 +252,6 @@ def test_load_pretrained_loads_the_shipped_model_or_says_it_trains_one(tmp_path,
     assert h.shape[0] == 2
 
 
-def _cli(args, cwd, timeout=120):
-    env = {**os.environ, "PHYS555_QUIET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def test_train_resume_on_a_crafted_checkpoint_runs_nothing(tmp_path):
-    marker = tmp_path / "pwned"
-    (tmp_path / "run").mkdir()
-    write_payload_checkpoint(tmp_path / "run" / "checkpoint.pt", marker)
-    proc = _cli(["phys555_cl.train", "--config", "fast", "--out", "run", "--resume"], tmp_path)
-    assert proc.returncode == 2 and not marker.exists()
-    assert proc.stderr.count("\n") == 1 and "could run code" in proc.stderr  # one line
-
-
-def test_evaluate_on_a_crafted_checkpoint_runs_nothing(tmp_path):
-    marker = tmp_path / "pwned"
-    write_payload_checkpoint(tmp_path / "shared.pt", marker)
-    proc = _cli(["phys555_cl.evaluate", "shared.pt"], tmp_path)  # the loader runs first
-    assert proc.returncode != 0 and not marker.exists()
-    assert "could run code" in proc.stderr
-
-
-def test_the_payload_would_run_if_loaded_unsafely(tmp_path):
-    """The crafted file is a real threat: the old weights_only=False load runs it."""
-    marker = tmp_path / "pwned"
-    write_payload_checkpoint(tmp_path / "shared.pt", marker)
-    torch.load(tmp_path / "shared.pt", weights_only=False)
-    assert marker.exists()
-
-
 # ------------------------------------------------------------------------------------------
 # the CLI: --out checked first, one-line errors, atomic history, no temporary files left
 # ------------------------------------------------------------------------------------------
@@ -383,8 +261,8 @@ def _no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("training started although --out is unusable")
 
-    monkeypatch.setattr(train, "load_training_images", fail)
-    monkeypatch.setattr(train, "build_model", fail)
+    monkeypatch.setattr(train_setup, "load_training_images", fail)
+    monkeypatch.setattr(train_setup, "build_model_from_config", fail)
 
 
 def test_out_that_is_a_file_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
@@ -447,21 +325,6 @@ def test_an_unexpected_error_is_one_line_pointing_at_debug(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: CUDA out of memory." in err
     assert "--debug" in err
-
-
-def test_history_is_written_atomically(tmp_path, monkeypatch):
-    path = tmp_path / "history.json"
-    train._write_history(str(path), {"name": "fast"}, {"loss": [1.0]})
-
-    def killed(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", killed)
-    with pytest.raises(KeyboardInterrupt):
-        train._write_history(str(path), {"name": "fast"}, {"loss": [1.0, 0.5]})
-    monkeypatch.undo()
-    assert json.loads(path.read_text())["loss"] == [1.0]
-    assert os.listdir(tmp_path) == ["history.json"]
 
 
 def test_temporary_files_of_killed_runs_are_cleaned_up(tmp_path):

@@ -250,7 +250,7 @@ print(f"median redshift: {float(labels['redshift'][has_z].median()):.3f} with a 
 # Scores are accuracies averaged over the four questions (smooth or featured, edge-on among
 # featured, odd feature among odd, redshift high or low). Which galaxies carry the 5 or 20
 # labels matters a lot, so one table measures one draw of luck. The course's full measurement,
-# `python -m phys555_cl.evaluate data/pretrained/simclr_compact.pt` in
+# `python -m phys555_cl.study data/pretrained/simclr_compact.pt` in
 # `data/pretrained/README.md`, repeats this on four independent populations of galaxies with
 # several label subsets each and a fresh initialisation for every network, and reports
 # paired differences with 95% intervals. Here we run one population (`S.repeats` subset per

@@ -1,0 +1,187 @@
+"""Networks trained on labels: the payoff study's supervised baseline, fine-tuning, distillation.
+
+One training loop serves every arm of :mod:`phys555_cl.study` that trains a network on the
+labelled galaxies: an encoder (a fresh one, or the SimCLR encoder), the model's fixed flux
+stretch in front and one new linear head per task behind::
+
+    logits[t] = head_t(encoder(AsinhStretch(x)))           x [B, 3, H, W] -> [B, C_t]
+    loss      = sum over tasks t of cross_entropy(logits[t], y_t)   (galaxies with y_t >= 0)
+              + T^2 KL(softmax(teacher_t / T) || softmax(logits_t / T))   (distillation only)
+
+Example::
+
+    net = train_on_labels(fresh_encoder, images, {"edge_on": y}, tasks=("edge_on",))
+    predict(net, test_images)["edge_on"]                   # int64 [N]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from phys555_cl import config
+from phys555_cl.augment import GalaxyAugment
+from phys555_cl.encoders import AsinhStretch
+from phys555_cl.evaluate import TASKS
+
+__all__ = ["N_CLASSES", "RECIPE", "MultiHead", "predict", "train_on_labels"]
+
+#: Training recipe of every network trained on labels (supervised, fine-tune, distillation
+#: student), chosen on the validation populations (``benchmarks/choose_study_recipe.py``,
+#: data/pretrained/README.md): the same step budget, batch and learning rate for every arm
+#: (300 steps: 150 lost 3 points at 200 labels, 600 gained nothing at 20; fine-tuning at 2e-3
+#: scored 71.6 / 86.8% at 20 / 200 labels against 71.3 / 86.2% at 5e-4); soft targets at
+#: ``distill_temperature`` 1 (T = 2 tied at 70.8%).
+RECIPE = dict(
+    steps=300,
+    batch_size=64,
+    supervised_lr=2e-3,
+    finetune_lr=2e-3,
+    distill_temperature=1.0,
+    weight_decay=1e-4,
+)
+#: Classes of each task (a head has this many outputs even when few labels show fewer).
+N_CLASSES = {"smooth_or_featured": 2, "edge_on": 2, "odd": 2, "odd_feature": 4,
+             "redshift_high": 2, "label_tier": 3}
+
+
+class MultiHead(nn.Module):
+    """``normalize -> encoder -> one linear head per task``; forward gives ``{task: logits}``."""
+
+    def __init__(self, normalize: nn.Module, encoder: nn.Module, n_classes: dict):
+        super().__init__()
+        self.normalize, self.encoder = normalize, encoder
+        self.heads = nn.ModuleDict({t: nn.Linear(encoder.out_dim, c) for t, c in n_classes.items()})
+
+    def representation(self, x):
+        return self.encoder(self.normalize(x))
+
+    def forward(self, x):
+        h = self.representation(x)
+        return {t: head(h) for t, head in self.heads.items()}
+
+
+def _n_classes(labels: dict, tasks) -> dict:
+    return {t: N_CLASSES.get(t) or max(2, int(torch.as_tensor(labels[t]).max()) + 1)
+            for t in tasks}
+
+
+def train_on_labels(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    labels: dict,
+    tasks=tuple(TASKS),
+    *,
+    steps: int = RECIPE["steps"],
+    lr: float = RECIPE["supervised_lr"],
+    batch_size: int = RECIPE["batch_size"],
+    weight_decay: float = RECIPE["weight_decay"],
+    seed: int = 0,
+    augment: nn.Module | None = None,
+    teacher: nn.Module | None = None,
+    unlabelled: torch.Tensor | None = None,
+    temperature: float = RECIPE["distill_temperature"],
+    device=None,
+    progress: bool = False,
+) -> MultiHead:
+    """Train ``encoder`` plus one new linear head per task with cross-entropy on the labels.
+
+    Every task at once; a label < 0 means "no label for this galaxy" and is masked out, so each
+    galaxy may carry any subset of the tasks. ``steps`` AdamW steps (one-cycle schedule) on
+    augmented minibatches (``GalaxyAugment()`` by default). The same function serves the
+    supervised baseline (a fresh encoder), fine-tuning (the SimCLR encoder) and, with
+    ``teacher`` and ``unlabelled``, distillation: each step also shows the student an augmented
+    minibatch of unlabelled galaxies (in the same forward pass as the labelled ones) and adds
+    ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task (Hinton et al. 2015;
+    SimCLRv2). The teacher's soft targets are computed once, on the unaugmented galaxies: the
+    student learns to give the teacher's answer for the clean galaxy from any view of it.
+
+    Shapes: ``images [N, 3, H, W]``, ``labels[t] [N]``, ``unlabelled [U, 3, H, W]``.
+    Returns the trained :class:`MultiHead` in eval mode.
+
+    Raises:
+        ValueError: ``steps`` < 1, or no galaxy carries a label for any task.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    device = torch.device(device or "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the heads' initialisation
+    model = MultiHead(AsinhStretch(), encoder, _n_classes(labels, tasks)).to(device)
+    augment = (augment or GalaxyAugment()).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    ys = {t: torch.as_tensor(labels[t]).long() for t in tasks}
+    labelled = torch.nonzero(torch.stack([ys[t] >= 0 for t in tasks]).any(0)).flatten()
+    if len(labelled) == 0:
+        raise ValueError("no galaxy carries a label for any task: nothing to train on")
+    images = torch.as_tensor(images)
+    distill = teacher is not None and unlabelled is not None and len(unlabelled) > 0
+    if distill:
+        soft_targets = _soft_targets(teacher.to(device), unlabelled, temperature)
+    it = range(steps)
+    if progress:
+        it = config.progress(it, desc="training on labels", leave=False)
+    model.train()
+    for _ in it:
+        idx = labelled[torch.randint(len(labelled), (min(batch_size, len(labelled)),),
+                                     generator=gen)]
+        x, soft = images[idx].float(), None
+        if distill:  # the unlabelled minibatch rides in the same forward pass
+            u = torch.randint(len(unlabelled), (batch_size,), generator=gen)
+            x = torch.cat([x, torch.as_tensor(unlabelled[u]).float()])
+            soft = {t: p[u] for t, p in soft_targets.items()}
+        out = model(augment(x, generator=gen).to(device))
+        loss = _minibatch_loss(out, {t: y[idx] for t, y in ys.items()}, soft, temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+def _soft_targets(teacher: MultiHead, unlabelled, temperature: float) -> dict:
+    """The teacher's ``softmax(logits / T)`` of every unlabelled galaxy: ``{task: [U, C]}``."""
+    with torch.no_grad():
+        logits = _logits(teacher.eval(), unlabelled)
+    return {t: (v / temperature).softmax(1) for t, v in logits.items()}
+
+
+def _minibatch_loss(out: dict, y: dict, soft: dict | None, temperature: float) -> torch.Tensor:
+    """The loss of one minibatch: per task, cross-entropy on its ``len(y[t])`` labelled rows
+    (labels >= 0), then with ``soft`` the distillation term on the unlabelled rows after them.
+
+    Shapes: ``out[t] [B + U, C]``, ``y[t] [B]``, ``soft[t] [U, C]``.
+    """
+    device = next(iter(out.values())).device
+    loss = torch.zeros((), device=device)
+    for t, labels in y.items():
+        n = len(labels)
+        labels = labels.to(device)
+        ok = labels >= 0
+        if ok.any():
+            loss = loss + F.cross_entropy(out[t][:n][ok], labels[ok])
+        if soft is not None:
+            log_p = (out[t][n:] / temperature).log_softmax(1)
+            loss = loss + temperature**2 * F.kl_div(log_p, soft[t].to(device),
+                                                    reduction="batchmean")
+    return loss
+
+
+@torch.no_grad()
+def _logits(model: MultiHead, images, batch_size: int = 512) -> dict:
+    """``{task: logits [N, C]}`` (CPU) of a :class:`MultiHead` in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: dict = {}
+    for start in range(0, len(images), batch_size):
+        batch = model(torch.as_tensor(images[start:start + batch_size]).float().to(device))
+        for t, logits in batch.items():
+            out.setdefault(t, []).append(logits.float().cpu())
+    return {t: torch.cat(v) for t, v in out.items()}
+
+
+def predict(model: MultiHead, images, batch_size: int = 512) -> dict:
+    """Class predictions ``{task: int64 [N]}`` of a :class:`MultiHead`."""
+    return {t: v.argmax(1).numpy() for t, v in _logits(model, images, batch_size).items()}

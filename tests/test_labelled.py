@@ -1,0 +1,57 @@
+"""Specification of phys555_cl.labelled: the networks the payoff study trains on labels."""
+
+import pytest
+import torch
+
+from phys555_cl.encoders import build_simclr
+from phys555_cl.labelled import predict, train_on_labels
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return build_simclr("compact", width=4, hidden_dim=16, proj_dim=8)
+
+
+@pytest.fixture(scope="module")
+def galaxies():
+    from phys555_cl.galaxies import simulate
+
+    return simulate(160, size=16, seed=5)
+
+
+def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies(galaxies):
+    images, labels = galaxies
+    tasks = ("smooth_or_featured",)
+    teacher = train_on_labels(tiny_model().encoder, images, labels, tasks, steps=80,
+                              batch_size=32, seed=1, lr=3e-3)
+    answers = predict(teacher, images)["smooth_or_featured"]
+    few = {"smooth_or_featured": torch.full((160,), -1)}
+    few["smooth_or_featured"][:2] = torch.as_tensor(answers[:2])
+    kw = dict(steps=200, batch_size=32, seed=2, lr=3e-3)
+    student = train_on_labels(tiny_model().encoder, images, few, tasks, teacher=teacher,
+                              unlabelled=images, **kw)
+    alone = train_on_labels(tiny_model().encoder, images, few, tasks, **kw)
+    agree = (predict(student, images)["smooth_or_featured"] == answers).mean()
+    agree_alone = (predict(alone, images)["smooth_or_featured"] == answers).mean()
+    assert agree > 0.75 and agree > agree_alone + 0.05
+
+
+def test_the_same_seed_trains_the_same_network_and_unlabelled_rows_are_masked(galaxies):
+    images, labels = galaxies
+    y = labels["smooth_or_featured"].clone()
+    y[80:] = -1  # half the galaxies carry no label
+    kw = dict(tasks=("smooth_or_featured",), steps=3, batch_size=16, seed=4)
+    a = predict(train_on_labels(tiny_model().encoder, images, {"smooth_or_featured": y}, **kw),
+                images)["smooth_or_featured"]
+    b = predict(train_on_labels(tiny_model().encoder, images, {"smooth_or_featured": y}, **kw),
+                images)["smooth_or_featured"]
+    assert a.dtype.kind == "i" and a.shape == (160,) and (a == b).all()
+
+
+def test_no_label_at_all_or_no_step_is_refused(galaxies):
+    images, _ = galaxies
+    none = {"smooth_or_featured": torch.full((160,), -1)}
+    with pytest.raises(ValueError, match="no galaxy carries a label"):
+        train_on_labels(tiny_model().encoder, images, none, ("smooth_or_featured",), steps=1)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        train_on_labels(tiny_model().encoder, images, none, ("smooth_or_featured",), steps=0)
