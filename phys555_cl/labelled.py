@@ -24,8 +24,11 @@ from phys555_cl import config
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.encoders import AsinhStretch
 from phys555_cl.evaluate import TASKS
+from phys555_cl.label_subsets import subsets_for
+from phys555_cl.study_results import SIMCLR_ARMS
 
-__all__ = ["N_CLASSES", "RECIPE", "MultiHead", "predict", "train_on_labels"]
+__all__ = ["N_CLASSES", "RECIPE", "MultiHead", "predict", "study_bar", "train_on_labels",
+           "trained_methods"]
 
 #: Training recipe of every network trained on labels (supervised, fine-tune, distillation
 #: student), chosen on the validation populations (``benchmarks/choose_study_recipe.py``,
@@ -83,7 +86,7 @@ def train_on_labels(
     unlabelled: torch.Tensor | None = None,
     temperature: float = RECIPE["distill_temperature"],
     device=None,
-    progress: bool = False,
+    progress=False,
 ) -> MultiHead:
     """Train ``encoder`` plus one new linear head per task with cross-entropy on the labels.
 
@@ -96,6 +99,9 @@ def train_on_labels(
     ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task (Hinton et al. 2015;
     SimCLRv2). The teacher's soft targets are computed once, on the unaugmented galaxies: the
     student learns to give the teacher's answer for the clean galaxy from any view of it.
+
+    ``progress``: False, True (a bar for this network) or a progress bar to move on by one per
+    step (:func:`phys555_cl.study.label_efficiency` passes one bar for the whole study).
 
     Shapes: ``images [N, 3, H, W]``, ``labels[t] [N]``, ``unlabelled [U, 3, H, W]``.
     Returns the trained :class:`MultiHead` in eval mode.
@@ -120,11 +126,13 @@ def train_on_labels(
     distill = teacher is not None and unlabelled is not None and len(unlabelled) > 0
     if distill:
         soft_targets = _soft_targets(teacher.to(device), unlabelled, temperature)
-    it = range(steps)
-    if progress:
-        it = config.progress(it, desc="training on labels", leave=False)
+    # progress: a bar of the caller's (one for a whole study) is moved on by each step;
+    # True gives this network its own bar
+    own_bar = progress is True
+    bar = (config.progress(total=steps, desc="training on labels", leave=False) if own_bar
+           else progress or None)
     model.train()
-    for _ in it:
+    for _ in range(steps):
         idx = labelled[torch.randint(len(labelled), (min(batch_size, len(labelled)),),
                                      generator=gen)]
         x, soft = images[idx].float(), None
@@ -138,6 +146,10 @@ def train_on_labels(
         loss.backward()
         opt.step()
         sched.step()
+        if bar is not None:
+            bar.update()
+    if own_bar:
+        bar.close()
     return model.eval()
 
 
@@ -185,3 +197,22 @@ def _logits(model: MultiHead, images, batch_size: int = 512) -> dict:
 def predict(model: MultiHead, images, batch_size: int = 512) -> dict:
     """Class predictions ``{task: int64 [N]}`` of a :class:`MultiHead`."""
     return {t: v.argmax(1).numpy() for t, v in _logits(model, images, batch_size).items()}
+
+
+def trained_methods(methods) -> list:
+    """The label-trained networks that ``methods`` need, in training order (distillation
+    needs the fine-tuned network as its teacher)."""
+    wanted = set(methods) | ({"simclr + fine-tune"}
+                             if "simclr + fine-tune + distill" in methods else set())
+    return [m for m in SIMCLR_ARMS[1:] + ("supervised",) if m in wanted]
+
+
+def study_bar(progress, counts, repeats, methods, rec, population):
+    """One progress bar for every training step of a population's study (None without
+    progress or without a network to train); its text says which label count and subset is
+    being fitted, and tqdm adds the time left."""
+    total = (sum(subsets_for(c, repeats) for c in counts) * len(trained_methods(methods))
+             * rec["steps"])
+    if not progress or not total:
+        return None
+    return config.progress(total=total, desc=f"population {population}", unit="step")

@@ -73,7 +73,7 @@ from phys555_cl.label_subsets import (
     masked_labels,
     subsets_for,
 )
-from phys555_cl.labelled import RECIPE, predict, train_on_labels
+from phys555_cl.labelled import RECIPE, predict, study_bar, train_on_labels, trained_methods
 from phys555_cl.study_results import (
     LABEL_COUNTS,
     METHODS,
@@ -249,16 +249,24 @@ def label_efficiency(
     seconds.update(spent)
     records, notes, models = [], [], {}
     pools = label_pools(pop.lab_tr, list(tasks), protocol)
+    runnable = []
     for count in counts:
         short = {t: len(p) for t, p in pools.items() if count != "all" and len(p) < count}
         if short:
             notes.append(f"population {population}, protocol {protocol}: {count} labels asked "
                          f"but only {short} galaxies may carry them; skipped")
-            continue
+        else:
+            runnable.append(count)
+    bar = study_bar(progress, runnable, repeats, methods, rec, population)
+    for count in runnable:
         rng = np.random.default_rng(stable_seed("subsets", population, protocol, count, bits=31))
-        for r in range(subsets_for(count, repeats)):
+        n_subsets = subsets_for(count, repeats)
+        for r in range(n_subsets):
             subset = draw_subset(pools, count, rng, shared=(protocol == "random"))
-            fit = pop.fit_subset(subset, features, methods, rec, (count, r), progress)
+            if bar is not None:
+                bar.set_description(f"population {population}: {count} labels, subset "
+                                    f"{r + 1} of {n_subsets}")
+            fit = pop.fit_subset(subset, features, methods, rec, (count, r), bar or False)
             seconds.update(fit.seconds)
             if keep_models and count == "all" and r == 0:
                 models.update(fit.trained)
@@ -269,8 +277,11 @@ def label_efficiency(
                     "n_labelled": {t: len(subset[t]) for t in tasks},
                     **score(fit.preds[m], pop.lab_te, tasks, pop.tiers_te),
                 })
+    if bar is not None:
+        bar.close()
     return ResultTable(records, tasks, notes=notes, seconds=dict(seconds), models=models,
                        test_index=pop.test_idx)
+
 
 
 @dataclass
@@ -344,10 +355,10 @@ class _Population:
                                           f[self.test_idx], tasks)
             seconds[m] += time.perf_counter() - t1
         trained = {}
-        wanted = set(methods) | ({"simclr + fine-tune"}
-                                 if "simclr + fine-tune + distill" in methods else set())
-        for m in (x for x in SIMCLR_ARMS[1:] + ("supervised",) if x in wanted):
+        for m in trained_methods(methods):
             t1 = time.perf_counter()
+            if hasattr(progress, "set_postfix_str"):
+                progress.set_postfix_str(m, refresh=False)
             seed = stable_seed(m, self.population, self.protocol, *where, bits=31)
             kw = dict(steps=rec["steps"], batch_size=rec["batch_size"], seed=seed,
                       weight_decay=rec["weight_decay"], device=self.device, progress=progress)

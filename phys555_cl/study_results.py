@@ -14,6 +14,7 @@ score is one *record*. Here they become what the study reports:
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
     "Study",
     "format_comparisons",
     "format_retrieval",
+    "load_study",
     "mean_retrieval",
     "paired_interval",
     "score",
@@ -314,6 +316,41 @@ def _plain(v):
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
     return v
+
+
+def _nan(v):
+    """Undo :func:`_plain` for numbers: ``None`` back to NaN, inside dicts and lists."""
+    if v is None:
+        return math.nan
+    if isinstance(v, dict):
+        return {k: _nan(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_nan(x) for x in v]
+    return v
+
+
+def load_study(path) -> Study:
+    """A :class:`Study` from the JSON file that ``python -m phys555_cl.study ... --json PATH``
+    wrote: its records (and so its table and paired comparisons), retrieval, notes, seconds
+    and settings, as the run printed them.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not a study's JSON (the message names the missing parts).
+    """
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    missing = [k for k in ("records", "retrieval", "notes", "seconds", "settings")
+               if k not in data]
+    if missing:
+        raise ValueError(f"{path} is not a study written by python -m phys555_cl.study "
+                         f"--json: it has no {', '.join(missing)}")
+    records = []
+    for r in data["records"]:
+        r = {k: (v if k in ("no_labels", "n_labelled") else _nan(v)) for k, v in r.items()}
+        records.append(r)
+    return Study(ResultTable(records), _nan(data["retrieval"]), data["notes"],
+                 data["seconds"], data["settings"])
 
 
 # ------------------------------------------------------------------------------------------

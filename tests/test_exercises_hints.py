@@ -14,7 +14,7 @@ from phys555_cl.exercises import core, make_check
 CHECKS = {check.exercise: check for check in
           (getattr(ex, name) for name in ex.__all__ if name.startswith("check_"))}
 ALL_NUMBERS = ["0.1", "1.1", "1.2", "1.3", "2.1", "2.2", "3.1", "3.2", "4.1", "4.2", "5.1", "5.2",
-               "6.1", "7.1", "7.2"]
+               "6.1", "6.2", "7.1", "7.2"]
 
 
 def _hint_lines() -> dict[str, str]:

@@ -46,3 +46,26 @@ def test_knn_with_collections_counter_and_another_tie_rule_passes():
         return torch.tensor(out)
 
     assert ex.check_knn_predict(student) is student
+
+
+def test_the_paired_comparison_check_accepts_a_numpy_solution_and_names_the_usual_slips():
+    import numpy as np
+    from scipy.stats import t
+
+    from phys555_cl.exercises import nb06
+
+    def mine(records, method, versus, labels):
+        def by_pair(m):
+            return {(r["population"], r["subset"]): r["mean"] for r in records
+                    if r["method"] == m and r["labels"] == labels}
+
+        a, b = by_pair(method), by_pair(versus)
+        d = np.array([a[k] - b[k] for k in sorted(a) if k in b])
+        half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+    assert ex.check_paired_difference(mine) is mine
+    for slip, words in [(nb06._normal_quantile, "1.96"), (nb06._population_std, "n - 1"),
+                        (nb06._unpaired, "independent samples"), (nb06._no_sqrt, "square root")]:
+        with pytest.raises(ex.CheckFailed, match=words):
+            ex.check_paired_difference(slip)

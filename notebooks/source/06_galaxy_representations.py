@@ -58,6 +58,7 @@ from phys555_cl.study import (
     label_efficiency,
     retrieval_on_test,
 )
+from phys555_cl.study_results import load_study
 from phys555_cl.train import load_pretrained
 
 # %%
@@ -65,6 +66,18 @@ S = config.sizes("06")
 DEVICE = config.device()
 config.seed_everything(6)
 print(f"fast mode: {S.fast}; {S.n_galaxies} held-out galaxies; device {DEVICE}")
+
+# %% [markdown]
+# Section 6 measures when self-supervision pays off, which takes hours of training for the full
+# measurement. With `RECOMPUTE = False` (the default) it loads the course's full study from
+# the files below, written by `python -m phys555_cl.study data/pretrained/simclr_compact.pt
+# --json FILE` (and `--protocol survey`); set it to `True` to re-run a small version here, one
+# population, a few minutes in normal mode.
+
+# %%
+RECOMPUTE = False
+STUDY_FILES = {"random": Path(config.data_dir()) / "pretrained" / "study_random.json",
+               "survey": Path(config.data_dir()) / "pretrained" / "study_survey.json"}
 
 # %% [markdown]
 # ## 1. The model and the galaxies
@@ -249,64 +262,122 @@ print(f"median redshift: {float(labels['redshift'][has_z].median()):.3f} with a 
 #
 # Scores are accuracies averaged over the four questions (smooth or featured, edge-on among
 # featured, odd feature among odd, redshift high or low). Which galaxies carry the 5 or 20
-# labels matters a lot, so one table measures one draw of luck. The course's full measurement,
-# `python -m phys555_cl.study data/pretrained/simclr_compact.pt` in
-# `data/pretrained/README.md`, repeats this on four independent populations of galaxies with
-# several label subsets each and a fresh initialisation for every network, and reports
-# paired differences with 95% intervals. Here we run one population (`S.repeats` subset per
-# label count, `S.steps` training steps per network; a few minutes in normal mode).
+# labels matters a lot, so one table measures one draw of luck. The course's full measurement
+# repeats this on four independent populations of galaxies with several label subsets each
+# and a fresh initialisation for every network, and compares each SimCLR arm with `supervised`
+# **pair by pair**: both were fitted on exactly the same labelled galaxies, so the luck of the
+# draw cancels in their difference.
 
 # %%
-counts = [c if c == "all" else int(c) for c in S.label_counts]
-table = label_efficiency(model, images, labels, model_config, label_counts=counts,
-                         repeats=S.repeats, recipe={"steps": S.steps}, population=EVAL_SEED,
-                         device=DEVICE, keep_models=True)
+def study(protocol, counts):
+    """The shipped study of `protocol`, or (RECOMPUTE, or no file) one population run here."""
+    path = STUDY_FILES[protocol]
+    if not RECOMPUTE and path.exists():
+        loaded = load_study(path)
+        settings = loaded.settings
+        print(f"loaded {path.name}: populations {settings.get('eval_seeds')}, "
+              f"{settings.get('n_galaxies')} galaxies each (python -m phys555_cl.study)")
+        return loaded.table, loaded.retrieval
+    print(f"running the {protocol} protocol on one population here ({EVAL_SEED})")
+    table = label_efficiency(model, images, labels, model_config, protocol=protocol,
+                             label_counts=[c if c == "all" else int(c) for c in counts],
+                             repeats=S.repeats, recipe={"steps": S.steps},
+                             population=EVAL_SEED, device=DEVICE, keep_models=True)
+    return table, None
+
+
+table, shipped_retrieval = study("random", S.label_counts)
 print(table)
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 4))
-n_all = len(images) - len(table.test_index)
-for method in METHODS:
-    rows = [r for r in table if r["method"] == method]
-    x = [n_all if r["labels"] == "all" else r["labels"] for r in rows]
-    style = "-" if method.startswith("simclr") else "--"
-    ax.plot(x, [100 * r["mean"] for r in rows], style, marker="o", label=method)
+comparisons = table.comparisons()
+labelled = {}  # label count -> labelled galaxies per question, for the x axis
+for r in table.records:
+    labelled.setdefault(r["labels"], r["n_labelled"]["smooth_or_featured"])
+fig, ax = plt.subplots(figsize=(6.5, 4))
+for offset, arm in zip((0.94, 1.0, 1.06), METHODS[:3]):
+    rows = [c for c in comparisons if c["method"] == arm and c["metric"] == "mean"]
+    x = np.array([labelled[c["labels"]] for c in rows], dtype=float) * offset
+    mean = np.array([100 * c["difference"] for c in rows])
+    low, high = (np.array([100 * c[k] for c in rows]) for k in ("low", "high"))
+    ax.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=arm)
+ax.axhline(0, color="grey", lw=0.8)
 ax.set_xscale("log")
 ax.set_xlabel("labelled galaxies per question")
-ax.set_ylabel("mean accuracy (%)")
+ax.set_ylabel("minus supervised (points)")
+ax.set_title("paired differences with 95% intervals")
 ax.legend(fontsize=7)
 plt.show()
-print(format_comparisons(table.comparisons()))
+print(format_comparisons(comparisons))
 
 # %% [markdown]
-# What to look for:
+# What to look for, in the table, the figure and the paired differences printed above:
 #
-# - In the course's measurement below, every SimCLR arm's mean accuracy is above everything
-#   that learned nothing (random init, raw pixels) at every label count (63-65% against
-#   55-57% at 20 labels), though not on every question (at 20 labels raw pixels answer
-#   `edge_on` better than the linear probe on $h$): from unlabelled images alone the encoder
-#   learned something of what galaxies look like. Check whether the table above agrees.
-# - One population and one label subset, as above, can show either sign: which five galaxies
-#   carry the labels moves the accuracy by several points. The course's measurement
-#   (`data/pretrained/README.md`: four populations, 5 label subsets each at 5 and 20 labels,
-#   a fresh initialisation for every network, paired differences with 95% intervals) found:
-#   - with **20 labels** per question, fine-tuning the SimCLR encoder beats the supervised
-#     network by 0.9 points (interval +0.2 to +1.6, ahead on 15 of 20 pairs): a real but
-#     small payoff; the frozen $h$ with a linear probe is 0.8 points behind (interval -2.4 to
-#     +0.7);
-#   - with **5 labels** every arm is within noise of the supervised network (fine-tuning
-#     +0.7, interval -0.5 to +1.9): with five examples the luck of the draw moves every
-#     method by about 10 points;
-#   - with **200 and all 1000 labels**, fine-tuning is ahead (+1.1, interval +0.2 to +2.1, at
-#     200; +3.2, interval +0.5 to +5.8, with all labels, 4 of 4 populations), while the linear
-#     probe falls 4-6 points behind: a small CNN trained with the same augmentations learns
-#     these simulated galaxies well, and starting it from SimCLR's weights helps;
-#   - distillation is level with fine-tuning (within its intervals) at every count.
-# - Whether the payoff grows with more pretraining (more galaxies, epochs, a wider encoder),
-#   as the large gains reported on real surveys (Hayat et al. 2021 on SDSS, with over a
-#   million unlabelled galaxies and a ResNet-50) suggest, is a question this small model
-#   cannot answer; the course has not measured it yet. Read the intervals before you believe
-#   any single table, this one included.
+# - Every SimCLR arm against what learned nothing (`random init + linear`, `raw pixels +
+#   linear`), per label count: from unlabelled images alone, did the encoder learn something
+#   of what galaxies look like? Check it question by question too, not only on the mean.
+# - The interval of each paired difference. An interval that contains zero means this study
+#   cannot tell the two apart: the luck of which galaxies carry the labels moves every method
+#   by several points at 5 and 20 labels. `ahead on` counts the pairs each way.
+# - Where fine-tuning stands against the supervised network, and where the frozen $h$ with a
+#   linear probe stands. The lecture's claim (Hayat et al. 2021: a linear classifier on the
+#   self-supervised representation matches supervised networks with 2-4 times fewer labels)
+#   is about a representation trained on over a million SDSS galaxies with a ResNet-50; ours
+#   is a 5-minute model. Whether the payoff grows with more pretraining is a question the
+#   course is measuring (`data/pretrained/README.md` tracks it); read the intervals before you
+#   believe any single table.
+
+# %% [markdown]
+# ### Exercise 6.2: a paired comparison from the records
+#
+# `table.records` holds one score per (population, subset, method): the accuracy `mean` of
+# every method on every labelled subset. Write `paired_difference(records, method, versus,
+# labels)`: keep the records at that label count, pair each score of `method` with the score of
+# `versus` on the same (population, subset), and return the mean of the differences and its
+# 95% interval, `(mean, low, high)`, as fractions (0.01 is one point). The interval is the mean
+# plus or minus $t_{0.975,\,n-1}\, s_d / \sqrt{n}$, with $s_d$ the standard deviation of the $n$
+# differences (dividing by $n - 1$) and $t$ Student's quantile (`scipy.stats.t.ppf(0.975, n -
+# 1)`). Stuck? `ex.hint("6.2")`.
+
+# %%
+from scipy.stats import t as student_t  # noqa: E402
+
+
+def paired_difference(records, method, versus, labels):
+    """Mean paired difference method - versus of `mean` at a label count: (mean, low, high)."""
+    ### HINT: Pair each score of one method with the other method's score on the same labelled galaxies, then work with the differences alone.
+    ### BEGIN SOLUTION
+    def by_pair(m):
+        return {(r["population"], r["subset"]): r["mean"] for r in records
+                if r["method"] == m and r["labels"] == labels}
+
+    a, b = by_pair(method), by_pair(versus)
+    d = np.array([a[k] - b[k] for k in sorted(a) if k in b])
+    half = student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+    ### END SOLUTION
+
+
+paired_difference = ex.check_paired_difference(paired_difference)
+
+# %% [markdown]
+# With your function: fine-tuning against `supervised` at the smallest label count the study
+# has more than one pair for. Your numbers should be the table's row above.
+
+# %%
+pairs = {}
+for r in table.records:
+    if r["method"] == "supervised" and r["labels"] != "all":
+        pairs[r["labels"]] = pairs.get(r["labels"], 0) + 1
+several = sorted(c for c, n in pairs.items() if n > 1)
+if several:
+    mean, low, high = paired_difference(table.records, "simclr + fine-tune", "supervised",
+                                        several[0])
+    print(f"{several[0]} labels: simclr + fine-tune minus supervised = {100 * mean:+.1f} "
+          f"points, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}]")
+else:
+    print("every label count has a single pair here, and an interval needs two or more: "
+          "the shipped study (RECOMPUTE = False) has 20 pairs at 20 labels")
 
 # %% [markdown]
 # ### The labels a survey really has
@@ -318,11 +389,9 @@ print(format_comparisons(table.comparisons()))
 # on the faint galaxies that nobody labelled, the ones a survey most wants to classify.
 
 # %%
-survey_counts = [c if c == "all" else int(c) for c in S.survey_counts]
-survey = label_efficiency(model, images, labels, model_config, protocol="survey",
-                          label_counts=survey_counts, repeats=S.repeats,
-                          recipe={"steps": S.steps}, population=EVAL_SEED, device=DEVICE)
+survey, _ = study("survey", S.survey_counts)
 print(survey)
+print(format_comparisons(survey.comparisons()))
 for note in survey.notes:
     print("note:", note)
 
@@ -330,13 +399,11 @@ for note in survey.notes:
 # Compare `tier2` with `tier0`. Every method is far worse on the faint galaxies than on the
 # bright ones it learned from: they are smaller, noisier and further away, a *domain shift*
 # inside one survey, and at 32 pixels a faint galaxy's morphology is often simply not in the
-# image. In the course's measurement (`data/pretrained/README.md`, four populations) no
-# method carries the bright galaxies' morphologies to the faint ones well (tier-0 accuracies
-# around 49-60%), and at no label count does either side win: the fine-tuned and distilled
-# SimCLR networks are within about 1.5 points of the supervised one on tier 0, and the
-# intervals include zero. This is where real surveys put their effort: labels for a few
-# faint galaxies (deeper spectroscopy, expert classifications) are worth more than many more
-# bright ones.
+# image. Read the `tier0` rows of the paired differences above: does any method carry the
+# bright galaxies' morphologies to the faint ones, and does either side win there once the
+# interval is taken into account? This is where real surveys put their effort: labels for a
+# few faint galaxies (deeper spectroscopy, expert classifications) can be worth more than many
+# more bright ones.
 
 # %% [markdown]
 # ## 7. Similarity search
@@ -367,17 +434,23 @@ print("query kinds:", [KIND_NAMES[int(kinds[q])] for q in queries])
 # self-supervised representation buys without any label.
 
 # %%
-retrieval = retrieval_on_test(model, model_config, images, labels, table, device=DEVICE)
+if shipped_retrieval is not None:  # the full study's, every population
+    retrieval = shipped_retrieval
+else:  # this notebook's population, with the supervised network trained above
+    retrieval = retrieval_on_test(model, model_config, images, labels, table, device=DEVICE)
 print(format_retrieval(retrieval, k=10))
+pixels = retrieval["raw pixels"]
+for kind, row in retrieval["h (simclr)"].items():
+    base = pixels[kind]["p@10"]
+    ratio = row["p@10"] / base if base else float("nan")
+    print(f"{kind:<14} h finds {ratio:.1f}x as many of its kind as raw pixels do")
 
 # %% [markdown]
-# In the course's measurement (`data/pretrained/README.md`, four populations, every galaxy of
-# a kind as the query in turn) one example and $h$ find lenses, mergers, irregulars and
-# edge-on disks about two to two and a half times as often as raw pixels do; rings,
-# which at 32 pixels are a few pixels of bright edge, less often than pixels. The supervised
-# network's features, which were *trained* on the odd-feature labels of a thousand galaxies,
-# find most rare kinds better still (edge-on disks by far): that is what labels buy, when you
-# have them. The search on $h$ needed none.
+# The last lines above give, per kind, how many times as often one example and $h$ find its
+# kind as raw pixels do. Rings are the hard case: at 32 pixels a ring is a few pixels of bright
+# edge. The supervised network's features were *trained* on the odd-feature labels of a
+# thousand galaxies; where they find a rare kind better still, that is what labels buy, when
+# you have them. The search on $h$ needed none.
 
 # %% [markdown]
 # ## 8. Real galaxies: the Hubble eXtreme Deep Field

@@ -50,6 +50,7 @@ class Returns:
     scalar: bool = False
     grad: bool = False  # must carry a gradient when an input requires one
     why: str = ""  # what the notebook does with the result
+    count: int = 0  # for "numbers": how many
 
     @classmethod
     def tensor(cls, *, dtype=None, scalar: bool = False, grad: bool = False,
@@ -65,7 +66,14 @@ class Returns:
         """One number: a Python int or float, or a tensor holding one value."""
         return cls("number", why=why)
 
+    @classmethod
+    def numbers(cls, count: int, *, why: str = "") -> Returns:
+        """A tuple of ``count`` numbers, each as :meth:`number` accepts."""
+        return cls("numbers", why=why, count=count)
+
     def describe(self) -> str:
+        if self.kind == "numbers":
+            return f"a tuple of {self.count} numbers"
         if self.kind == "float":
             return "a Python float"
         if self.kind == "number":
@@ -89,6 +97,12 @@ class Returns:
                    if isinstance(got, torch.Tensor) else "")
             return (f"your function returns {_describe_type(got)}, but it must return a Python "
                     f"float{why}.{fix}")
+        if self.kind == "numbers":
+            if (isinstance(got, (tuple, list)) and len(got) == self.count
+                    and all(Returns.number().problem(x) is None for x in got)):
+                return None
+            return (f"your function returns {_describe_type(got)}, but it must return "
+                    f"{self.describe()}{why}, e.g. (mean, low, high)")
         if self.kind == "number":
             if isinstance(got, (int, float, np.integer, np.floating)) and not isinstance(
                     got, bool):

@@ -1,9 +1,12 @@
-"""Checks for notebook 06 (galaxy representations): a k-nearest-neighbour classifier."""
+"""Checks for notebook 06 (galaxy representations): a k-nearest-neighbour classifier, and a
+paired comparison from the study's records."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from phys555_cl.study_results import ResultTable
 
 from .core import Case, Returns, make_check
 
@@ -126,5 +129,128 @@ check_knn_predict = make_check(
         "similarity.topk(k, dim=1).indices is [M, k]; F.one_hot(train_y[neighbours], "
         "num_classes=C) summed over dim=1 is [M, C] with C = train_y.max() + 1; argmax(dim=1) "
         "of that is the answer.",
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------
+# 6.2: a paired comparison from the study's records
+# --------------------------------------------------------------------------------------------
+
+
+def paired_difference_reference(records, method, versus, labels):
+    """Mean paired difference ``method - versus`` of the ``mean`` accuracy at one label count,
+    and its 95% Student-t interval, over the (population, subset) pairs where both methods
+    were scored: ``(mean, low, high)`` as Python floats (fractions, not points).
+
+    The study's own :meth:`phys555_cl.study_results.ResultTable.compare`, so the notebook's
+    tables and the exercise use one definition."""
+    c = ResultTable(list(records)).compare(method, versus, labels, metric="mean")
+    return (c["difference"], c["low"], c["high"])
+
+
+def _record(population, subset, method, labels, mean):
+    return {"protocol": "random", "population": population, "labels": labels,
+            "subset": subset, "method": method, "no_labels": [], "mean": mean}
+
+
+def _records(seed, pairs, shift, spread, labels=20, extra=True):
+    """Synthetic study records: ``pairs`` (population, subset) pairs where method "a" scores
+    ``shift`` above "b" on average with a shared per-pair luck, plus records of other label
+    counts and methods that must be left out, and an unpaired record."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(pairs):
+        pop, sub = 2021 + i % 4, i // 4
+        luck = 0.6 + 0.1 * float(torch.randn((), generator=g))
+        noise = spread * float(torch.randn((), generator=g))
+        out += [_record(pop, sub, "a", labels, luck + shift + noise),
+                _record(pop, sub, "b", labels, luck),
+                _record(pop, sub, "c", labels, luck + 0.3),
+                _record(pop, sub, "a", 200, luck + 0.5)]
+    if extra:
+        out.append(_record(2099, 0, "a", labels, 0.99))  # no partner in "b": not a pair
+    return out
+
+
+def _paired_cases():
+    return [
+        Case("20 pairs, a ahead by about 2 points", _records(1, 20, 0.02, 0.015), "a", "b", 20),
+        Case("6 pairs, no real difference", _records(2, 6, 0.0, 0.02), "a", "b", 20),
+        Case("3 pairs, a behind", _records(3, 3, -0.03, 0.01, labels=5), "a", "b", 5),
+    ]
+
+
+def _by_pair(records, method, labels):
+    return {(r["population"], r["subset"]): r["mean"] for r in records
+            if r["method"] == method and r["labels"] == labels}
+
+
+def _interval(d, half_width):
+    mean = float(d.mean())
+    return (mean, mean - half_width, mean + half_width)
+
+
+def _paired(records, method, versus, labels):
+    a, b = _by_pair(records, method, labels), _by_pair(records, versus, labels)
+    return torch.tensor([a[k] - b[k] for k in sorted(a) if k in b], dtype=torch.float64)
+
+
+def _normal_quantile(records, method, versus, labels):
+    d = _paired(records, method, versus, labels)
+    return _interval(d, 1.96 * float(d.std()) / len(d) ** 0.5)
+
+
+def _population_std(records, method, versus, labels):
+    d = _paired(records, method, versus, labels)
+    t = float(_T975[len(d) - 1])
+    return _interval(d, t * float(d.std(correction=0)) / len(d) ** 0.5)
+
+
+def _unpaired(records, method, versus, labels):
+    d = _paired(records, method, versus, labels)
+    a = torch.tensor([r for r in _by_pair(records, method, labels).values()], dtype=torch.float64)
+    b = torch.tensor([r for r in _by_pair(records, versus, labels).values()], dtype=torch.float64)
+    t = float(_T975[len(d) - 1])
+    return _interval(d, t * (float(a.var()) / len(a) + float(b.var()) / len(b)) ** 0.5)
+
+
+def _no_sqrt(records, method, versus, labels):
+    d = _paired(records, method, versus, labels)
+    return _interval(d, float(_T975[len(d) - 1]) * float(d.std()) / len(d))
+
+
+#: Student's t, 97.5% quantile, for 1-30 degrees of freedom (index = degrees of freedom)
+_T975 = [float("nan"), 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
+         2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+check_paired_difference = make_check(
+    "6.2", "a paired comparison", paired_difference_reference, _paired_cases,
+    atol=1e-6, rtol=1e-4,
+    returns=Returns.numbers(3, why="the next cell prints the mean and the interval's ends"),
+    mistakes=[
+        (_normal_quantile, "the interval uses the normal distribution's 1.96; with this few "
+                           "pairs the standard error is itself uncertain, which Student's t "
+                           "with n - 1 degrees of freedom accounts for."),
+        (_population_std, "the standard deviation divides by n; the sample's standard "
+                          "deviation of the differences divides by n - 1."),
+        (_unpaired, "the interval is that of two independent samples; the point of pairing is "
+                    "that each pair shares its luck, so the spread to use is that of the "
+                    "differences."),
+        (_no_sqrt, "the standard error divides the spread by n; it shrinks as the square root "
+                   "of the number of pairs."),
+    ],
+    hints=[
+        "Pair each score of one method with the other method's score on the same labelled "
+        "galaxies, then work with the differences alone.",
+        "Keep the records of the label count asked for; index each method's mean accuracy by "
+        "its population and subset; take the differences for the keys both have; their mean, "
+        "and a 95% interval from their standard error and Student's t with n - 1 degrees of "
+        "freedom.",
+        "Two dicts keyed by (population, subset) give the pairs; d.std(ddof=1) / sqrt(n) is the "
+        "standard error, scipy.stats.t.ppf(0.975, n - 1) the factor; return "
+        "(mean, mean - half_width, mean + half_width) as floats.",
     ],
 )
