@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numbers
 
+__all__ = ["check_int"]
+
 
 def check_int(name: str, value, minimum: int = 0, *, unit: str = "", allow_none: bool = False,
               hint: str = "") -> int | None:

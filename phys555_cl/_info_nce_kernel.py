@@ -37,6 +37,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+__all__ = [
+    "compute_dtype", "distributed", "fused_info_nce", "fused_nt_xent", "gather_with_grad",
+    "unit_rows"
+]
+
 # --------------------------------------------------------------------------------------------
 # normalisation at any scale, and the dtype of the logits
 # --------------------------------------------------------------------------------------------

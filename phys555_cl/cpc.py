@@ -30,6 +30,11 @@ from torch import nn
 from . import config
 from .losses import info_nce
 
+__all__ = [
+    "CPC", "WindowEncoder", "cpc_prediction_loss", "embed", "prediction_accuracy",
+    "prediction_scores", "train_cpc"
+]
+
 # --------------------------------------------------------------------------------------------
 # The model.
 # --------------------------------------------------------------------------------------------

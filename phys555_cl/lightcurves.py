@@ -43,6 +43,11 @@ import math
 import torch
 from torch.utils.data import Dataset
 
+__all__ = [
+    "CLASS_NAMES", "LABEL_KEYS", "LightCurves", "N_CLASSES", "PERIOD_RANGE",
+    "hertzsprung_bump", "simulate_light_curves", "skewed_wave", "to_network_input"
+]
+
 CLASS_NAMES = (
     "RR Lyrae ab",
     "RR Lyrae c",
@@ -231,6 +236,34 @@ _SHAPES = (
 # ---------------------------------------------------------------------------------------------
 
 
+def _sampling_mask(seed: int, index: torch.Tensor, time: torch.Tensor, u: torch.Tensor,
+                   ground: torch.Tensor) -> torch.Tensor:
+    """Which bins are observed, ``[N, T]`` bool: a space survey (a downlink gap and random
+    dropouts) or, where ``ground``, a ground survey (nights of 6-10 hours, whole nights lost to
+    clouds, the same dropouts). ``u`` [N, 16] are the curves' parameter draws; the sampling's
+    own draws come from streams 3-5 of ``(seed, index)``. At least the first bins of a curve
+    are kept when it would otherwise hold fewer than 8."""
+    n = index.numel()
+    drop = _uniform(seed, index, stream=3, n=time.numel()) < 0.1 * u[:, 13:14]
+    gap_start = (0.3 + 0.3 * u[:, 14:15]) * time[-1]
+    gap_len = 0.5 + 1.0 * u[:, 15:16]
+    in_gap = (time[None, :] >= gap_start) & (time[None, :] < gap_start + gap_len)
+    space_mask = ~(in_gap | drop)
+    v = _uniform(seed, index, stream=4, n=4)
+    night_hours = 6.0 + 4.0 * v[:, 0:1]
+    hour = torch.remainder(time[None, :] * 24.0 + 24.0 * v[:, 1:2], 24.0)
+    night = hour < night_hours
+    day_number = torch.floor(time[None, :] + v[:, 1:2]).long()
+    n_days = int(day_number.max()) + 1
+    cloudy = _uniform(seed, index, stream=5, n=n_days) < 0.3 * v[:, 2:3]  # one draw per night
+    lost_night = torch.gather(cloudy, 1, day_number.expand(n, -1))
+    ground_mask = night & ~lost_night & ~drop
+    mask = torch.where(ground[:, None], ground_mask, space_mask)
+    # Never leave a curve (almost) empty: keep at least the first few bins.
+    mask[:, :4] |= mask.sum(dim=1, keepdim=True) < 8
+    return mask
+
+
 def simulate_light_curves(
     indices,
     seed: int = 0,
@@ -290,25 +323,8 @@ def simulate_light_curves(
     noise_draw = _normal(seed, index, stream=1, n=t_len)
     mag = clean.double() + trend + noise[:, None] * noise_draw
 
-    # Sampling: space survey (downlink gap + dropouts) or ground survey (nights + weather).
     ground = u[:, 12] < 0.3
-    drop = _uniform(seed, index, stream=3, n=t_len) < 0.1 * u[:, 13:14]
-    gap_start = (0.3 + 0.3 * u[:, 14:15]) * time[-1]
-    gap_len = 0.5 + 1.0 * u[:, 15:16]
-    in_gap = (time[None, :] >= gap_start) & (time[None, :] < gap_start + gap_len)
-    space_mask = ~(in_gap | drop)
-    v = _uniform(seed, index, stream=4, n=4)
-    night_hours = 6.0 + 4.0 * v[:, 0:1]
-    hour = torch.remainder(time[None, :] * 24.0 + 24.0 * v[:, 1:2], 24.0)
-    night = hour < night_hours
-    day_number = torch.floor(time[None, :] + v[:, 1:2]).long()
-    n_days = int(day_number.max()) + 1
-    cloudy = _uniform(seed, index, stream=5, n=n_days) < 0.3 * v[:, 2:3]  # one draw per night
-    lost_night = torch.gather(cloudy, 1, day_number.expand(n, -1))
-    ground_mask = night & ~lost_night & ~drop
-    mask = torch.where(ground[:, None], ground_mask, space_mask)
-    # Never leave a curve (almost) empty: keep at least the first few bins.
-    mask[:, :4] |= mask.sum(dim=1, keepdim=True) < 8
+    mask = _sampling_mask(seed, index, time, u, ground)
 
     masked = torch.where(mask, mag, torch.nan)
     median = torch.nanmedian(masked, dim=1, keepdim=True).values

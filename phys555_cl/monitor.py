@@ -32,6 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from phys555_cl.evaluate import embed
+from phys555_cl.galaxies import simulate
+
+__all__ = [
+    "KNN_K", "KNN_TEMPERATURE", "MONITOR_GALAXIES", "MONITOR_SEED", "MONITOR_TASKS",
+    "RepresentationMonitor", "contrastive_top1", "knn_accuracy", "monitor_galaxies"
+]
+
 #: Simulator seed of the monitor's labelled galaxies (used for nothing else).
 MONITOR_SEED = 4242
 #: The slide questions the kNN accuracy is measured on (labels of ``simulate()``).
@@ -91,8 +99,6 @@ def monitor_galaxies(n: int, image_size: int) -> tuple[torch.Tensor, dict]:
     """The monitor's labelled galaxies: ``simulate(n, size=image_size, seed=MONITOR_SEED)``
     images and the labels of :data:`MONITOR_TASKS` (kept, so a second run does not simulate
     them again; do not modify them)."""
-    from phys555_cl.galaxies import simulate
-
     images, labels = simulate(n, size=image_size, seed=MONITOR_SEED)
     return images, {task: labels[task] for task in MONITOR_TASKS}
 
@@ -129,8 +135,6 @@ class RepresentationMonitor:
     def knn(self, model: nn.Module) -> dict[str, float]:
         """kNN accuracy of ``h`` for every task of :data:`MONITOR_TASKS`; the model is left
         in eval mode (put it back with ``model.train()``)."""
-        from phys555_cl.evaluate import embed
-
         started = time.perf_counter()
         h = embed(model, self.images, device=self.device)
         a, b = slice(0, self.half), slice(self.half, None)

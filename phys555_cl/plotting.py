@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from phys555_cl.galaxies import ODD_FEATURE_NAMES
+from phys555_cl.galaxies import KIND_NAMES, ODD_FEATURE_NAMES, simulate
 
 __all__ = ["lupton_rgb", "show_galaxies", "caption", "kind_gallery", "LEGACY_WEIGHTS"]
 
@@ -179,8 +179,6 @@ def kind_gallery(per_kind: int = 6, *, size: int = 64, seed: int = 0, n_pool: in
     Returns:
         The matplotlib ``Figure``.
     """
-    from phys555_cl.galaxies import KIND_NAMES, simulate
-
     images, labels = simulate(n_pool, size=size, seed=seed)
     pretty = {"disk_face_on": "face-on disk", "disk_edge_on": "edge-on disk",
               "lens": "lens (odd: other)"}

@@ -120,7 +120,7 @@ def test_a_cell_raising_before_the_exercises_leaves_them_not_run(graded):
 
 def test_the_csv_has_the_documented_columns_and_the_submissions_are_untouched(graded):
     with open(graded["table"], newline="", encoding="utf-8") as fh:
-        assert next(csv.reader(fh)) == ["notebook", "exercise", "status", "message"]
+        assert next(csv.reader(fh)) == ["notebook", "exercise", "status", "hints", "message"]
     assert graded["after"] == graded["before"]
     assert graded["code"] == 0
 
@@ -204,3 +204,15 @@ def test_grading_never_writes_beside_the_submission(graded):
     for key in ("untouched", "right", "wrong", "raises"):
         path = Path(graded["by"][key][grading.NOTEBOOK_ROW]["notebook"])
         assert sorted(p.name for p in path.parent.iterdir()) == ["00_setup.ipynb"]
+
+
+def test_the_report_says_how_many_hints_each_exercise_used():
+    from phys555_cl.course.paths import SOURCES
+
+    src = sorted(SOURCES.glob("01_*.py"))[0]
+    found = {"1.1": {"status": "right", "message": "", "hints_used": 2},
+             "1.2": {"status": "wrong", "message": "off", "hints_used": 0}}
+    rows = grading._exercise_rows("n.ipynb", src, found, {}, set(), None)
+    by = {r.exercise: r for r in rows}
+    assert by["1.1"].hints == 2 and by["1.2"].hints == 0 and by["1.3"].status == "not run"
+    assert "hints" in grading.COLUMNS

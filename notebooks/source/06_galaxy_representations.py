@@ -146,7 +146,8 @@ plt.show()
 #
 # 1. normalise `train_h` and `test_h` (rows) and take `similarity = test @ train.T`, `[M, N]`;
 # 2. `similarity.topk(k, dim=1).indices` are the neighbours, `[M, k]`;
-# 3. their labels, `train_y[neighbours]`, vote: `F.one_hot(..., num_classes=C).sum(dim=1)`
+# 3. their labels, `train_y[neighbours]`, vote: `F.one_hot(..., num_classes=C).sum(dim=1)`,
+#    with `C = int(train_y.max()) + 1` the number of classes,
 #    counts the votes for each class, and `argmax(dim=1)` picks the winner (ties go to the
 #    smaller class index).
 #

@@ -249,8 +249,10 @@ info_nce_loss = ex.check_info_nce(info_nce_loss)
 #   samples of day $t$ and the days before it, never on a later one (a test checks that the
 #   gradient of $z_t$ and $c_t$ with respect to every later sample is zero). An earlier
 #   version padded both sides, and $z_t$ saw 18 of the 24 hours of day $t + 1$: the context
-#   then "predicted" tomorrow from data it had already seen, which inflated the $k = 1$
-#   accuracy. There is no batch normalisation either: statistics shared across the batch or
+#   could then "predict" tomorrow partly from data it had already seen, and no accuracy it
+#   reached could be read as prediction. (Removing the leak did not lower the measured
+#   accuracies much on these curves; `python benchmarks/bench_cpc_probe.py` measures them.)
+#   There is no batch normalisation either: statistics shared across the batch or
 #   across the sequence would let $z_t$ peek at the other candidates or at the future, a
 #   shortcut the contrastive task would happily exploit.
 # - $g_\mathrm{ar}$: a one-layer GRU, $c_t = \mathrm{GRU}(z_{\le t})$. With the causal

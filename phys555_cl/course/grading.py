@@ -54,7 +54,7 @@ __all__ = ["COLUMNS", "DEFAULT_TIMEOUT", "NOTEBOOK_ROW", "NotGradable", "Row", "
            "exercise_cells", "exercises_of", "grade", "grade_notebook", "identify",
            "run_notebook", "written_answers"]
 
-COLUMNS = ("notebook", "exercise", "status", "message")
+COLUMNS = ("notebook", "exercise", "status", "hints", "message")
 NOTEBOOK_ROW = "(notebook)"  # the exercise column of the row about the notebook as a whole
 DEFAULT_TIMEOUT = 600  # s per notebook, fast mode
 
@@ -67,6 +67,7 @@ class Row:
     exercise: str
     status: str
     message: str = ""
+    hints: int = 0  # deeper hints the student asked for (ex.hint), as the check recorded
 
 
 class NotGradable(Exception):
@@ -288,7 +289,8 @@ def _exercise_rows(name: str, src: Path, found: dict, graded: dict[int, list[str
             result = None  # an outcome from a demo cell, not from the student's own cell
         if result is not None:
             rows.append(Row(name, number, result["status"],
-                            result["message"] if result["status"] == "wrong" else ""))
+                            result["message"] if result["status"] == "wrong" else "",
+                            int(result.get("hints_used") or 0)))
         elif stopped:
             rows.append(Row(name, number, "not run", f"its check never ran: {stopped}"))
         else:
@@ -363,13 +365,15 @@ def grade(paths: list[Path], timeout: float = DEFAULT_TIMEOUT, csv_path: Path | 
             echo(f"grading {path} ...")
             found = grade_notebook(Path(path), timeout, built)
         for row in found:
-            echo(f"  {row.exercise:<16} {row.status:<13} {row.message}".rstrip())
+            hints = f"{row.hints} hint{'s' * (row.hints != 1)}" if row.hints else ""
+            echo(f"  {row.exercise:<16} {row.status:<13} {hints:<8} {row.message}".rstrip())
         rows += found
     if csv_path is not None:
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(COLUMNS)
-            writer.writerows([r.notebook, r.exercise, r.status, r.message] for r in rows)
+            writer.writerows([r.notebook, r.exercise, r.status, r.hints, r.message]
+                             for r in rows)
         echo(f"wrote {csv_path} ({len(rows)} rows)")
     return rows

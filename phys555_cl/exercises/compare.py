@@ -15,6 +15,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+__all__ = ["ContractError", "Returns", "compare_outputs", "same_values"]
+
 
 def _describe_type(x) -> str:
     if isinstance(x, torch.Tensor):

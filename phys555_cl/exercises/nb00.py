@@ -6,6 +6,8 @@ import torch
 
 from .core import Case, Returns, make_check
 
+__all__ = ["ZERO_POINT", "check_flux_to_magnitude", "flux_to_magnitude"]
+
 # Legacy Survey (DECaLS) images are in nanomaggies: an AB magnitude m corresponds to a flux
 # f = 10**((22.5 - m) / 2.5) nanomaggies.
 ZERO_POINT = 22.5

@@ -19,6 +19,11 @@ import torch
 from .. import distances
 from .core import Case, Returns, compare_outputs, make_check
 
+__all__ = [
+    "check_choose_threshold", "check_contrastive_loss", "check_pairwise_distances",
+    "choose_threshold", "contrastive_loss", "pairwise_distances"
+]
+
 # --------------------------------------------------------------------------------------------
 # references: the package's implementations, with the exercises' signatures
 # --------------------------------------------------------------------------------------------

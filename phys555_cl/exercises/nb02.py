@@ -19,6 +19,11 @@ import torch
 from .. import distances
 from .core import Case, Returns, compare_outputs, make_check
 
+__all__ = [
+    "batch_hard_triplet_loss", "check_batch_hard_triplet_loss", "check_triplet_loss",
+    "triplet_loss"
+]
+
 # --------------------------------------------------------------------------------------------
 # references (the formulas exactly as the notebook writes them)
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from ..losses import nt_xent, nt_xent_reference
 from .core import Case, Returns, make_check
 
+__all__ = ["MISTAKES", "check_nt_xent_loops", "check_nt_xent_vectorised"]
+
 
 def _cases(dtype):
     g = torch.Generator().manual_seed(4)

@@ -13,6 +13,11 @@ from ..losses import nt_xent
 from ..train import simclr_step
 from .core import Case, ContractError, Returns, make_check
 
+__all__ = [
+    "RETURNS", "check_experiment_augment", "check_training_step",
+    "experiment_augment_reference", "training_step_reference"
+]
+
 #: The reference step is the package's own: the loop of ``phys555_cl.train`` calls it too, so
 #: one training step lives in one place. ``simclr_step(model, optimizer, v1, v2, temperature)``
 #: zeroes the gradients, computes NT-Xent on the embeddings ``z`` of ``model(cat([v1, v2]))``

@@ -10,6 +10,11 @@ from phys555_cl.study_results import ResultTable
 
 from .core import Case, Returns, make_check
 
+__all__ = [
+    "check_knn_predict", "check_paired_difference", "knn_predict_reference",
+    "paired_difference_reference"
+]
+
 
 def knn_predict_reference(train_h, train_y, test_h, k):
     """Majority vote of the ``k`` most cosine-similar training galaxies.

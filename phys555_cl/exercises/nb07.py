@@ -12,6 +12,8 @@ from ..cpc import cpc_prediction_loss
 from ..losses import info_nce
 from .core import BuildsOn, Case, Returns, make_check
 
+__all__ = ["check_info_nce", "check_prediction_loss", "info_nce_loss", "prediction_loss"]
+
 # --------------------------------------------------------------------------------------------
 # Exercise 7.1: InfoNCE.
 # --------------------------------------------------------------------------------------------
