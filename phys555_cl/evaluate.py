@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from phys555_cl.encoders import AsinhStretch
+from phys555_cl.galaxies import LABEL_SCHEMA
 
 __all__ = [
     "EVAL_SEED", "TASKS", "embed", "fit_linear_probe", "knn_probe", "linear_probe",
@@ -44,12 +45,8 @@ __all__ = [
 EVAL_SEED = 2021
 
 #: The four questions of the quality target: (label key, which galaxies it applies to).
-TASKS = {
-    "smooth_or_featured": "all galaxies",
-    "edge_on": "featured galaxies (edge_on >= 0)",
-    "odd_feature": "odd galaxies (odd_feature >= 0)",
-    "redshift_high": "all galaxies",
-}
+TASKS = {t: LABEL_SCHEMA[t]["asked_of"]
+         for t in ("smooth_or_featured", "edge_on", "odd_feature", "redshift_high")}
 
 
 # ------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from phys555_cl._checks import check_int
 
 __all__ = [
     "catalogue", "spectroscopic_completeness", "morphology_completeness", "pixel_noise",
-    "CATALOGUE_COLUMNS", "KIND_NAMES", "KIND_PROBS", "LABEL_KEYS", "REDSHIFT_THRESHOLD",
+    "CATALOGUE_COLUMNS", "KIND_NAMES", "KIND_PROBS", "LABEL_KEYS", "LABEL_SCHEMA",
+    "MORPHOLOGY_TASKS", "N_CLASSES", "REDSHIFT_THRESHOLD",
     "FIELD_ARCSEC", "BLOCK", "ODD_FEATURE_NAMES", "IMAGING_LIMIT", "SIZE_WINDOW", "SPEC_LIMIT",
     "MORPHOLOGY_LIMIT", "ABS_MAG_RANGE", "PSF_DEPTH", "SEEING_FWHM",
     "SMOOTH", "FACE_ON", "EDGE_ON", "RING", "IRREGULAR", "LENS", "MERGER",
@@ -50,16 +51,31 @@ SMOOTH, FACE_ON, EDGE_ON, RING, IRREGULAR, LENS, MERGER = range(7)
 #: Galaxy10 it is the "Disturbed" class.
 ODD_FEATURE_NAMES = ("ring", "irregular", "other", "merger")
 
-#: The label schema shared by every galaxy dataset of the package (see DESIGN.md).
-LABEL_KEYS = (
-    "smooth_or_featured",
-    "edge_on",
-    "odd",
-    "odd_feature",
-    "redshift",
-    "redshift_high",
-    "label_tier",
-)
+#: The label schema shared by every galaxy dataset of the package (see DESIGN.md), in one
+#: place: each label's class names (None for a number), which galaxies it is asked of (the
+#: others carry -1), and whether it is a visual morphology (a Galaxy Zoo answer). The class
+#: counts of the study's networks, the morphology tasks of the survey protocol, the names on
+#: the plots and the study's question list are all derived from it.
+LABEL_SCHEMA = {
+    "smooth_or_featured": {"classes": ("smooth", "featured"), "asked_of": "all galaxies",
+                           "morphology": True},
+    "edge_on": {"classes": ("face-on", "edge-on"),
+                "asked_of": "featured galaxies (edge_on >= 0)", "morphology": True},
+    "odd": {"classes": ("not odd", "odd"), "asked_of": "all galaxies", "morphology": True},
+    "odd_feature": {"classes": ODD_FEATURE_NAMES,
+                    "asked_of": "odd galaxies (odd_feature >= 0)", "morphology": True},
+    "redshift": {"classes": None, "asked_of": "galaxies with a spectrum (label_tier >= 1)",
+                 "morphology": False},
+    "redshift_high": {"classes": ("low z", "high z"), "asked_of": "all galaxies",
+                      "morphology": False},
+    "label_tier": {"classes": ("no label", "spec-z", "spec-z + morphology"),
+                   "asked_of": "all galaxies", "morphology": False},
+}
+LABEL_KEYS = tuple(LABEL_SCHEMA)
+#: Number of classes of every categorical label.
+N_CLASSES = {k: len(v["classes"]) for k, v in LABEL_SCHEMA.items() if v["classes"]}
+#: The labels that are visual morphologies (the survey protocol gives them to tier 2 only).
+MORPHOLOGY_TASKS = tuple(k for k, v in LABEL_SCHEMA.items() if v["morphology"])
 
 #: Depth of the imaging survey, r band: every catalogued galaxy is brighter than this.
 IMAGING_LIMIT = 19.5

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from phys555_cl.galaxies import MORPHOLOGY_TASKS
+
 __all__ = [
     "DEFAULT_REPEATS", "MORPHOLOGY_TASKS", "PROTOCOLS", "REPEATS", "draw_subset", "label_pools",
     "masked_labels", "subsets_for",
@@ -23,7 +25,6 @@ __all__ = [
 PROTOCOLS = ("random", "survey")
 #: Tasks whose labels come from a visual morphology (tier 2 in the survey protocol); the
 #: others come from a spectrum (tiers 1-2).
-MORPHOLOGY_TASKS = ("smooth_or_featured", "edge_on", "odd", "odd_feature")
 #: Random labelled subsets per population for each label count (``"all"`` has one subset; a
 #: count not listed here gets ``DEFAULT_REPEATS``). Chosen on the validation populations so
 #: that the 95% interval of a paired difference over 4 populations is about +-1 point at 20

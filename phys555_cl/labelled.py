@@ -24,6 +24,7 @@ from phys555_cl import config
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.encoders import AsinhStretch
 from phys555_cl.evaluate import TASKS
+from phys555_cl.galaxies import N_CLASSES
 from phys555_cl.label_subsets import subsets_for
 from phys555_cl.study_results import SIMCLR_ARMS
 
@@ -45,8 +46,7 @@ RECIPE = dict(
     weight_decay=1e-4,
 )
 #: Classes of each task (a head has this many outputs even when few labels show fewer).
-N_CLASSES = {"smooth_or_featured": 2, "edge_on": 2, "odd": 2, "odd_feature": 4,
-             "redshift_high": 2, "label_tier": 3}
+
 
 
 class MultiHead(nn.Module):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from phys555_cl.galaxies import KIND_NAMES, ODD_FEATURE_NAMES, simulate
+from phys555_cl.galaxies import KIND_NAMES, LABEL_SCHEMA, ODD_FEATURE_NAMES, simulate
 
 __all__ = ["lupton_rgb", "show_galaxies", "caption", "kind_gallery", "LEGACY_WEIGHTS"]
 
@@ -207,14 +207,7 @@ def _to_array(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-_CLASS_NAMES = {
-    "smooth_or_featured": ("smooth", "featured"),
-    "edge_on": ("face-on", "edge-on"),
-    "odd": ("not odd", "odd"),
-    "odd_feature": ODD_FEATURE_NAMES,
-    "redshift_high": ("low z", "high z"),
-    "label_tier": ("no label", "spec-z", "spec-z + morphology"),
-}
+_CLASS_NAMES = {k: v["classes"] for k, v in LABEL_SCHEMA.items() if v["classes"]}
 
 
 def plot_umap(embedding, labels: dict, key: str, *, ax=None, s: float = 4.0, title=None):

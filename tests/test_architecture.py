@@ -156,3 +156,26 @@ def test_files_and_functions_stay_small():
                     long_functions.append(f"{path.name}:{node.name} ({lines} lines)")
     assert not long_files, f"files over {MAX_FILE_LINES} lines: {long_files}"
     assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
+
+
+#: Facts that live in one file: the phrase that defines them, and that file.
+ONE_PLACE = {
+    'os.replace(': "fileio.py",  # the atomic write
+    'os.umask(': "fileio.py",
+    'mkstemp(': None,  # no second kind of temporary file
+    '"smooth", "featured"': "galaxy_catalogue.py",  # the label schema
+    '"face-on", "edge-on"': "galaxy_catalogue.py",
+    '"low z", "high z"': "galaxy_catalogue.py",
+    '"odd_feature": 4': None,
+    'zlib.crc32(': "config.py",  # the one stable seed
+}
+
+
+def test_each_fact_lives_in_one_place():
+    misplaced = []
+    for phrase, home in ONE_PLACE.items():
+        files = sorted(p.name for p in MODULES.values()
+                       if phrase in p.read_text(encoding="utf-8"))
+        if files != ([home] if home else []):
+            misplaced.append(f"{phrase!r} in {files}, expected {home or 'nowhere'}")
+    assert not misplaced, "; ".join(misplaced)
