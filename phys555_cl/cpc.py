@@ -16,7 +16,7 @@ Example:
     >>> model = CPC(in_channels=2, n_steps=4, strides=(4, 3, 2))   # windows of 24 samples
     >>> x = torch.randn(8, 2, 504)
     >>> loss, per_step = model.loss(x)          # scalar, [4]
-    >>> features = model.represent(x, pool="mean")  # [8, 64]: c_t averaged over windows
+    >>> features = model.representation(x, pool="mean")  # [8, 64]: c_t averaged over windows
 """
 
 from __future__ import annotations
@@ -145,15 +145,18 @@ class CPC(nn.Module):
         return losses.mean(), losses.detach()
 
     @torch.no_grad()
-    def represent(self, x: torch.Tensor, pool: str = "last") -> torch.Tensor:
-        """The representation of whole sequences: c at the last window ("last") or the mean
-        of c_t over windows ("mean"). x [B, C, T] -> [B, H]."""
+    def representation(self, x: torch.Tensor, pool: str = "last") -> torch.Tensor:
+        """The representation of whole sequences (the package's one name for it, as
+        ``SimCLR.representation``): c at the last window ("last") or the mean of c_t over
+        windows ("mean"). x [B, C, T] -> [B, H]. ``represent`` is the same method."""
         _, c = self(x)
         if pool == "last":
             return c[:, -1]
         if pool == "mean":
             return c.mean(dim=1)
         raise ValueError(f"pool must be 'last' or 'mean', got {pool!r}.")
+
+    represent = representation  # the earlier name, kept for notebooks that call it
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,6 +309,6 @@ def embed(model: CPC, data, *, batch_size: int = 256, pool: str = "last",
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).eval()
     return torch.cat([
-        model.represent(x[i:i + batch_size].to(device), pool=pool).cpu()
+        model.representation(x[i:i + batch_size].to(device), pool=pool).cpu()
         for i in range(0, len(x), batch_size)
     ])

@@ -193,15 +193,18 @@ class SiameseNetwork(nn.Module):
             raise ValueError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}.")
         self.encoder = encoder
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """f(x): [N, ...] -> [N, D]."""
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x): [N, ...] -> [N, D] (the package's one name for a model's representation, as
+        ``SimCLR.representation``). ``embed`` is the same method."""
         return self.encoder(x).flatten(1)
+
+    embed = representation  # the name notebooks 01 and 02 use
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         if x1.shape != x2.shape:
             raise ValueError(f"x1 and x2 must have the same shape, got {tuple(x1.shape)} and "
                              f"{tuple(x2.shape)}.")
-        z = self.embed(torch.cat([x1, x2]))  # one pass: BatchNorm sees both inputs alike
+        z = self.representation(torch.cat([x1, x2]))  # one pass: BatchNorm sees both inputs alike
         z1, z2 = z.chunk(2)
         return euclidean_distance(z1, z2)
 
