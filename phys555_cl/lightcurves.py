@@ -264,6 +264,19 @@ def _sampling_mask(seed: int, index: torch.Tensor, time: torch.Tensor, u: torch.
     return mask
 
 
+def _checked_index(indices, n_samples: int, cadence_hours: float) -> torch.Tensor:
+    """The light-curve indices as an int64 tensor [N], after checking the arguments of
+    :func:`simulate_light_curves` (ValueError saying which is wrong)."""
+    if n_samples < 16:
+        raise ValueError(f"n_samples must be at least 16 time bins, got {n_samples}.")
+    if cadence_hours <= 0:
+        raise ValueError(f"cadence_hours must be positive, got {cadence_hours}.")
+    index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+    if (index < 0).any():
+        raise ValueError(f"indices must be non-negative, got min {int(index.min())}.")
+    return index
+
+
 def simulate_light_curves(
     indices,
     seed: int = 0,
@@ -289,13 +302,7 @@ def simulate_light_curves(
         `noise` float32 per-point sigma (mag), `ground_based` int64 (1: nightly gaps),
         `phase0` float32 phase at t = 0.
     """
-    if n_samples < 16:
-        raise ValueError(f"n_samples must be at least 16 time bins, got {n_samples}.")
-    if cadence_hours <= 0:
-        raise ValueError(f"cadence_hours must be positive, got {cadence_hours}.")
-    index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
-    if (index < 0).any():
-        raise ValueError(f"indices must be non-negative, got min {int(index.min())}.")
+    index = _checked_index(indices, n_samples, cadence_hours)
     n, t_len = index.numel(), n_samples
     time = torch.arange(t_len, dtype=torch.float64) * cadence_hours / 24.0  # [T] days
 

@@ -4,6 +4,7 @@ import os
 import socket
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 os.environ.setdefault("PHYS555_FAST", "1")
@@ -39,3 +40,25 @@ def on_a_free_port(start, attempts: int = 5):
         except PortTaken:
             if attempt == attempts - 1:
                 raise
+
+
+@pytest.fixture
+def tiny_model():
+    """A factory of the smallest SimCLR (compact encoder, width 4), seeded the same each call."""
+    import torch
+
+    from phys555_cl.encoders import build_simclr
+
+    def make():
+        torch.manual_seed(0)
+        return build_simclr("compact", width=4, hidden_dim=16, proj_dim=8)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def galaxies():
+    """160 simulated galaxies of 16 px (seed 5) and their labels."""
+    from phys555_cl.galaxies import simulate
+
+    return simulate(160, size=16, seed=5)

@@ -3,23 +3,11 @@
 import pytest
 import torch
 
-from phys555_cl.encoders import build_simclr
 from phys555_cl.labelled import predict, train_on_labels
 
 
-def tiny_model():
-    torch.manual_seed(0)
-    return build_simclr("compact", width=4, hidden_dim=16, proj_dim=8)
-
-
-@pytest.fixture(scope="module")
-def galaxies():
-    from phys555_cl.galaxies import simulate
-
-    return simulate(160, size=16, seed=5)
-
-
-def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies(galaxies):
+def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies(galaxies,
+                                                                                  tiny_model):
     images, labels = galaxies
     tasks = ("smooth_or_featured",)
     teacher = train_on_labels(tiny_model().encoder, images, labels, tasks, steps=80,
@@ -36,7 +24,7 @@ def test_distillation_student_learns_the_teachers_answers_on_unlabelled_galaxies
     assert agree > 0.75 and agree > agree_alone + 0.05
 
 
-def test_the_same_seed_trains_the_same_network_and_unlabelled_rows_are_masked(galaxies):
+def test_the_same_seed_trains_the_same_network_and_unlabelled_rows_are_masked(galaxies, tiny_model):
     images, labels = galaxies
     y = labels["smooth_or_featured"].clone()
     y[80:] = -1  # half the galaxies carry no label
@@ -48,7 +36,7 @@ def test_the_same_seed_trains_the_same_network_and_unlabelled_rows_are_masked(ga
     assert a.dtype.kind == "i" and a.shape == (160,) and (a == b).all()
 
 
-def test_no_label_at_all_or_no_step_is_refused(galaxies):
+def test_no_label_at_all_or_no_step_is_refused(galaxies, tiny_model):
     images, _ = galaxies
     none = {"smooth_or_featured": torch.full((160,), -1)}
     with pytest.raises(ValueError, match="no galaxy carries a label"):

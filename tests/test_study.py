@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from phys555_cl.encoders import build_simclr
 from phys555_cl.label_subsets import draw_subset, label_pools, subsets_for
 from phys555_cl.study import METHODS, ResultTable, label_efficiency, main, payoff_study
 
@@ -15,19 +14,7 @@ TINY = dict(encoder="compact", width=4, hidden_dim=16, proj_dim=8, image_size=16
 QUICK = dict(steps=3, batch_size=16)
 
 
-def tiny_model():
-    torch.manual_seed(0)
-    return build_simclr("compact", width=4, hidden_dim=16, proj_dim=8)
-
-
-@pytest.fixture(scope="module")
-def galaxies():
-    from phys555_cl.galaxies import simulate
-
-    return simulate(160, size=16, seed=5)
-
-
-def test_every_method_is_fitted_on_the_same_subsets_and_scored(galaxies):
+def test_every_method_is_fitted_on_the_same_subsets_and_scored(galaxies, tiny_model):
     images, labels = galaxies
     table = label_efficiency(tiny_model(), images, labels, TINY, label_counts=(10, "all"),
                              repeats=2, recipe=QUICK, progress=False)
@@ -43,7 +30,7 @@ def test_every_method_is_fitted_on_the_same_subsets_and_scored(galaxies):
     assert str(table).splitlines()[0].startswith("| protocol | labels | method")
 
 
-def test_compare_is_a_paired_t_interval_over_population_subset_pairs(galaxies):
+def test_compare_is_a_paired_t_interval_over_population_subset_pairs(galaxies, tiny_model):
     images, labels = galaxies
     tables = [label_efficiency(tiny_model(), images, labels, TINY, label_counts=(10,), repeats=2,
                                methods=("simclr + linear", "raw pixels + linear"),
@@ -64,7 +51,7 @@ def test_compare_is_a_paired_t_interval_over_population_subset_pairs(galaxies):
         table.compare("simclr + linear", "no such method", 10)
 
 
-def test_different_populations_draw_different_subsets_and_splits(galaxies):
+def test_different_populations_draw_different_subsets_and_splits(galaxies, tiny_model):
     images, labels = galaxies
     kw = dict(label_counts=(10,), repeats=1, methods=("simclr + linear",), progress=False)
     t1 = label_efficiency(tiny_model(), images, labels, TINY, population=1, **kw)
@@ -72,7 +59,7 @@ def test_different_populations_draw_different_subsets_and_splits(galaxies):
     assert not np.array_equal(t1.test_index, t2.test_index)
 
 
-def test_a_task_with_no_labelled_example_is_reported_not_dropped(galaxies):
+def test_a_task_with_no_labelled_example_is_reported_not_dropped(galaxies, tiny_model):
     images, labels = galaxies
     labels = dict(labels)
     odd = labels["odd_feature"].clone()
@@ -104,7 +91,7 @@ def test_survey_protocol_labels_only_the_tiers_a_survey_has(galaxies):
     assert np.array_equal(shared["smooth_or_featured"], shared["redshift_high"])
 
 
-def test_survey_protocol_scores_every_tier_and_skips_counts_beyond_the_pool(galaxies):
+def test_survey_protocol_scores_every_tier_and_skips_counts_beyond_the_pool(galaxies, tiny_model):
     images, labels = galaxies
     table = label_efficiency(tiny_model(), images, labels, TINY, protocol="survey",
                              label_counts=(3, 10_000, "all"), repeats=1,
@@ -115,7 +102,7 @@ def test_survey_protocol_scores_every_tier_and_skips_counts_beyond_the_pool(gala
         assert {"tier0", "tier1", "tier2"} <= set(r)
 
 
-def test_bad_arguments_are_refused_with_what_to_do(galaxies):
+def test_bad_arguments_are_refused_with_what_to_do(galaxies, tiny_model):
     images, labels = galaxies
     model = tiny_model()
     with pytest.raises(ValueError, match="label count"):
@@ -130,7 +117,7 @@ def test_bad_arguments_are_refused_with_what_to_do(galaxies):
         label_efficiency(model, images, labels, TINY, recipe={"stpes": 3})
 
 
-def test_payoff_study_pools_populations_and_adds_retrieval():
+def test_payoff_study_pools_populations_and_adds_retrieval(tiny_model):
     study = payoff_study(tiny_model(), TINY, eval_seeds=(3, 4), n_galaxies=128,
                          label_counts=(10, "all"), repeats=2, recipe=QUICK, progress=False,
                          methods=("simclr + linear", "simclr + fine-tune", "supervised",
@@ -148,7 +135,7 @@ def test_payoff_study_pools_populations_and_adds_retrieval():
     assert "One-shot retrieval" in str(study)
 
 
-def test_study_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys):
+def test_study_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys, tiny_model):
     from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 
     ckpt = tmp_path / "tiny.pt"
@@ -168,7 +155,7 @@ def test_study_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, c
     assert "minus supervised" in capsys.readouterr().out
 
 
-def test_each_label_count_gets_its_own_number_of_subsets(galaxies):
+def test_each_label_count_gets_its_own_number_of_subsets(galaxies, tiny_model):
     assert [subsets_for(c) for c in (5, 20, 200, 50, "all")] == [5, 5, 2, 3, 1]
     assert [subsets_for(c, 4) for c in (5, "all")] == [4, 1]
     images, labels = galaxies
