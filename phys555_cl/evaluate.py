@@ -6,7 +6,8 @@ SimCLR never sees a label, so we judge ``h`` by what a *simple* model can read f
 - **linear probe**: a logistic (or linear) regression on frozen ``h`` (scikit-learn, with
   standardisation); if a straight cut in h-space separates smooth from featured galaxies, the
   encoder has learned that distinction by itself;
-- **kNN probe**: the majority label of the k nearest galaxies in h-space;
+- **kNN probe**: the majority label of the k nearest galaxies in h-space (:func:`knn_predict`,
+  the package's one kNN);
 - **one-shot retrieval**: from one example of a rare kind, how many of its nearest
   neighbours are of that kind (:func:`retrieval_precision`);
 - **UMAP** of h and **nearest neighbours** (their plots: :mod:`phys555_cl.plotting`).
@@ -36,7 +37,7 @@ from phys555_cl.encoders import AsinhStretch
 from phys555_cl.galaxies import LABEL_SCHEMA
 
 __all__ = [
-    "EVAL_SEED", "TASKS", "embed", "fit_linear_probe", "knn_probe", "linear_probe",
+    "EVAL_SEED", "TASKS", "embed", "fit_linear_probe", "knn_predict", "knn_probe", "linear_probe",
     "nearest_neighbours", "raw_pixels", "retrieval_precision", "umap_embedding",
 ]
 
@@ -190,23 +191,23 @@ def linear_probe(train_h, train_y, test_h, test_y, *, C: float = 1.0, max_iter: 
 
 
 def knn_probe(train_h, train_y, test_h, test_y, *, k: int = 10):
-    """k-nearest-neighbour probe (cosine distance on standardised features): accuracy or R^2.
+    """k-nearest-neighbour probe: :func:`knn_predict` on standardised features, scored as an
+    accuracy (class labels) or R^2 (float labels).
 
     Shapes: ``train_h [N, D], train_y [N], test_h [M, D], test_y [M] -> float``.
     """
-    # deferred on purpose, as in fit_linear_probe
-    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     xtr, ytr, xte, yte = _valid(train_h, train_y, test_h, test_y)
-    k = min(k, len(xtr))
-    knn = (KNeighborsRegressor if _is_regression(ytr) else KNeighborsClassifier)(
-        n_neighbors=k, metric="cosine"
-    )
-    return float(make_pipeline(StandardScaler(), knn).fit(xtr, ytr).score(xte, yte))
+    mean, std = xtr.mean(axis=0), xtr.std(axis=0)
+    std[std == 0] = 1.0  # a constant feature stays constant, as in scikit-learn's scaler
+    pred = knn_predict(torch.from_numpy((xtr - mean) / std), torch.from_numpy(ytr),
+                       torch.from_numpy((xte - mean) / std), k).numpy()
+    if _is_regression(ytr):
+        from sklearn.metrics import r2_score  # deferred on purpose, as in fit_linear_probe
+
+        return float(r2_score(yte, pred))
+    return float(np.mean(pred == yte))
 
 
 def _valid(train_h, train_y, test_h, test_y):
@@ -277,6 +278,34 @@ def nearest_neighbours(query_h, gallery_h, k: int = 8, *, exclude_self: bool = F
         sim[rows, rows] = -math.inf
     val, idx = sim.topk(k, dim=1)
     return idx, val
+
+
+def knn_predict(train_h, train_y, test_h, k: int = 10, *, temperature: float | None = None):
+    """What the ``k`` most cosine-similar training rows say about each test row: the one kNN
+    of the package (the monitor, :func:`knn_probe` and exercise 6.1 all use it).
+
+    Each neighbour votes for its class with weight 1 (a majority vote) or, given a
+    ``temperature``, with weight ``exp(similarity / temperature)`` (the weighted kNN of Wu et
+    al. 2018). Ties go to the smaller class index. Float labels (a regression) give the
+    neighbours' mean, weighted the same way. ``k`` larger than the training set uses all of it.
+
+    Shapes: ``train_h [N, D], train_y [N], test_h [M, D] -> [M]`` (int64 classes 0..C-1, or
+    float values).
+    """
+    train_y = torch.as_tensor(train_y)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if len(train_y) != len(train_h):
+        raise ValueError(f"one label per training row needed: {len(train_h)} rows vs "
+                         f"{len(train_y)} labels")
+    idx, sim = nearest_neighbours(test_h, train_h, min(k, len(train_h)))
+    weight = torch.ones_like(sim) if temperature is None else (sim / temperature).exp()
+    neighbour_y = train_y.to(sim.device)[idx]
+    if neighbour_y.is_floating_point():
+        return (weight * neighbour_y.to(weight.dtype)).sum(dim=1) / weight.sum(dim=1)
+    votes = torch.zeros(len(idx), int(train_y.max()) + 1, device=sim.device)
+    votes.scatter_add_(1, neighbour_y.long(), weight)
+    return votes.argmax(dim=1)
 
 
 def retrieval_precision(features, kinds, *, query_kinds=None, ks=(10, 50), names=None,

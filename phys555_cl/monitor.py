@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phys555_cl.evaluate import embed
+from phys555_cl.evaluate import embed, knn_predict
 from phys555_cl.galaxies import simulate
 
 __all__ = [
@@ -76,22 +76,17 @@ def knn_accuracy(train_h: torch.Tensor, train_y: torch.Tensor, test_h: torch.Ten
     """Weighted kNN accuracy with cosine similarity (the monitor of Wu et al. 2018).
 
     Every test row is classified by its ``k`` most cosine-similar training rows, each voting
-    for its label with weight ``exp(similarity / temperature)``. Rows labelled -1 ("does not
-    apply") are left out on both sides.
+    for its label with weight ``exp(similarity / temperature)`` (:func:`evaluate.knn_predict`).
+    Rows labelled -1 ("does not apply") are left out on both sides.
 
     Shapes: ``train_h [N, D], train_y [N], test_h [M, D], test_y [M] -> float`` in [0, 1].
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
     keep, use = train_y >= 0, test_y >= 0
-    train_h, train_y, test_h, test_y = train_h[keep], train_y[keep], test_h[use], test_y[use]
-    if len(train_h) == 0 or len(test_h) == 0:
+    if not keep.any() or not use.any():
         raise ValueError("no labelled rows to compare: every label is -1")
-    sim = F.normalize(test_h.float(), dim=1) @ F.normalize(train_h.float(), dim=1).T
-    top, idx = sim.topk(min(k, len(train_h)), dim=1)
-    votes = torch.zeros(len(test_h), int(train_y.max()) + 1, device=sim.device)
-    votes.scatter_add_(1, train_y[idx].long(), (top / temperature).exp())
-    return float((votes.argmax(dim=1) == test_y).float().mean())
+    predicted = knn_predict(train_h[keep], train_y[keep], test_h[use], k,
+                            temperature=temperature)
+    return float((predicted.cpu() == test_y[use].cpu()).float().mean())
 
 
 @lru_cache(maxsize=2)

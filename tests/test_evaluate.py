@@ -11,6 +11,7 @@ from phys555_cl.encoders import build_simclr
 from phys555_cl.evaluate import (
     embed,
     fit_linear_probe,
+    knn_predict,
     knn_probe,
     linear_probe,
     nearest_neighbours,
@@ -68,6 +69,41 @@ def test_probes_ignore_not_applicable_labels():
     y_na = torch.where(torch.arange(200) % 3 == 0, -1, y)
     assert linear_probe(h[:100], y_na[:100], h[100:], y_na[100:]) > 0.95
     assert knn_probe(h[:100], y_na[:100], h[100:], y_na[100:], k=5) > 0.95
+
+
+@pytest.mark.parametrize("float_labels", [False, True])
+def test_knn_probe_agrees_with_scikit_learn(float_labels):
+    """The package's one kNN gives scikit-learn's answer (cosine metric, standardised
+    features) for classes and for a regression."""
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(300, 6, generator=g, dtype=torch.float64) * torch.tensor([1, 2, 3, 4, 5, 9.])
+    y = h[:, 0] + 0.5 * torch.randn(300, generator=g, dtype=torch.float64)
+    y = y if float_labels else (y > 0).long() + (y > 1).long()
+    sk = (KNeighborsRegressor if float_labels else KNeighborsClassifier)(n_neighbors=7,
+                                                                         metric="cosine")
+    expected = make_pipeline(StandardScaler(), sk).fit(h[:200].numpy(), y[:200].numpy())
+    expected = expected.score(h[200:].numpy(), y[200:].numpy())
+    assert knn_probe(h[:200], y[:200], h[200:], y[200:], k=7) == pytest.approx(expected, abs=1e-6)
+
+
+def test_knn_predict_majority_weighted_and_ties():
+    train = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    y = torch.tensor([2, 2, 0, 0])
+    query = torch.tensor([[1.0, 0.05], [0.05, 1.0], [1.0, 0.9]])
+    assert knn_predict(train, y, query, 1).tolist() == [2, 0, 2]
+    # k = 4: every query sees two votes for each class; a tie goes to the smaller class
+    assert knn_predict(train, y, query, 4).tolist() == [0, 0, 0]
+    # weighted by exp(similarity / T), the closer pair wins the tie
+    assert knn_predict(train, y, query, 4, temperature=0.1).tolist() == [2, 0, 2]
+    # k larger than the training set uses all of it; float labels give the weighted mean
+    values = torch.tensor([1.0, 1.0, 3.0, 3.0])
+    assert knn_predict(train, values, query, 10).tolist() == pytest.approx([2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        knn_predict(train, y, query, 0)
 
 
 def test_float_labels_give_r2():
