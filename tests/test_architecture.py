@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+from phys555_cl.galaxy_catalogue import LABEL_SCHEMA
 
 PACKAGE = Path(__file__).parents[1] / "phys555_cl"
 MAX_FILE_LINES = 600
@@ -179,3 +182,32 @@ def test_each_fact_lives_in_one_place():
         if files != ([home] if home else []):
             misplaced.append(f"{phrase!r} in {files}, expected {home or 'nowhere'}")
     assert not misplaced, "; ".join(misplaced)
+
+
+def _defined_names() -> set[str]:
+    """Every function, class and module-level name the package defines, and its modules."""
+    names = {m.split(".")[-1] for m in MODULES}
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_the_readme_walk_names_only_what_exists():
+    """Every code name in README's "How the code fits together" is defined in the package
+    (``module.name`` and ``Class.method`` are checked part by part)."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    walk = readme.split("**How the code fits together.**")[1].split("**Where things live.**")[0]
+    known = _defined_names() | set(LABEL_SCHEMA)  # the label keys are named too
+    missing = []
+    for code in re.findall(r"`([^`]+)`", walk):
+        code = code.split("(")[0]
+        if (not re.fullmatch(r"[A-Za-z_][\w.]*", code) or len(code) <= 2
+                or Path(code).suffix in {".toml", ".py", ".md", ".json", ".pt", ".ipynb"}):
+            continue  # a shape, a literal, a command, a file or a symbol such as `h`
+        missing += [f"{part} (in `{code}`)" for part in code.split(".")
+                    if part not in known and part != "phys555_cl"]
+    assert not missing, "README names what the package does not define: " + ", ".join(missing)
