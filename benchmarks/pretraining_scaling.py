@@ -1,0 +1,232 @@
+"""Does the payoff of self-supervision grow when the pretraining grows? (issue 20)
+
+Each *point* is a SimCLR recipe: the ``default`` configuration with some of its CPU-costly
+settings changed (unlabelled galaxies, epochs, encoder width, image size). For each point this
+script
+
+1. trains it (``train_simclr``; the checkpoint goes to ``--work/<point>/checkpoint.pt``) and
+   writes down what it cost: wall-clock seconds, CPU core-hours (wall x torch threads) and
+   images seen (galaxies x epochs x 2 views);
+2. runs the payoff study on it (``study.payoff_study``) at 20 and 200 labels with the arms
+   that answer the question (``simclr + linear``, ``simclr + fine-tune``, ``supervised``):
+   the paired differences against ``supervised`` with their 95% intervals, and one-shot
+   retrieval p@10 per rare kind for h and raw pixels;
+3. keeps the last epoch's kNN monitor (smooth/featured, odd).
+
+Every point's result is one JSON file in ``--results`` (``<point>.json``): a run that stops
+can be started again and skips the points it already has. ``--report`` reads them all and
+prints the table (Markdown) and draws payoff against compute (``--figure``).
+
+Recipes are compared on ``study.VALIDATION_SEEDS`` (``--populations validation``, the
+default); the chosen ones are reported on ``study.EVAL_SEEDS`` (``--populations evaluation``),
+never the other way round. Usage (2 quiet cores; ``default`` trains in about 5 minutes and
+its study takes about 6)::
+
+    python benchmarks/pretraining_scaling.py --points half default data-16k data-32k ...
+    python benchmarks/pretraining_scaling.py --report --figure data/pretrained/scaling.png
+
+``--smoke`` runs a tiny point end to end (a minute) to check the script itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from phys555_cl.fileio import atomic_write_text
+from phys555_cl.study import EVAL_SEEDS, RARE_KINDS, VALIDATION_SEEDS, payoff_study
+from phys555_cl.train import make_config, train_simclr
+
+#: Each point: overrides of the ``default`` configuration. Compute grows with galaxies x
+#: epochs, with width^2 (the compact encoder's convolutions) and with the image area.
+POINTS: dict[str, dict] = {
+    "half": dict(epochs=10),
+    "default": dict(),
+    "data-16k": dict(n_train=16384),
+    "data-32k": dict(n_train=32768),
+    "data-64k": dict(n_train=65536),
+    "data-64k-40ep": dict(n_train=65536, epochs=40),
+    "data-16k-30ep": dict(n_train=16384, epochs=30),
+    "width-32": dict(width=32),
+    "data-16k-width-32": dict(n_train=16384, width=32),
+    "size-64": dict(image_size=64),
+    # the augmentation and temperature ablation of issue 20, at one larger point
+    "data-32k-t0.1": dict(n_train=32768, temperature=0.1),
+    "data-32k-t0.2": dict(n_train=32768, temperature=0.2),
+    **{f"data-32k-no-{step}": dict(n_train=32768, augment=off)
+       for step, off in {"flip": dict(flip_p=0.0),
+                         "affine": dict(degrees=(0.0, 0.0), max_shift=0.0, scale=(1.0, 1.0)),
+                         "psf": dict(blur_fwhm=(0.0, 0.0)), "redden": dict(ebv=(0.0, 0.0)),
+                         "brighten": dict(delta_mag=(0.0, 0.0)),
+                         "noise": dict(noise_level=(0.0, 0.0))}.items()},
+}
+SMOKE = dict(n_train=512, epochs=1, width=4, hidden_dim=32, proj_dim=16, batch_size=128)
+
+COUNTS = (20, 200)
+ARMS = ("simclr + linear", "simclr + fine-tune", "supervised")
+POPULATIONS = {"validation": VALIDATION_SEEDS, "evaluation": EVAL_SEEDS}
+
+
+def run_point(name: str, overrides: dict, *, seeds, work: Path, n_galaxies: int,
+              repeats) -> dict:
+    """Train one point, run its payoff study, and return everything as plain values."""
+    cfg = make_config("default", **overrides)
+    threads = torch.get_num_threads()
+    t0 = time.perf_counter()
+    model, history = train_simclr(cfg, out=str(work / name), progress=False)
+    seconds = time.perf_counter() - t0
+    last = history["epochs"][-1]
+    t1 = time.perf_counter()
+    study = payoff_study(model, cfg, eval_seeds=seeds, n_galaxies=n_galaxies,
+                         label_counts=COUNTS, methods=ARMS, repeats=repeats, progress=False)
+    return {
+        "point": name, "overrides": overrides, "config": cfg,
+        "cost": {"train_seconds": seconds, "threads": threads,
+                 "core_hours": seconds * threads / 3600,
+                 "images_seen": 2 * cfg["n_train"] * cfg["epochs"],
+                 "study_seconds": time.perf_counter() - t1},
+        "final_loss": last["loss"], "knn": last.get("knn_accuracy", {}),
+        "comparisons": [c for c in study.comparisons if c["metric"] == "mean"],
+        "rows": list(study.table),
+        "retrieval_p10": {feat: {k: v["p@10"] for k, v in kinds.items()}
+                          for feat, kinds in study.retrieval.items()},
+        "populations": list(seeds),
+    }
+
+
+def _plain(x):
+    """JSON values: NaN as None (strict JSON has no NaN), tuples as lists."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _cell(c: dict | None) -> str:
+    if c is None or not _finite(c["difference"]):
+        return "-"
+    if not _finite(c["low"]):  # one pair: no interval
+        return f"{100 * c['difference']:+.1f}"
+    return f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+
+
+def _find(result: dict, method: str, labels: int) -> dict | None:
+    return next((c for c in result["comparisons"]
+                 if c["method"] == method and c["labels"] == labels), None)
+
+
+def report(results: list[dict]) -> str:
+    """The scaling table as Markdown: one row per point, cheapest first."""
+    results = sorted(results, key=lambda r: r["cost"]["core_hours"])
+    base = next((r for r in results if r["point"] == "default"), results[0])
+    head = ["point", "core-h", "× default", "loss", "kNN smooth", "kNN odd"]
+    head += [f"{m.split(' + ')[-1]} @{n}" for n in COUNTS for m in ARMS[:2]]
+    head += [f"p@10 {k} h/raw" for k in RARE_KINDS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        knn = r["knn"]
+        cells = [r["point"], f"{r['cost']['core_hours']:.2f}",
+                 f"{r['cost']['core_hours'] / base['cost']['core_hours']:.1f}",
+                 f"{r['final_loss']:.2f}", f"{knn.get('smooth_or_featured', math.nan):.2f}",
+                 f"{knn.get('odd', math.nan):.2f}"]
+        cells += [_cell(_find(r, m, n)) for n in COUNTS for m in ARMS[:2]]
+        p10 = r["retrieval_p10"]
+        cells += [f"{p10['h (simclr)'][k] / p10['raw pixels'][k]:.2f}"
+                  if p10.get("raw pixels", {}).get(k) else "-" for k in RARE_KINDS]
+        lines.append("| " + " | ".join(cells) + " |")
+    pops = sorted({tuple(r["populations"]) for r in results})
+    return (f"Populations (simulator seeds): {pops}. Paired differences against `supervised` "
+            f"in points of mean accuracy, 95% t-interval; p@10: h over raw pixels.\n\n"
+            + "\n".join(lines))
+
+
+def figure(results: list[dict], path: str) -> None:
+    """Payoff (paired difference against ``supervised``) against pretraining core-hours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = sorted(results, key=lambda r: r["cost"]["core_hours"])
+    fig, axes = plt.subplots(1, len(COUNTS), figsize=(5 * len(COUNTS), 3.6), sharey=True)
+    for ax, n in zip(axes, COUNTS):
+        drawn = 0
+        for m, marker in zip(ARMS[:2], "os"):
+            pts = [(r["cost"]["core_hours"], _find(r, m, n)) for r in results]
+            pts = [(x, c) for x, c in pts if c is not None and _finite(c["low"])]
+            drawn += len(pts)
+            x = [p[0] for p in pts]
+            y = [100 * c["difference"] for _, c in pts]
+            err = [[100 * (c["difference"] - c["low"]) for _, c in pts],
+                   [100 * (c["high"] - c["difference"]) for _, c in pts]]
+            ax.errorbar(x, y, yerr=err, fmt=marker, capsize=3, label=m)
+        ax.axhline(0, color="grey", lw=0.8)
+        if drawn:
+            ax.set_xscale("log")
+        else:
+            ax.text(0.5, 0.5, "no point with an interval yet", ha="center",
+                    transform=ax.transAxes)
+        ax.set_xlabel("pretraining cost (CPU core-hours)")
+        ax.set_title(f"{n} labels per task")
+    axes[0].set_ylabel("accuracy − supervised (points)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--points", nargs="+", default=["half", "default", "data-16k"],
+                   choices=sorted(POINTS))
+    p.add_argument("--populations", choices=sorted(POPULATIONS), default="validation")
+    p.add_argument("--n-galaxies", type=int, default=2000)
+    p.add_argument("--results", default="data/pretrained/scaling")
+    p.add_argument("--work", default="build/scaling")
+    p.add_argument("--report", action="store_true", help="only print the table of --results")
+    p.add_argument("--figure", default=None, help="with --report: save the figure here")
+    p.add_argument("--smoke", action="store_true", help="one tiny point, to test the script")
+    args = p.parse_args(argv)
+    results_dir = Path(args.results) / args.populations
+    if args.report:
+        results = [json.loads(f.read_text()) for f in sorted(results_dir.glob("*.json"))]
+        if not results:
+            print(f"no results in {results_dir}: run some points first", file=sys.stderr)
+            return 1
+        print(report(results))
+        if args.figure:
+            figure(results, args.figure)
+        return 0
+    seeds = POPULATIONS[args.populations]
+    todo = {"smoke": SMOKE} if args.smoke else {n: POINTS[n] for n in args.points}
+    repeats = 1 if args.smoke else {20: 5, 200: 2}
+    for name, overrides in todo.items():
+        out = results_dir / f"{name}.json"
+        if out.exists() and not args.smoke:
+            print(f"{name}: already in {out}, skipped")
+            continue
+        result = run_point(name, overrides, seeds=seeds[:1] if args.smoke else seeds,
+                           work=Path(args.work), n_galaxies=200 if args.smoke else args.n_galaxies,
+                           repeats=repeats)
+        atomic_write_text(out, json.dumps(_plain(result), indent=1))
+        cost = result["cost"]
+        print(f"{name}: trained in {cost['train_seconds']:.0f} s "
+              f"({cost['core_hours']:.2f} core-h), study {cost['study_seconds']:.0f} s; "
+              f"{_cell(_find(result, 'simclr + fine-tune', 20))} fine-tune @20",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
