@@ -79,3 +79,18 @@ def test_the_guard_catches_the_phrases_it_is_for(tmp_path):
         encoding="utf-8")
     found = stale_literals(source)
     assert len(found) == 5 and all(":2:" in f or ":3:" in f for f in found)
+
+
+def test_the_survey_limits_the_notebooks_state_are_the_simulators():
+    """A magnitude limit in prose ("r < 17.0", "r = 19.5") is one the simulator uses."""
+    from phys555_cl.galaxy_catalogue import IMAGING_LIMIT, MORPHOLOGY_LIMIT, SPEC_LIMIT
+
+    limits = {IMAGING_LIMIT, MORPHOLOGY_LIMIT, SPEC_LIMIT}
+    wrong = []
+    for path in SOURCES:
+        for start, text in _markdown_cells(path):
+            for match in re.finditer(r"\$?\br\s*(?:<|=|\\le|≤)\s*(1\d(?:\.\d+)?)\b", text):
+                if float(match.group(1)) not in limits:
+                    line = start + text[:match.start()].count("\n")
+                    wrong.append(f"{path.name}:{line}: '{match.group(0)}'")
+    assert not wrong, (f"limits not among the simulator's {sorted(limits)}: " + "; ".join(wrong))

@@ -68,8 +68,8 @@ config.seed_everything(6)
 print(f"fast mode: {S.fast}; {S.n_galaxies} held-out galaxies; device {DEVICE}")
 
 # %% [markdown]
-# Section 6 measures when self-supervision pays off, which takes hours of training for the full
-# measurement. With `RECOMPUTE = False` (the default) it loads the course's full study from
+# Section 6 measures when self-supervision pays off, which takes about an hour and a half of
+# training on two CPU cores for the full measurement (`data/pretrained/README.md`, Time). With `RECOMPUTE = False` (the default) it loads the course's full study from
 # the files below, written by `python -m phys555_cl.study data/pretrained/simclr_compact.pt
 # --json FILE` (and `--protocol survey`); set it to `True` to re-run a small version here, one
 # population, a few minutes in normal mode.
@@ -87,8 +87,8 @@ STUDY_FILES = {"random": Path(config.data_dir()) / "pretrained" / "study_random.
 # have: 0 none, 1 a spectroscopic redshift, 2 a redshift and a visual morphology. As in a real
 # survey the tier follows the galaxy's brightness: the imaging goes to r = 19.5, spectra are
 # taken down to the SDSS main-sample limit r < 17.77 (95% complete), and visual morphologies
-# exist for the brighter galaxies still (around r < 16), with soft edges
-# (`galaxies.spectroscopic_completeness`, `galaxies.morphology_completeness`).
+# exist for the brighter galaxies still (r < 17.0, the Galaxy Zoo 2 main sample), with soft
+# edges (`galaxies.spectroscopic_completeness`, `galaxies.morphology_completeness`).
 
 # %%
 model, model_config = load_pretrained()  # the model of notebook 05 (see train.load_pretrained)
