@@ -5,12 +5,13 @@ settings changed (unlabelled galaxies, epochs, encoder width, image size). For e
 script
 
 1. trains it (``train_simclr``; the checkpoint goes to ``--work/<point>/checkpoint.pt``) and
-   writes down what it cost: wall-clock seconds, CPU core-hours (wall x torch threads) and
-   images seen (galaxies x epochs x 2 views);
+   writes down what it cost: wall-clock seconds, CPU core-hours (the process's CPU time, all
+   threads) and images seen (galaxies x epochs x 2 views);
 2. runs the payoff study on it (``study.payoff_study``) at 20 and 200 labels with the arms
    that answer the question (``simclr + linear``, ``simclr + fine-tune``, ``supervised``):
    the paired differences against ``supervised`` with their 95% intervals, and one-shot
-   retrieval p@10 per rare kind for h and raw pixels;
+   retrieval p@10 per rare kind for h and raw pixels (the ``supervised`` records of one
+   architecture are the same for every point, so they are computed once and kept);
 3. keeps the last epoch's kNN monitor (smooth/featured, odd).
 
 Every point's result is one JSON file in ``--results`` (``<point>.json``): a run that stops
@@ -40,7 +41,9 @@ from pathlib import Path
 import torch
 
 from phys555_cl.fileio import atomic_write_text
+from phys555_cl.encoders import build_model_from_config
 from phys555_cl.study import EVAL_SEEDS, RARE_KINDS, VALIDATION_SEEDS, payoff_study
+from phys555_cl.study_results import ResultTable
 from phys555_cl.train import make_config, train_simclr
 
 #: Each point: overrides of the ``default`` configuration. Compute grows with galaxies x
@@ -73,27 +76,57 @@ ARMS = ("simclr + linear", "simclr + fine-tune", "supervised")
 POPULATIONS = {"validation": VALIDATION_SEEDS, "evaluation": EVAL_SEEDS}
 
 
+def supervised_records(cfg: dict, *, seeds, n_galaxies: int, repeats, cache: Path,
+                       recipe: dict | None = None) -> list:
+    """The ``supervised`` arm's records for this architecture and these populations.
+
+    The supervised network never sees the SimCLR weights: its subsets and its initialisation
+    seeds depend only on the population, the label count and the subset (``stable_seed``), so
+    its records are the same for every point of one architecture and are computed once
+    (``cache``: ``_supervised-<architecture>.json`` in the results folder).
+    """
+    steps = (recipe or {}).get("steps", "default")
+    key = f"{cfg['image_size']}px-{cfg['encoder']}-w{cfg['width']}-n{n_galaxies}-s{steps}"
+    path = cache / f"_supervised-{key}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved["populations"] == list(seeds):
+            return saved["records"]
+    model = build_model_from_config(cfg)
+    study = payoff_study(model, cfg, eval_seeds=seeds, n_galaxies=n_galaxies,
+                         label_counts=COUNTS, methods=("supervised",), repeats=repeats,
+                         retrieval=False, recipe=recipe, progress=False)
+    records = study.table.records  # NaN (a task without labels) stays NaN for compare()
+    atomic_write_text(path, json.dumps({"populations": list(seeds), "records": records}))
+    return records
+
+
 def run_point(name: str, overrides: dict, *, seeds, work: Path, n_galaxies: int,
-              repeats) -> dict:
+              repeats, cache: Path, recipe: dict | None = None) -> dict:
     """Train one point, run its payoff study, and return everything as plain values."""
     cfg = make_config("default", **overrides)
     threads = torch.get_num_threads()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     model, history = train_simclr(cfg, out=str(work / name), progress=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     last = history["epochs"][-1]
     t1 = time.perf_counter()
     study = payoff_study(model, cfg, eval_seeds=seeds, n_galaxies=n_galaxies,
-                         label_counts=COUNTS, methods=ARMS, repeats=repeats, progress=False)
+                         label_counts=COUNTS, methods=ARMS[:2], repeats=repeats,
+                         recipe=recipe, progress=False)
+    study_seconds = time.perf_counter() - t1
+    table = ResultTable(study.table.records + supervised_records(
+        cfg, seeds=seeds, n_galaxies=n_galaxies, repeats=repeats, cache=cache, recipe=recipe))
     return {
         "point": name, "overrides": overrides, "config": cfg,
-        "cost": {"train_seconds": seconds, "threads": threads,
-                 "core_hours": seconds * threads / 3600,
+        # CPU time of this process (every thread): a fair cost even when other jobs share
+        # the machine, unlike wall time x threads
+        "cost": {"train_seconds": seconds, "threads": threads, "core_hours": cpu / 3600,
                  "images_seen": 2 * cfg["n_train"] * cfg["epochs"],
-                 "study_seconds": time.perf_counter() - t1},
+                 "study_seconds": study_seconds},
         "final_loss": last["loss"], "knn": last.get("knn_accuracy", {}),
-        "comparisons": [c for c in study.comparisons if c["metric"] == "mean"],
-        "rows": list(study.table),
+        "comparisons": [c for c in table.comparisons() if c["metric"] == "mean"],
+        "rows": list(table),
         "retrieval_p10": {feat: {k: v["p@10"] for k, v in kinds.items()}
                           for feat, kinds in study.retrieval.items()},
         "populations": list(seeds),
@@ -200,7 +233,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     results_dir = Path(args.results) / args.populations
     if args.report:
-        results = [json.loads(f.read_text()) for f in sorted(results_dir.glob("*.json"))]
+        results = [json.loads(f.read_text()) for f in sorted(results_dir.glob("[!_]*.json"))]
         if not results:
             print(f"no results in {results_dir}: run some points first", file=sys.stderr)
             return 1
@@ -218,7 +251,8 @@ def main(argv=None) -> int:
             continue
         result = run_point(name, overrides, seeds=seeds[:1] if args.smoke else seeds,
                            work=Path(args.work), n_galaxies=200 if args.smoke else args.n_galaxies,
-                           repeats=repeats)
+                           repeats=repeats, cache=results_dir,
+                           recipe={"steps": 20} if args.smoke else None)
         atomic_write_text(out, json.dumps(_plain(result), indent=1))
         cost = result["cost"]
         print(f"{name}: trained in {cost['train_seconds']:.0f} s "

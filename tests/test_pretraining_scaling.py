@@ -1,0 +1,50 @@
+"""The scaling study's table and figure (benchmarks/pretraining_scaling.py) on made-up points."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).parents[1] / "benchmarks" / "pretraining_scaling.py"
+_spec = importlib.util.spec_from_file_location("pretraining_scaling", _PATH)
+scaling = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scaling)
+
+
+def _point(name, core_hours, shift):
+    comparisons = [{"method": m, "labels": n, "difference": d, "low": d - 0.01,
+                    "high": d + 0.01, "metric": "mean"}
+                   for m, base in (("simclr + linear", -0.05), ("simclr + fine-tune", 0.01))
+                   for n in (20, 200) for d in [base + shift]]
+    kinds = scaling.RARE_KINDS
+    return {"point": name, "cost": {"core_hours": core_hours}, "final_loss": 4.5,
+            "knn": {"smooth_or_featured": 0.8, "odd": 0.7}, "comparisons": comparisons,
+            "retrieval_p10": {"h (simclr)": {k: 0.2 for k in kinds},
+                              "raw pixels": {k: 0.1 for k in kinds}},
+            "populations": [2021, 2022]}
+
+
+def test_report_orders_points_by_cost_and_shows_intervals_and_ratios():
+    text = scaling.report([_point("data-16k", 0.6, 0.02), _point("default", 0.3, 0.0)])
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| default", "| data-16k"]
+    first, second = (r.split(" | ") for r in rows)
+    assert first[2] == "1.0" and second[2] == "2.0"  # compute relative to default
+    assert "-5.0 [-6.0, -4.0]" in first and "-3.0 [-4.0, -2.0]" in second
+    assert first[-1].strip(" |") == "2.00"  # p@10 of h over raw pixels
+
+
+def test_a_missing_interval_is_shown_as_a_single_value_or_a_dash():
+    assert scaling._cell(None) == "-"
+    assert scaling._cell({"difference": 0.02, "low": math.nan, "high": math.nan}) == "+2.0"
+    assert scaling._cell({"difference": None, "low": None, "high": None}) == "-"
+
+
+def test_figure_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "scaling.png"
+    scaling.figure([_point("default", 0.3, 0.0), _point("data-16k", 0.6, 0.02)], str(out))
+    assert out.stat().st_size > 1000
