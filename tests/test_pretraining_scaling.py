@@ -14,13 +14,15 @@ scaling = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(scaling)
 
 
-def _point(name, core_hours, shift):
+def _point(name, core_hours, shift, n_train=8192):
     comparisons = [{"method": m, "labels": n, "difference": d, "low": d - 0.01,
                     "high": d + 0.01, "metric": "mean"}
                    for m, base in (("simclr + linear", -0.05), ("simclr + fine-tune", 0.01))
                    for n in (20, 200) for d in [base + shift]]
     kinds = scaling.RARE_KINDS
-    return {"point": name, "cost": {"core_hours": core_hours}, "final_loss": 4.5,
+    config = scaling.make_config("default", n_train=n_train)
+    return {"point": name, "config": config, "final_loss": 4.5,
+            "cost": {"core_hours": core_hours, "images_seen": 2 * n_train * config["epochs"]},
             "knn": {"smooth_or_featured": 0.8, "odd": 0.7}, "comparisons": comparisons,
             "retrieval_p10": {"h (simclr)": {k: 0.2 for k in kinds},
                               "raw pixels": {k: 0.1 for k in kinds}},
@@ -28,11 +30,13 @@ def _point(name, core_hours, shift):
 
 
 def test_report_orders_points_by_cost_and_shows_intervals_and_ratios():
-    text = scaling.report([_point("data-16k", 0.6, 0.02), _point("default", 0.3, 0.0)])
+    text = scaling.report([_point("data-16k", 0.6, 0.02, n_train=16384),
+                           _point("default", 0.3, 0.0)])
     rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| default", "| data-16k"]
     first, second = (r.split(" | ") for r in rows)
-    assert first[2] == "1.0" and second[2] == "2.0"  # compute relative to default
+    assert first[1] == "1.00" and second[1] == "2.00"  # compute relative to default
+    assert first[2] == "0.30" and second[2] == "0.60"  # core-hours as measured
     assert "-5.0 [-6.0, -4.0]" in first and "-3.0 [-4.0, -2.0]" in second
     assert first[-1].strip(" |") == "2.00"  # p@10 of h over raw pixels
 
@@ -46,5 +50,6 @@ def test_a_missing_interval_is_shown_as_a_single_value_or_a_dash():
 def test_figure_is_written(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "scaling.png"
-    scaling.figure([_point("default", 0.3, 0.0), _point("data-16k", 0.6, 0.02)], str(out))
+    scaling.figure([_point("default", 0.3, 0.0), _point("data-16k", 0.6, 0.02, n_train=16384)],
+                   str(out))
     assert out.stat().st_size > 1000
