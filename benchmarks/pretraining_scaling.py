@@ -198,6 +198,7 @@ def figure(results: list[dict], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     results = sorted(results, key=relative_compute)
     fig, axes = plt.subplots(1, len(COUNTS), figsize=(5 * len(COUNTS), 3.6), sharey=True)
@@ -215,6 +216,8 @@ def figure(results: list[dict], path: str) -> None:
         ax.axhline(0, color="grey", lw=0.8)
         if drawn:
             ax.set_xscale("log")
+            for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+                axis_format(FuncFormatter(lambda v, _: f"{v:g}x"))
         else:
             ax.text(0.5, 0.5, "no point with an interval yet", ha="center",
                     transform=ax.transAxes)
