@@ -298,6 +298,9 @@ def knn_predict(train_h, train_y, test_h, k: int = 10, *, temperature: float | N
     if len(train_y) != len(train_h):
         raise ValueError(f"one label per training row needed: {len(train_h)} rows vs "
                          f"{len(train_y)} labels")
+    if not train_y.is_floating_point() and (train_y < 0).any():
+        raise ValueError("class labels must be 0, 1, 2, ...: leave out the rows labelled -1 "
+                         "(the question does not apply to them) before the kNN")
     idx, sim = nearest_neighbours(test_h, train_h, min(k, len(train_h)))
     weight = torch.ones_like(sim) if temperature is None else (sim / temperature).exp()
     neighbour_y = train_y.to(sim.device)[idx]

@@ -104,6 +104,8 @@ def test_knn_predict_majority_weighted_and_ties():
     assert knn_predict(train, values, query, 10).tolist() == pytest.approx([2.0, 2.0, 2.0])
     with pytest.raises(ValueError, match="k must be >= 1"):
         knn_predict(train, y, query, 0)
+    with pytest.raises(ValueError, match="leave out the rows labelled -1"):
+        knn_predict(train, torch.tensor([2, -1, 0, 0]), query, 3)
 
 
 def test_float_labels_give_r2():
