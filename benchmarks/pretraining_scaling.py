@@ -43,7 +43,7 @@ import torch
 from phys555_cl.fileio import atomic_write_text
 from phys555_cl.encoders import build_model_from_config
 from phys555_cl.study import EVAL_SEEDS, RARE_KINDS, VALIDATION_SEEDS, payoff_study
-from phys555_cl.study_results import ResultTable
+from phys555_cl.study_results import ResultTable, json_values, nan_values
 from phys555_cl.train import make_config, train_simclr
 
 #: Each point: overrides of the ``default`` configuration. Compute grows with galaxies x
@@ -91,13 +91,14 @@ def supervised_records(cfg: dict, *, seeds, n_galaxies: int, repeats, cache: Pat
     if path.exists():
         saved = json.loads(path.read_text())
         if saved["populations"] == list(seeds):
-            return saved["records"]
+            return nan_values(saved["records"])
     model = build_model_from_config(cfg)
     study = payoff_study(model, cfg, eval_seeds=seeds, n_galaxies=n_galaxies,
                          label_counts=COUNTS, methods=("supervised",), repeats=repeats,
                          retrieval=False, recipe=recipe, progress=False)
-    records = study.table.records  # NaN (a task without labels) stays NaN for compare()
-    atomic_write_text(path, json.dumps({"populations": list(seeds), "records": records}))
+    records = study.table.records
+    atomic_write_text(path, json.dumps(json_values({"populations": list(seeds),
+                                                    "records": records})))
     return records
 
 
@@ -131,15 +132,6 @@ def run_point(name: str, overrides: dict, *, seeds, work: Path, n_galaxies: int,
                           for feat, kinds in study.retrieval.items()},
         "populations": list(seeds),
     }
-
-
-def _plain(x):
-    """JSON values: NaN as None (strict JSON has no NaN), tuples as lists."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return None if isinstance(x, float) and math.isnan(x) else x
 
 
 def _finite(v) -> bool:
@@ -260,11 +252,19 @@ def main(argv=None) -> int:
         if out.exists() and not args.smoke:
             print(f"{name}: already in {out}, skipped")
             continue
+        trained = Path(args.work) / name / "checkpoint.pt"
+        if trained.exists():
+            if not args.smoke:
+                print(f"{name}: {trained} is left from an earlier run that did not finish; "
+                      f"delete it (its cost would not be measured) and run again",
+                      file=sys.stderr)
+                return 1
+            trained.unlink()
         result = run_point(name, overrides, seeds=seeds[:1] if args.smoke else seeds,
                            work=Path(args.work), n_galaxies=200 if args.smoke else args.n_galaxies,
                            repeats=repeats, cache=results_dir,
                            recipe={"steps": 20} if args.smoke else None)
-        atomic_write_text(out, json.dumps(_plain(result), indent=1))
+        atomic_write_text(out, json.dumps(json_values(result), indent=1))
         cost = result["cost"]
         print(f"{name}: trained in {cost['train_seconds']:.0f} s "
               f"({cost['core_hours']:.2f} core-h), study {cost['study_seconds']:.0f} s; "

@@ -30,6 +30,8 @@ __all__ = [
     "ResultTable",
     "Study",
     "format_comparisons",
+    "json_values",
+    "nan_values",
     "format_retrieval",
     "load_study",
     "mean_retrieval",
@@ -283,7 +285,7 @@ class Study:
 
     def to_json(self) -> dict:
         """Everything as plain JSON values (NaN as ``None``)."""
-        return _plain({"settings": self.settings, "rows": list(self.table),
+        return json_values({"settings": self.settings, "rows": list(self.table),
                        "comparisons": self.comparisons, "retrieval": self.retrieval,
                        "notes": self.notes, "seconds": self.seconds,
                        "records": self.table.records})
@@ -305,27 +307,27 @@ class Study:
     __repr__ = __str__
 
 
-def _plain(v):
+def json_values(v):
     """``v`` with NaN as ``None``, numpy numbers as Python ones, tuples as lists, keys as str."""
     if isinstance(v, float) and math.isnan(v):
         return None
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(k): json_values(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [json_values(x) for x in v]
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
     return v
 
 
-def _nan(v):
-    """Undo :func:`_plain` for numbers: ``None`` back to NaN, inside dicts and lists."""
+def nan_values(v):
+    """Undo :func:`json_values` for numbers: ``None`` back to NaN, inside dicts and lists."""
     if v is None:
         return math.nan
     if isinstance(v, dict):
-        return {k: _nan(x) for k, x in v.items()}
+        return {k: nan_values(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_nan(x) for x in v]
+        return [nan_values(x) for x in v]
     return v
 
 
@@ -347,9 +349,9 @@ def load_study(path) -> Study:
                          f"--json: it has no {', '.join(missing)}")
     records = []
     for r in data["records"]:
-        r = {k: (v if k in ("no_labels", "n_labelled") else _nan(v)) for k, v in r.items()}
+        r = {k: (v if k in ("no_labels", "n_labelled") else nan_values(v)) for k, v in r.items()}
         records.append(r)
-    return Study(ResultTable(records), _nan(data["retrieval"]), data["notes"],
+    return Study(ResultTable(records), nan_values(data["retrieval"]), data["notes"],
                  data["seconds"], data["settings"])
 
 
