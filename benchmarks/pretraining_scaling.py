@@ -40,8 +40,8 @@ from pathlib import Path
 
 import torch
 
-from phys555_cl.fileio import atomic_write_text
 from phys555_cl.encoders import build_model_from_config
+from phys555_cl.fileio import atomic_write_text
 from phys555_cl.study import EVAL_SEEDS, RARE_KINDS, VALIDATION_SEEDS, payoff_study
 from phys555_cl.study_results import ResultTable, json_values, nan_values
 from phys555_cl.train import make_config, train_simclr

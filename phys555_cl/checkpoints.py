@@ -38,7 +38,8 @@ from phys555_cl.encoders import SimCLR, build_model_from_config
 from phys555_cl.fileio import atomic_write, atomic_write_text
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "RECREATE_COMMAND",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "PRETRAINED_NAMES",
+    "RECREATE_COMMAND",
     "RESUMABLE_CHANGES", "CheckpointError", "Checkpointer", "capture_rng_state", "check_out_folder",
     "checkpoint_to_resume", "load_checkpoint", "pretrained_path", "read_checkpoint",
     "restore_rng_state", "restore_training", "save_checkpoint", "write_history",
@@ -52,6 +53,8 @@ RECREATE_COMMAND = "python -m phys555_cl.train --config default --out runs/defau
 #: the model the course ships (made by ``python -m phys555_cl.train --config default``; see
 #: ``data/pretrained/README.md`` for its command, time and scores)
 PRETRAINED_NAME = "simclr_compact.pt"
+#: The shipped models, by the name ``load_pretrained`` and ``pretrained_path`` take.
+PRETRAINED_NAMES = {"compact": PRETRAINED_NAME, "reference": "simclr_reference.pt"}
 #: Only these may change when a run is resumed: more epochs continue the schedule.
 RESUMABLE_CHANGES = {"epochs", "galaxy10_path", "monitor"}
 
@@ -184,9 +187,17 @@ def load_checkpoint(path: str, map_location="cpu") -> tuple[SimCLR, dict]:
     return model.to(map_location).eval(), cfg
 
 
-def pretrained_path() -> str:
-    """Where the shipped model lives: ``<data folder>/pretrained/simclr_compact.pt``."""
-    return os.path.join(config.data_dir(), "pretrained", PRETRAINED_NAME)
+def pretrained_path(name: str = "compact") -> str:
+    """Where a shipped model lives: ``<data folder>/pretrained/simclr_<name>.pt``.
+
+    ``"compact"``: the 5-minute model of notebook 05 (``--config default``); ``"reference"``:
+    the largest point of the pretraining scaling study within its budget (``--config
+    reference``, notebook 06's payoff sections; ``data/pretrained/README.md``).
+    """
+    if name not in PRETRAINED_NAMES:
+        raise ValueError(f"no shipped model called {name!r}; choose one of "
+                         f"{sorted(PRETRAINED_NAMES)}")
+    return os.path.join(config.data_dir(), "pretrained", PRETRAINED_NAMES[name])
 
 
 def check_out_folder(out: str) -> None:

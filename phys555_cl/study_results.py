@@ -16,19 +16,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from phys555_cl.checkpoints import read_checkpoint
 from phys555_cl.evaluate import TASKS
 
 __all__ = [
     "LABEL_COUNTS",
     "METHODS",
     "SIMCLR_ARMS",
+    "WEIGHT_FREE",
     "ResultTable",
     "Study",
+    "architecture",
+    "check_reuse",
+    "lend_records",
     "format_comparisons",
     "json_values",
     "nan_values",
@@ -50,6 +56,12 @@ METHODS = (
 )
 #: The arms that use the SimCLR encoder; each is compared with ``supervised``.
 SIMCLR_ARMS = METHODS[:3]
+#: The methods that never see the SimCLR weights: their networks start from a seeded fresh
+#: initialisation (or use none), so their records depend only on the populations, the labelled
+#: subsets, the recipe and the architecture. A study of another checkpoint of the same
+#: architecture can lend them, with its ``supervised`` retrieval row
+#: (:func:`phys555_cl.study.payoff_study`'s ``reuse``; ``--reuse``).
+WEIGHT_FREE = ("supervised", "random init + linear", "raw pixels + linear")
 #: Labelled galaxies per task; ``"all"`` = every galaxy of the probe-training part allowed to
 #: carry that label.
 LABEL_COUNTS = (5, 20, 200, "all")
@@ -351,8 +363,78 @@ def load_study(path) -> Study:
     for r in data["records"]:
         r = {k: (v if k in ("no_labels", "n_labelled") else nan_values(v)) for k, v in r.items()}
         records.append(r)
+    settings = dict(data["settings"])
+    checkpoint = data.get("checkpoint")
+    if isinstance(checkpoint, str):  # where the study's model is: next to the file, if moved
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(checkpoint))
+        settings.setdefault("checkpoint", checkpoint if os.path.exists(checkpoint)
+                            or not os.path.exists(beside) else beside)
     return Study(ResultTable(records), nan_values(data["retrieval"]), data["notes"],
-                 data["seconds"], data["settings"])
+                 data["seconds"], settings)
+
+
+# ------------------------------------------------------------------------------------------
+# borrowing the arms that never see the SimCLR weights from another study
+# ------------------------------------------------------------------------------------------
+
+
+def architecture(config: dict) -> dict:
+    """What the ``supervised`` and ``random init`` networks are built from in a config: the
+    encoder, its width and the image size."""
+    return {k: config[k] for k in ("encoder", "width", "image_size")}
+
+
+def check_reuse(reuse: Study, settings: dict, lent: tuple, retrieval: bool) -> None:
+    """Refuse to borrow records (:data:`WEIGHT_FREE`, ``lent``) from a study ``reuse`` that did
+    not measure the same thing as the one about to run (``settings``, as
+    :func:`phys555_cl.study.payoff_study` records them).
+
+    Raises:
+        ValueError: naming every setting that differs, or saying that nothing can be borrowed.
+    """
+    if not lent:
+        raise ValueError(f"reuse: none of the methods asked ({', '.join(settings['methods'])}) "
+                         f"can be borrowed; only {', '.join(WEIGHT_FREE)} can. Leave reuse out")
+    theirs = dict(reuse.settings)
+    if "architecture" not in theirs and theirs.get("checkpoint"):
+        # a study written before settings recorded the architecture: its checkpoint says it
+        try:
+            theirs["architecture"] = architecture(read_checkpoint(theirs["checkpoint"])["config"])
+        except (OSError, ValueError, KeyError):
+            pass
+    keys = ("eval_seeds", "n_galaxies", "protocol", "recipe", "image_size", "architecture")
+    differ = [f"{k} (this study: {settings[k]}, the one to reuse: {theirs.get(k, 'not recorded')})"
+              for k in keys if theirs.get(k) != settings[k]]
+    differ += [f"subsets of {c} labels (this study: {n}, the one to reuse: "
+               f"{theirs.get('subsets', {}).get(c, 'none')})"
+               for c, n in settings["subsets"].items() if theirs.get("subsets", {}).get(c) != n]
+    missing = [m for m in lent if m not in theirs.get("methods", ())]
+    if missing:
+        differ.append(f"methods {missing} (not in the study to reuse)")
+    if retrieval and "supervised" in lent and "all" in settings["label_counts"] \
+            and "supervised" not in reuse.retrieval:
+        differ.append("its retrieval table has no supervised row (run with --no-retrieval, "
+                      "or reuse a study that has one)")
+    if differ:
+        raise ValueError("cannot reuse that study's records, its settings differ: "
+                         + "; ".join(differ) + ". Run with the same settings, or without reuse")
+
+
+def lend_records(table: ResultTable, reuse: Study, lent, seeds, counts,
+                       methods) -> ResultTable:
+    """``table`` with the ``lent`` methods' records of ``reuse`` added, in the order a study
+    that ran every method itself would have written them."""
+    want = {(s, c) for s in seeds for c in counts}
+    records = table.records + [r for r in reuse.table.records
+                               if r["method"] in lent and (r["population"], r["labels"]) in want]
+    order = {"population": {s: i for i, s in enumerate(seeds)},
+             "labels": {c: i for i, c in enumerate(counts)},
+             "method": {m: i for i, m in enumerate(methods)}}
+    records.sort(key=lambda r: (order["population"][r["population"]],
+                                order["labels"][r["labels"]], r["subset"],
+                                order["method"][r["method"]]))
+    return ResultTable(records, table.tasks, notes=table.notes, seconds=table.seconds,
+                       models=table.models, test_index=table.test_index)
 
 
 # ------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from phys555_cl.checkpoints import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
     PRETRAINED_NAME,
+    PRETRAINED_NAMES,
     RECREATE_COMMAND,
     Checkpointer,
     CheckpointError,
@@ -80,7 +81,8 @@ from phys555_cl.train_setup import (
 __all__ = [
     "CONFIGS", "DATA_SEED", "load_pretrained", "main", "make_config", "simclr_step", "train_simclr",
     # from phys555_cl.checkpoints, kept importable from here (notebooks, older code)
-    "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "RECREATE_COMMAND",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "HISTORY_NAME", "PRETRAINED_NAME", "PRETRAINED_NAMES",
+    "RECREATE_COMMAND",
     "CheckpointError", "check_out_folder", "load_checkpoint", "pretrained_path", "read_checkpoint",
     "save_checkpoint",
 ]
@@ -123,6 +125,10 @@ CONFIGS: dict[str, dict] = {
     "fast": {**_BASE, "n_train": 1024, "width": 8, "hidden_dim": 128, "proj_dim": 64,
              "epochs": 2, "batch_size": 128, "warmup_epochs": 0.5},
     "default": {**_BASE},
+    # the reference model of notebook 06 (data/pretrained/simclr_reference.pt): the default
+    # recipe on 8x the unlabelled galaxies, the largest point of the pretraining scaling study
+    # (benchmarks/pretraining_scaling.py) within its budget of 3 CPU core-hours and 20 MB
+    "reference": {**_BASE, "n_train": 65536},
     "gpu": {**_BASE, "n_train": 65536, "image_size": 64, "encoder": "resnet18", "epochs": 100,
             "batch_size": 512, "lr": 2e-3},
 }
@@ -168,19 +174,28 @@ def _resolve_config(name_or_cfg: str | dict, overrides: dict) -> dict:
     return make_config(name_or_cfg, **overrides)
 
 
-def load_pretrained(images: torch.Tensor | None = None) -> tuple[SimCLR, dict]:
-    """The shipped SimCLR model and its config, as notebooks 05 and 06 start from it.
+def load_pretrained(images: torch.Tensor | None = None,
+                    name: str = "compact") -> tuple[SimCLR, dict]:
+    """A shipped SimCLR model and its config, as notebooks 05 and 06 start from it.
 
+    ``name``: ``"compact"`` (the 5-minute model of notebook 05, ``--config default``) or
+    ``"reference"`` (8x the pretraining, notebook 06; see ``data/pretrained/README.md``).
+    Without the reference file the compact model is loaded, and the message says so.
     Without the repository's data folder (a notebook copied on its own, a cloud session
     without ``git clone``) a quick model is trained instead, and the message says so: the
     ``fast`` config for one epoch, on ``images`` if given (else on its own simulated
     galaxies). Either way ``config["image_size"]`` is the size the model was trained on.
     """
-    path = pretrained_path()
+    path = pretrained_path(name)
+    if name != "compact" and not os.path.exists(path) and os.path.exists(pretrained_path()):
+        print(f"{path} not found: loading the compact model instead (its payoff is smaller; "
+              f"data/pretrained/README.md says how to make the {name} model)")
+        path = pretrained_path()
     if os.path.exists(path):
         model, cfg = load_checkpoint(path)
-        print(f"loaded the shipped model {PRETRAINED_NAME}: {cfg['encoder']} encoder, trained "
-              f"for {cfg['epochs']} epochs on {cfg['n_train']} galaxies of {cfg['image_size']} px")
+        print(f"loaded the shipped model {os.path.basename(path)}: {cfg['encoder']} encoder, "
+              f"trained for {cfg['epochs']} epochs on {cfg['n_train']} galaxies of "
+              f"{cfg['image_size']} px")
         return model, cfg
     print(f"{path} not found (run the notebook from the course repository to use the shipped "
           f"model): training a quick model instead, fast config, 1 epoch.")

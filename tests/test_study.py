@@ -179,6 +179,7 @@ def test_each_label_count_gets_its_own_number_of_subsets(galaxies, tiny_model):
     (["--n-galaxies", "100"], "needs --n-galaxies of at least 120"),
     (["--eval-seeds", "-1"], "--eval-seeds must be a non-negative integer, got -1"),
     (["--json", "/no/such/folder/out.json"], "existing folder"),
+    (["--reuse", "/no/such/study.json"], "--reuse '/no/such/study.json': no such file"),
 ])
 def test_study_cli_refuses_bad_arguments_before_any_work(args, message, capsys):
     with pytest.raises(SystemExit) as exit:
@@ -191,3 +192,49 @@ def test_study_cli_missing_checkpoint_is_one_line(capsys):
     assert main(["no_such_checkpoint.pt"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no checkpoint at") and len(err.splitlines()) == 1
+
+
+def _other_model(tiny_model):
+    """The tiny model with different weights: what a second checkpoint would be."""
+    model = tiny_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def test_reuse_lends_the_weight_free_arms_number_for_number(tiny_model, tmp_path):
+    """A study that borrows supervised, random init and raw pixels from a study of another
+    checkpoint gives exactly the records, rows and retrieval of one that trains them itself."""
+    kw = dict(eval_seeds=(3, 4), n_galaxies=128, label_counts=(8, "all"), repeats=2,
+              recipe=QUICK, progress=False)
+    first = payoff_study(tiny_model(), TINY, **kw)
+    path = tmp_path / "first.json"
+    path.write_text(json.dumps(first.to_json()))
+    second = _other_model(tiny_model)
+    full = payoff_study(second, TINY, **kw)
+    torch.manual_seed(123)  # the global RNG state must not matter either
+    lent = payoff_study(second, TINY, reuse=path, **kw)
+    assert lent.settings["reused"] == {"methods": ["supervised", "random init + linear",
+                                                   "raw pixels + linear"], "from": str(path)}
+    assert json.dumps(lent.table.records) == json.dumps(full.table.records)
+    assert json.dumps(lent.comparisons) == json.dumps(full.comparisons)
+    assert lent.retrieval == full.retrieval
+    # and the borrowed arms were not trained: their seconds are zero
+    assert lent.seconds["supervised"] == 0.0 < full.seconds["supervised"]
+
+
+def test_reuse_refuses_a_study_of_other_settings_or_architecture(tiny_model):
+    kw = dict(eval_seeds=(3,), n_galaxies=128, label_counts=(8,), repeats=1, recipe=QUICK,
+              progress=False, retrieval=False)
+    first = payoff_study(tiny_model(), TINY, **kw)
+    with pytest.raises(ValueError, match="eval_seeds"):
+        payoff_study(tiny_model(), TINY, **{**kw, "eval_seeds": (4,)}, reuse=first)
+    with pytest.raises(ValueError, match="recipe"):
+        payoff_study(tiny_model(), TINY, **{**kw, "recipe": {**QUICK, "steps": 4}}, reuse=first)
+    wider = {**TINY, "width": 8}
+    from phys555_cl.encoders import build_model_from_config
+    with pytest.raises(ValueError, match="architecture"):
+        payoff_study(build_model_from_config(wider), wider, **kw, reuse=first)
+    with pytest.raises(ValueError, match="can be borrowed"):
+        payoff_study(tiny_model(), TINY, **kw, methods=("simclr + linear",), reuse=first)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,6 +252,23 @@ def test_load_pretrained_loads_the_shipped_model_or_says_it_trains_one(tmp_path,
     h, z = model(images[:2].to(next(model.parameters()).device))
     assert h.shape[0] == 2
 
+
+
+def test_load_pretrained_reference_falls_back_to_the_compact_model_and_says_so(
+        tmp_path, capsys, monkeypatch):
+    shipped = Path(train.pretrained_path())
+    (tmp_path / "pretrained").mkdir()
+    (tmp_path / "pretrained" / "simclr_compact.pt").symlink_to(shipped)
+    monkeypatch.setenv("PHYS555_DATA", str(tmp_path))
+    train.load_pretrained(name="reference")
+    out = capsys.readouterr().out
+    assert "simclr_reference.pt not found: loading the compact model instead" in out
+    assert "loaded the shipped model simclr_compact.pt" in out
+    (tmp_path / "pretrained" / "simclr_reference.pt").symlink_to(shipped)
+    train.load_pretrained(name="reference")
+    assert "loaded the shipped model simclr_reference.pt" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no shipped model called 'big'"):
+        train.load_pretrained(name="big")
 
 # ------------------------------------------------------------------------------------------
 # the CLI: --out checked first, one-line errors, atomic history, no temporary files left
