@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,16 @@ import torch
 
 from phys555_cl.encoders import build_model_from_config
 from phys555_cl.fileio import atomic_write_text
-from phys555_cl.study import EVAL_SEEDS, RARE_KINDS, VALIDATION_SEEDS, payoff_study
+from phys555_cl.scaling import (
+    ARMS,
+    COUNTS,
+    find_comparison,
+    format_difference,
+    load_scaling,
+    plot_scaling,
+    scaling_table,
+)
+from phys555_cl.study import EVAL_SEEDS, VALIDATION_SEEDS, payoff_study
 from phys555_cl.study_results import ResultTable, json_values, nan_values
 from phys555_cl.train import make_config, train_simclr
 
@@ -71,8 +79,6 @@ POINTS: dict[str, dict] = {
 }
 SMOKE = dict(n_train=512, epochs=1, width=4, hidden_dim=32, proj_dim=16, batch_size=128)
 
-COUNTS = (20, 200)
-ARMS = ("simclr + linear", "simclr + fine-tune", "supervised")
 POPULATIONS = {"validation": VALIDATION_SEEDS, "evaluation": EVAL_SEEDS}
 
 
@@ -113,7 +119,7 @@ def run_point(name: str, overrides: dict, *, seeds, work: Path, n_galaxies: int,
     last = history["epochs"][-1]
     t1 = time.perf_counter()
     study = payoff_study(model, cfg, eval_seeds=seeds, n_galaxies=n_galaxies,
-                         label_counts=COUNTS, methods=ARMS[:2], repeats=repeats,
+                         label_counts=COUNTS, methods=ARMS, repeats=repeats,
                          recipe=recipe, progress=False)
     study_seconds = time.perf_counter() - t1
     table = ResultTable(study.table.records + supervised_records(
@@ -134,91 +140,12 @@ def run_point(name: str, overrides: dict, *, seeds, work: Path, n_galaxies: int,
     }
 
 
-def _finite(v) -> bool:
-    return v is not None and math.isfinite(v)
-
-
-def _cell(c: dict | None) -> str:
-    if c is None or not _finite(c["difference"]):
-        return "-"
-    if not _finite(c["low"]):  # one pair: no interval
-        return f"{100 * c['difference']:+.1f}"
-    return f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
-
-
-def _find(result: dict, method: str, labels: int) -> dict | None:
-    return next((c for c in result["comparisons"]
-                 if c["method"] == method and c["labels"] == labels), None)
-
-
-def relative_compute(result: dict) -> float:
-    """Pretraining compute in units of ``default``'s: images seen, times the cost of one image
-    relative to the default encoder (width^2 of the compact encoder's convolutions, and the
-    image area). A number fixed by the recipe, unlike the measured core-hours, which grow
-    when other jobs share the machine."""
-    cfg, base = result["config"], make_config("default")
-    per_image = (cfg["width"] / base["width"]) ** 2 * (cfg["image_size"] / base["image_size"]) ** 2
-    return result["cost"]["images_seen"] / (2 * base["n_train"] * base["epochs"]) * per_image
-
-
-def report(results: list[dict]) -> str:
-    """The scaling table as Markdown: one row per point, cheapest first."""
-    results = sorted(results, key=relative_compute)
-    head = ["point", "compute × default", "core-h measured", "loss", "kNN smooth", "kNN odd"]
-    head += [f"{m.split(' + ')[-1]} @{n}" for n in COUNTS for m in ARMS[:2]]
-    head += [f"p@10 {k} h/raw" for k in RARE_KINDS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        knn = r["knn"]
-        cells = [r["point"], f"{relative_compute(r):.2f}", f"{r['cost']['core_hours']:.2f}",
-                 f"{r['final_loss']:.2f}", f"{knn.get('smooth_or_featured', math.nan):.2f}",
-                 f"{knn.get('odd', math.nan):.2f}"]
-        cells += [_cell(_find(r, m, n)) for n in COUNTS for m in ARMS[:2]]
-        p10 = r["retrieval_p10"]
-        cells += [f"{p10['h (simclr)'][k] / p10['raw pixels'][k]:.2f}"
-                  if p10.get("raw pixels", {}).get(k) else "-" for k in RARE_KINDS]
-        lines.append("| " + " | ".join(cells) + " |")
-    pops = sorted({tuple(r["populations"]) for r in results})
-    return (f"Populations (simulator seeds): {pops}. Paired differences against `supervised` "
-            f"in points of mean accuracy, 95% t-interval; p@10: h over raw pixels.\n\n"
-            + "\n".join(lines))
-
-
 def figure(results: list[dict], path: str) -> None:
-    """Payoff (paired difference against ``supervised``) against pretraining core-hours."""
+    """:func:`phys555_cl.scaling.plot_scaling`, saved to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
-    results = sorted(results, key=relative_compute)
-    fig, axes = plt.subplots(1, len(COUNTS), figsize=(5 * len(COUNTS), 3.6), sharey=True)
-    for ax, n in zip(axes, COUNTS):
-        drawn = 0
-        for m, marker in zip(ARMS[:2], "os"):
-            pts = [(relative_compute(r), _find(r, m, n)) for r in results]
-            pts = [(x, c) for x, c in pts if c is not None and _finite(c["low"])]
-            drawn += len(pts)
-            x = [p[0] for p in pts]
-            y = [100 * c["difference"] for _, c in pts]
-            err = [[100 * (c["difference"] - c["low"]) for _, c in pts],
-                   [100 * (c["high"] - c["difference"]) for _, c in pts]]
-            ax.errorbar(x, y, yerr=err, fmt=marker, capsize=3, label=m)
-        ax.axhline(0, color="grey", lw=0.8)
-        if drawn:
-            ax.set_xscale("log")
-            for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-                axis_format(FuncFormatter(lambda v, _: f"{v:g}x"))
-        else:
-            ax.text(0.5, 0.5, "no point with an interval yet", ha="center",
-                    transform=ax.transAxes)
-        ax.set_xlabel("pretraining compute (x the default recipe's)")
-        ax.set_title(f"{n} labels per task")
-    axes[0].set_ylabel("accuracy − supervised (points)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    plot_scaling(results).savefig(path, dpi=120)
     print(f"wrote {path}")
 
 
@@ -236,11 +163,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     results_dir = Path(args.results) / args.populations
     if args.report:
-        results = [json.loads(f.read_text()) for f in sorted(results_dir.glob("[!_]*.json"))]
-        if not results:
-            print(f"no results in {results_dir}: run some points first", file=sys.stderr)
+        try:
+            results = load_scaling(results_dir)
+        except FileNotFoundError as err:
+            print(err, file=sys.stderr)
             return 1
-        print(report(results))
+        print(scaling_table(results))
         if args.figure:
             figure(results, args.figure)
         return 0
@@ -268,7 +196,7 @@ def main(argv=None) -> int:
         cost = result["cost"]
         print(f"{name}: trained in {cost['train_seconds']:.0f} s "
               f"({cost['core_hours']:.2f} core-h), study {cost['study_seconds']:.0f} s; "
-              f"{_cell(_find(result, 'simclr + fine-tune', 20))} fine-tune @20",
+              f"fine-tune @20 {format_difference(find_comparison(result, ARMS[1], 20))}",
               flush=True)
     return 0
 

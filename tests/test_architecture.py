@@ -39,7 +39,7 @@ LAYERS = [
     ("models and losses", "encoders _info_nce_kernel losses distances geometry cpc"),
     ("features and probes", "evaluate plotting toy"),
     ("training", "monitor checkpoints train_setup train"),
-    ("the label study", "label_subsets study_results labelled study_retrieval study"),
+    ("the label study", "label_subsets study_results labelled study_retrieval study scaling"),
     ("exercise checks", "exercises.compare exercises.core exercises.nb00 exercises.nb01 "
                         "exercises.nb02 exercises.nb03 exercises.nb04 exercises.nb05 "
                         "exercises.nb06 exercises.nb07 exercises"),

@@ -1,4 +1,5 @@
-"""The scaling study's table and figure (benchmarks/pretraining_scaling.py) on made-up points."""
+"""The scaling study's table and figure (phys555_cl.scaling, benchmarks/pretraining_scaling.py)
+on made-up points."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import math
 from pathlib import Path
 
 import pytest
+
+from phys555_cl import scaling as results
+from phys555_cl.study_retrieval import RARE_KINDS
 
 _PATH = Path(__file__).parents[1] / "benchmarks" / "pretraining_scaling.py"
 _spec = importlib.util.spec_from_file_location("pretraining_scaling", _PATH)
@@ -19,7 +23,7 @@ def _point(name, core_hours, shift, n_train=8192):
                     "high": d + 0.01, "metric": "mean"}
                    for m, base in (("simclr + linear", -0.05), ("simclr + fine-tune", 0.01))
                    for n in (20, 200) for d in [base + shift]]
-    kinds = scaling.RARE_KINDS
+    kinds = RARE_KINDS
     config = scaling.make_config("default", n_train=n_train)
     return {"point": name, "config": config, "final_loss": 4.5,
             "cost": {"core_hours": core_hours, "images_seen": 2 * n_train * config["epochs"]},
@@ -30,7 +34,7 @@ def _point(name, core_hours, shift, n_train=8192):
 
 
 def test_report_orders_points_by_cost_and_shows_intervals_and_ratios():
-    text = scaling.report([_point("data-16k", 0.6, 0.02, n_train=16384),
+    text = results.scaling_table([_point("data-16k", 0.6, 0.02, n_train=16384),
                            _point("default", 0.3, 0.0)])
     rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| default", "| data-16k"]
@@ -42,9 +46,10 @@ def test_report_orders_points_by_cost_and_shows_intervals_and_ratios():
 
 
 def test_a_missing_interval_is_shown_as_a_single_value_or_a_dash():
-    assert scaling._cell(None) == "-"
-    assert scaling._cell({"difference": 0.02, "low": math.nan, "high": math.nan}) == "+2.0"
-    assert scaling._cell({"difference": None, "low": None, "high": None}) == "-"
+    assert results.format_difference(None) == "-"
+    one_pair = {"difference": 0.02, "low": math.nan, "high": math.nan}
+    assert results.format_difference(one_pair) == "+2.0"
+    assert results.format_difference({"difference": None, "low": None, "high": None}) == "-"
 
 
 def test_figure_is_written(tmp_path):

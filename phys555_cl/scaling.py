@@ -1,0 +1,133 @@
+"""Does the payoff of self-supervision grow with the pretraining? The scaling study's results.
+
+``benchmarks/pretraining_scaling.py`` trains SimCLR at several *points* (the ``default``
+recipe with more unlabelled galaxies, epochs, width or pixels) and runs the payoff study on
+each (:func:`phys555_cl.study.payoff_study`, 20 and 200 labels); every point is one JSON
+file. Here they are read (:func:`load_scaling`), put on one axis of cost
+(:func:`relative_compute`), tabulated (:func:`scaling_table`) and drawn (:func:`plot_scaling`),
+for the benchmark, ``data/pretrained/README.md`` and notebook 06::
+
+    results = load_scaling("data/pretrained/scaling/evaluation")
+    print(scaling_table(results))
+    plot_scaling(results)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from phys555_cl.study_retrieval import RARE_KINDS
+from phys555_cl.train import make_config
+
+__all__ = ["ARMS", "COUNTS", "find_comparison", "format_difference", "load_scaling", "plot_scaling",
+           "relative_compute", "scaling_table"]
+
+#: The label counts and the SimCLR arms of the scaling study (each against ``supervised``).
+COUNTS = (20, 200)
+ARMS = ("simclr + linear", "simclr + fine-tune")
+
+
+def load_scaling(folder) -> list[dict]:
+    """Every point's result in ``folder`` (``<point>.json``; files starting with ``_`` are
+    caches), cheapest first.
+
+    Raises:
+        FileNotFoundError: no result in ``folder`` (the message says how to make some).
+    """
+    files = sorted(Path(folder).glob("[!_]*.json"))
+    if not files:
+        raise FileNotFoundError(f"no scaling results in {folder}: run "
+                                f"benchmarks/pretraining_scaling.py --points ... first")
+    return sorted((json.loads(f.read_text(encoding="utf-8")) for f in files),
+                  key=relative_compute)
+
+
+def relative_compute(result: dict) -> float:
+    """Pretraining compute in units of ``default``'s: images seen, times the cost of one image
+    relative to the default encoder (width^2 of the compact encoder's convolutions, and the
+    image area). A number fixed by the recipe, unlike the measured core-hours, which grow
+    when other jobs share the machine."""
+    cfg, base = result["config"], make_config("default")
+    per_image = (cfg["width"] / base["width"]) ** 2 * (cfg["image_size"] / base["image_size"]) ** 2
+    return result["cost"]["images_seen"] / (2 * base["n_train"] * base["epochs"]) * per_image
+
+
+def find_comparison(result: dict, method: str, labels: int) -> dict | None:
+    """The paired comparison of ``method`` against ``supervised`` at ``labels`` in a point's
+    result (``difference``, ``low``, ``high`` as fractions), or None."""
+    return next((c for c in result["comparisons"]
+                 if c["method"] == method and c["labels"] == labels), None)
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def format_difference(c: dict | None) -> str:
+    """A comparison as ``+1.1 [+0.2, +2.1]`` (points), ``+1.1`` without an interval, or ``-``."""
+    if c is None or not _finite(c["difference"]):
+        return "-"
+    if not _finite(c["low"]):  # one pair: no interval
+        return f"{100 * c['difference']:+.1f}"
+    return f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+
+
+def scaling_table(results: list[dict]) -> str:
+    """The scaling table as Markdown: one row per point, cheapest first."""
+    results = sorted(results, key=relative_compute)
+    head = ["point", "compute × default", "core-h measured", "loss", "kNN smooth", "kNN odd"]
+    head += [f"{m.split(' + ')[-1]} @{n}" for n in COUNTS for m in ARMS]
+    head += [f"p@10 {k} h/raw" for k in RARE_KINDS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        knn = r["knn"]
+        cells = [r["point"], f"{relative_compute(r):.2f}", f"{r['cost']['core_hours']:.2f}",
+                 f"{r['final_loss']:.2f}", f"{knn.get('smooth_or_featured', math.nan):.2f}",
+                 f"{knn.get('odd', math.nan):.2f}"]
+        cells += [format_difference(find_comparison(r, m, n)) for n in COUNTS for m in ARMS]
+        p10 = r["retrieval_p10"]
+        cells += [f"{p10['h (simclr)'][k] / p10['raw pixels'][k]:.2f}"
+                  if p10.get("raw pixels", {}).get(k) else "-" for k in RARE_KINDS]
+        lines.append("| " + " | ".join(cells) + " |")
+    pops = sorted({tuple(r["populations"]) for r in results})
+    return (f"Populations (simulator seeds): {pops}. Paired differences against `supervised` "
+            f"in points of mean accuracy, 95% t-interval; p@10: h over raw pixels.\n\n"
+            + "\n".join(lines))
+
+
+def plot_scaling(results: list[dict], axes=None):
+    """Payoff (paired difference against ``supervised``, with its 95% interval) against
+    pretraining compute, one panel per label count; returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    results = sorted(results, key=relative_compute)
+    if axes is None:
+        _, axes = plt.subplots(1, len(COUNTS), figsize=(5 * len(COUNTS), 3.6), sharey=True)
+    for ax, n in zip(axes, COUNTS):
+        drawn = 0
+        for m, marker in zip(ARMS, "os"):
+            pts = [(relative_compute(r), find_comparison(r, m, n)) for r in results]
+            pts = [(x, c) for x, c in pts if c is not None and _finite(c["low"])]
+            drawn += len(pts)
+            y = [100 * c["difference"] for _, c in pts]
+            err = [[100 * (c["difference"] - c["low"]) for _, c in pts],
+                   [100 * (c["high"] - c["difference"]) for _, c in pts]]
+            ax.errorbar([p[0] for p in pts], y, yerr=err, fmt=marker + "-", capsize=3, label=m)
+        ax.axhline(0, color="grey", lw=0.8)
+        if drawn:
+            ax.set_xscale("log")
+            for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+                axis_format(FuncFormatter(lambda v, _: f"{v:g}x"))
+        else:
+            ax.text(0.5, 0.5, "no point with an interval yet", ha="center",
+                    transform=ax.transAxes)
+        ax.set_xlabel("pretraining compute (x the default recipe's)")
+        ax.set_title(f"{n} labels per task")
+    axes[0].set_ylabel("accuracy − supervised (points)")
+    axes[0].legend(fontsize=8)
+    fig = axes[0].figure
+    fig.tight_layout()
+    return fig
