@@ -101,26 +101,30 @@ def plot_scaling(results: list[dict], axes=None):
     """Payoff (paired difference against ``supervised``, with its 95% interval) against
     pretraining compute, one panel per label count; returns the figure."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     results = sorted(results, key=relative_compute)
     if axes is None:
         _, axes = plt.subplots(1, len(COUNTS), figsize=(5 * len(COUNTS), 3.6), sharey=True)
     for ax, n in zip(axes, COUNTS):
         drawn = 0
-        for m, marker in zip(ARMS, "os"):
+        xs = set()
+        for m, marker, nudge in zip(ARMS, "os", (0.97, 1.03)):  # nudged apart, not hidden
             pts = [(relative_compute(r), find_comparison(r, m, n)) for r in results]
             pts = [(x, c) for x, c in pts if c is not None and _finite(c["low"])]
             drawn += len(pts)
+            xs.update(x for x, _ in pts)
             y = [100 * c["difference"] for _, c in pts]
             err = [[100 * (c["difference"] - c["low"]) for _, c in pts],
                    [100 * (c["high"] - c["difference"]) for _, c in pts]]
-            ax.errorbar([p[0] for p in pts], y, yerr=err, fmt=marker + "-", capsize=3, label=m)
+            ax.errorbar([nudge * x for x, _ in pts], y, yerr=err, fmt=marker + "-", capsize=3,
+                        label=m)
         ax.axhline(0, color="grey", lw=0.8)
         if drawn:
             ax.set_xscale("log")
-            for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-                axis_format(FuncFormatter(lambda v, _: f"{v:g}x"))
+            ax.set_xticks(sorted(xs))  # a tick at each point's compute
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             ax.text(0.5, 0.5, "no point with an interval yet", ha="center",
                     transform=ax.transAxes)
