@@ -128,13 +128,21 @@ def test_resume_exact_after_random_streams_were_stored_as_plain_values(tmp_path)
     assert (random.random(), np.random.rand(), torch.rand(1)) == expected
 
 
-def test_the_shipped_checkpoint_loads_safely():
+@pytest.mark.parametrize("name, recipe", [("compact", "default"), ("reference", "reference")])
+def test_the_shipped_checkpoints_load_safely_and_are_their_recipes(name, recipe):
     from phys555_cl import course
+    from phys555_cl.checkpoints import PRETRAINED_NAMES
+    from phys555_cl.train import make_config
 
-    path = course.REPO / "data" / "pretrained" / "simclr_compact.pt"
+    path = course.REPO / "data" / "pretrained" / PRETRAINED_NAMES[name]
+    assert path.stat().st_size <= 20e6  # the budget of a shipped model (issue 20)
     state = torch.load(path, weights_only=True)  # raises if anything but plain values inside
     model, cfg = load_checkpoint(str(path))
-    assert cfg["epochs_done"] == state["epoch"] and cfg["image_size"] == 32
+    assert cfg["epochs_done"] == state["epoch"] == cfg["epochs"] and cfg["image_size"] == 32
+    # trained by the named recipe, every setting of it (README: how it was made)
+    expected = make_config(recipe)
+    differ = {k: (cfg.get(k), v) for k, v in expected.items() if cfg.get(k) != v}
+    assert not differ, f"{path.name} differs from --config {recipe}: {differ}"
 
 
 def _cli(args, cwd, timeout=120):

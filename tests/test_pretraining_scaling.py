@@ -58,3 +58,50 @@ def test_figure_is_written(tmp_path):
     scaling.figure([_point("default", 0.3, 0.0), _point("data-16k", 0.6, 0.02, n_train=16384)],
                    str(out))
     assert out.stat().st_size > 1000
+
+
+def test_what_notebook_06_says_of_the_scaling_results_is_what_they_hold():
+    """The claims of notebook 06's scaling section, checked against the committed results."""
+    from phys555_cl.train import make_config
+
+    folder = Path(__file__).parents[1] / "data" / "pretrained" / "scaling" / "evaluation"
+    points = results.load_scaling(folder)
+    computes = [results.relative_compute(r) for r in points]
+    assert len(points) >= 5 and computes[-1] / computes[0] >= 16  # the issue's minimum
+    default = next(r for r in points if r["point"] == "default")
+    largest = points[-1]
+    # the largest point is the reference model, its recipe and (about 35 minutes) its cost
+    expected = make_config("reference")
+    assert {k: largest["config"][k] for k in expected if k != "name"} == {
+        k: v for k, v in expected.items() if k != "name"}
+    assert 30 <= largest["cost"]["train_seconds"] / 60 <= 40
+
+    def c(r, arm, n):
+        return results.find_comparison(r, f"simclr + {arm}", n)
+
+    # at the default: linear probe not ahead at 20, behind at 200; fine-tuning level at 20
+    assert c(default, "linear", 20)["low"] < 0 and c(default, "linear", 200)["high"] < 0
+    assert c(default, "fine-tune", 20)["low"] < 0 < c(default, "fine-tune", 20)["high"]
+    for arm in ("linear", "fine-tune"):
+        for n in results.COUNTS:
+            assert c(largest, arm, n)["low"] > 0  # ahead, every interval above zero
+            assert c(largest, arm, n)["difference"] > c(default, arm, n)["difference"]
+            # "has not flattened by the last point": the last step still gains
+            assert c(largest, arm, n)["difference"] > c(points[-2], arm, n)["difference"]
+    # at 20 labels the linear probe ahead of fine-tuning at the two largest points, the
+    # intervals overlapping
+    for r in points[-2:]:
+        lin, ft = c(r, "linear", 20), c(r, "fine-tune", 20)
+        assert lin["difference"] > ft["difference"] and lin["low"] < ft["high"]
+
+
+def test_what_notebook_06_says_of_the_reference_study_is_what_it_holds():
+    """06 (after exercise 6.2): with the reference model the frozen probe is ahead of
+    fine-tuning at 20 labels and behind it at 200, paired, intervals clear of zero."""
+    from phys555_cl.study_results import load_study
+
+    study = load_study(Path(__file__).parents[1] / "data" / "pretrained"
+                       / "study_reference_random.json")
+    at20 = study.table.compare("simclr + linear", "simclr + fine-tune", 20)
+    at200 = study.table.compare("simclr + linear", "simclr + fine-tune", 200)
+    assert at20["low"] > 0 and at200["high"] < 0
