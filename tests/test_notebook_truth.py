@@ -94,3 +94,18 @@ def test_the_survey_limits_the_notebooks_state_are_the_simulators():
                     line = start + text[:match.start()].count("\n")
                     wrong.append(f"{path.name}:{line}: '{match.group(0)}'")
     assert not wrong, (f"limits not among the simulator's {sorted(limits)}: " + "; ".join(wrong))
+
+
+def test_notebook_06_describes_the_reference_recipe_it_loads():
+    """06 says how much more pretraining its model had than 05's; the configs say so too."""
+    from phys555_cl.train import make_config
+
+    reference, default = make_config("reference"), make_config("default")
+    prose = "\n".join(text for _, text in _markdown_cells(
+        next(p for p in SOURCES if p.name.startswith("06_"))))
+    words = {2: "twice", 4: "four times", 8: "eight times", 16: "sixteen times"}
+    ratio = reference["n_train"] / default["n_train"]
+    assert {k: v for k, v in reference.items() if k not in ("n_train", "name")} == {
+        k: v for k, v in default.items() if k not in ("n_train", "name")}  # "the same recipe"
+    assert f"{reference['n_train']:,}" in prose and f"{default['n_train']:,}" in prose
+    assert f"{words[ratio]} as many unlabelled galaxies" in prose

@@ -260,7 +260,8 @@ print("kNN accuracy of h, untrained -> trained: " + ", ".join(
 # `data/pretrained/README.md` for the command, its time and its scores).
 # `train.load_pretrained` loads it; if it is missing (for example in a copy of the notebook
 # without the repository) it trains a quick one on our galaxies instead. Notebook 06 starts
-# from the same call.
+# from the same call with `name="reference"`: the same recipe on eight times as many
+# unlabelled galaxies (`python -m phys555_cl.train --config reference`).
 
 # %%
 pretrained, pretrained_config = load_pretrained(images=train_images)
