@@ -381,7 +381,7 @@ def load_study(path) -> Study:
 def architecture(config: dict) -> dict:
     """What the ``supervised`` and ``random init`` networks are built from in a config: the
     encoder, its width and the image size."""
-    return {k: config[k] for k in ("encoder", "width", "image_size")}
+    return {k: config.get(k) for k in ("encoder", "width", "image_size")}
 
 
 def check_reuse(reuse: Study, settings: dict, lent: tuple, retrieval: bool) -> None:
@@ -395,6 +395,10 @@ def check_reuse(reuse: Study, settings: dict, lent: tuple, retrieval: bool) -> N
     if not lent:
         raise ValueError(f"reuse: none of the methods asked ({', '.join(settings['methods'])}) "
                          f"can be borrowed; only {', '.join(WEIGHT_FREE)} can. Leave reuse out")
+    if len(lent) == len(settings["methods"]):
+        raise ValueError(f"reuse: every method asked ({', '.join(lent)}) would be copied from "
+                         f"the other study, so there is nothing to run; ask for a SimCLR arm "
+                         f"too, or read that study itself (load_study)")
     theirs = dict(reuse.settings)
     if "architecture" not in theirs and theirs.get("checkpoint"):
         # a study written before settings recorded the architecture: its checkpoint says it

@@ -238,3 +238,5 @@ def test_reuse_refuses_a_study_of_other_settings_or_architecture(tiny_model):
         payoff_study(build_model_from_config(wider), wider, **kw, reuse=first)
     with pytest.raises(ValueError, match="can be borrowed"):
         payoff_study(tiny_model(), TINY, **kw, methods=("simclr + linear",), reuse=first)
+    with pytest.raises(ValueError, match="nothing to run"):
+        payoff_study(tiny_model(), TINY, **kw, methods=("supervised",), reuse=first)
