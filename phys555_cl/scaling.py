@@ -18,11 +18,12 @@ import json
 import math
 from pathlib import Path
 
+from phys555_cl.study_results import paired_interval
 from phys555_cl.study_retrieval import RARE_KINDS
 from phys555_cl.train import make_config
 
-__all__ = ["ARMS", "COUNTS", "find_comparison", "format_difference", "load_scaling", "plot_scaling",
-           "relative_compute", "scaling_table"]
+__all__ = ["ARMS", "COUNTS", "ablation_table", "find_comparison", "format_difference",
+           "load_scaling", "paired_to", "plot_scaling", "relative_compute", "scaling_table"]
 
 #: The label counts and the SimCLR arms of the scaling study (each against ``supervised``).
 COUNTS = (20, 200)
@@ -95,6 +96,72 @@ def scaling_table(results: list[dict]) -> str:
     return (f"Populations (simulator seeds): {pops}. Paired differences against `supervised` "
             f"in points of mean accuracy, 95% t-interval; p@10: h over raw pixels.\n\n"
             + "\n".join(lines))
+
+
+def paired_to(result: dict, base: dict, method: str, labels: int) -> dict:
+    """``method``'s score in ``result`` minus its score in ``base``, paired on the same
+    labelled subsets (population, subset) at ``labels``: :func:`paired_interval` of the
+    differences (fractions). Both results need their ``records``.
+
+    Raises:
+        ValueError: the two results share no labelled subset for this method and count.
+    """
+    def scores(r):
+        return {(x["population"], x["subset"]): x["mean"] for x in r["records"]
+                if x["method"] == method and x["labels"] == labels}
+
+    a, b = scores(result), scores(base)
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        raise ValueError(f"{result['point']} and {base['point']} share no {method} score at "
+                         f"{labels} labels: were they run on the same populations?")
+    return paired_interval([a[k] - b[k] for k in keys])
+
+
+def _change(result: dict, base: dict) -> str:
+    """What a point changes in its base's recipe, e.g. ``temperature 0.1`` or ``no noise``."""
+    cfg, ref = result["config"], base["config"]
+    said = [f"{k} {cfg[k]}" for k in sorted(cfg) if k not in ("augment", "name")
+            and cfg[k] != ref.get(k)]
+    aug, ref_aug = cfg.get("augment") or {}, ref.get("augment") or {}
+    said += [f"augment {k}={aug[k]}" for k in sorted(aug) if aug[k] != ref_aug.get(k)]
+    return ", ".join(said) or "(the base)"
+
+
+def ablation_table(results: list[dict], base: str, method: str = ARMS[0]) -> str:
+    """The ablation as Markdown: one row per point, its change to ``base``, the kNN monitor,
+    ``method``'s mean accuracy and its paired difference to ``base`` at each of
+    :data:`COUNTS`, and the retrieval p@10 ratio (h over raw pixels) of every rare kind.
+
+    Raises:
+        ValueError: no result is named ``base``.
+    """
+    ref = next((r for r in results if r["point"] == base), None)
+    if ref is None:
+        raise ValueError(f"the ablation's base {base!r} is not among the results "
+                         f"({', '.join(r['point'] for r in results)}): run it first")
+    head = ["point", "change", "kNN smooth", "kNN odd"]
+    for n in COUNTS:
+        head += [f"{method.split(' + ')[-1]} @{n} (%)", f"vs base @{n}"]
+    head += [f"p@10 {k} h/raw" for k in RARE_KINDS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in [ref] + [r for r in results if r is not ref]:
+        knn = r["knn"]
+        cells = [r["point"], _change(r, ref), f"{knn.get('smooth_or_featured', math.nan):.3f}",
+                 f"{knn.get('odd', math.nan):.3f}"]
+        for n in COUNTS:
+            mean = next((x["mean"] for x in r["rows"]
+                         if x["method"] == method and x["labels"] == n), math.nan)
+            cells += [f"{100 * mean:.1f}",
+                      "-" if r is ref else format_difference(paired_to(r, ref, method, n))]
+        p10 = r["retrieval_p10"]
+        cells += [f"{p10['h (simclr)'][k] / p10['raw pixels'][k]:.2f}"
+                  if p10.get("raw pixels", {}).get(k) else "-" for k in RARE_KINDS]
+        lines.append("| " + " | ".join(cells) + " |")
+    pops = sorted({tuple(r["populations"]) for r in results})
+    return (f"Populations (simulator seeds): {pops}. `{method}` accuracy (mean over tasks); "
+            f"each point minus `{base}` paired on the same labelled subsets, in points, 95% "
+            f"t-interval; p@10: h over raw pixels.\n\n" + "\n".join(lines))
 
 
 def plot_scaling(results: list[dict], axes=None):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from phys555_cl import scaling as results
+from phys555_cl.augment import GalaxyAugment
 from phys555_cl.study_retrieval import RARE_KINDS
 
 _PATH = Path(__file__).parents[1] / "benchmarks" / "pretraining_scaling.py"
@@ -105,3 +106,62 @@ def test_what_notebook_06_says_of_the_reference_study_is_what_it_holds():
     at20 = study.table.compare("simclr + linear", "simclr + fine-tune", 20)
     at200 = study.table.compare("simclr + linear", "simclr + fine-tune", 200)
     assert at20["low"] > 0 and at200["high"] < 0
+
+
+def _ablation_point(name, overrides, scores):
+    """A made-up ablation result: ``scores[(labels, subset)]`` of the linear probe on one
+    population."""
+    config = scaling.make_config("default", **{"n_train": 16384, **overrides})
+    records = [{"method": "simclr + linear", "labels": n, "population": 1234, "subset": s,
+                "mean": v, "protocol": "random"} for (n, s), v in scores.items()]
+    rows = [{"method": "simclr + linear", "labels": n,
+             "mean": sum(v for (m, _), v in scores.items() if m == n)
+             / sum(1 for m, _ in scores if m == n)} for n in (20, 200)]
+    return {"point": name, "config": config, "knn": {"smooth_or_featured": 0.9, "odd": 0.8},
+            "records": records, "rows": rows, "populations": [1234],
+            "retrieval_p10": {"h (simclr)": {k: 0.3 for k in RARE_KINDS},
+                              "raw pixels": {k: 0.1 for k in RARE_KINDS}}}
+
+
+def test_ablation_pairs_each_point_with_the_base_on_the_same_subsets():
+    base = _ablation_point("data-16k", {}, {(20, 0): 0.70, (20, 1): 0.60, (20, 2): 0.65,
+                                            (200, 0): 0.80, (200, 1): 0.82})
+    # subset 1 is a hard draw for both: paired, the difference is a steady +2 points
+    other = _ablation_point("data-16k-t0.1", {"temperature": 0.1},
+                            {(20, 0): 0.72, (20, 1): 0.62, (20, 2): 0.67,
+                             (200, 0): 0.79, (200, 1): 0.81})
+    c = results.paired_to(other, base, "simclr + linear", 20)
+    assert c["difference"] == pytest.approx(0.02) and c["pairs"] == 3
+    assert c["ci95"] == pytest.approx(0.0, abs=1e-9)  # every pair agrees: no spread
+    text = results.ablation_table([other, base], "data-16k")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")][1:]
+    assert rows[0][0] == "| data-16k" and rows[0][1] == "(the base)"  # the base first
+    assert rows[1][1] == "temperature 0.1"
+    assert "+2.0 [+2.0, +2.0]" in rows[1] and "-1.0 [-1.0, -1.0]" in rows[1]
+    assert rows[1][-1].strip(" |") == "3.00"
+
+
+def test_ablation_says_what_is_missing():
+    base = _ablation_point("data-16k", {}, {(20, 0): 0.7, (20, 1): 0.6, (200, 0): 0.8})
+    with pytest.raises(ValueError, match="base 'default' is not among"):
+        results.ablation_table([base], "default")
+    elsewhere = _ablation_point("x", {}, {(20, 0): 0.7, (200, 0): 0.8})
+    for r in elsewhere["records"]:
+        r["population"] = 99
+    with pytest.raises(ValueError, match="same populations"):
+        results.paired_to(elsewhere, base, "simclr + linear", 20)
+
+
+def test_ablation_points_change_one_thing_each():
+    """Each ablation point is its base's recipe with exactly one change, and each builds."""
+    base = scaling.make_config("default", **scaling.POINTS[scaling.ABLATION_BASE])
+    changes = set()
+    for name in scaling.ABLATION:
+        cfg = scaling.make_config("default", **scaling.POINTS[name])
+        diff = [k for k in cfg if cfg[k] != base[k]]
+        if diff == ["augment"]:
+            diff = [f"augment.{k}" for k in cfg["augment"]]
+            GalaxyAugment(**cfg["augment"])  # the ranges are accepted
+        assert len(diff) in (1, 3), (name, diff)  # affine: rotation, shift and scale at once
+        changes.add((tuple(diff), str(cfg.get(diff[0]))))
+    assert len(changes) == len(scaling.ABLATION)  # no two the same
