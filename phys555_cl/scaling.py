@@ -81,20 +81,33 @@ def scaling_table(results: list[dict]) -> str:
     head = ["point", "compute × default", "core-h measured", "loss", "kNN smooth", "kNN odd"]
     head += [f"{m.split(' + ')[-1]} @{n}" for n in COUNTS for m in ARMS]
     head += [f"p@10 {k} h/raw" for k in RARE_KINDS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [_row(head), "|" + "---|" * len(head)]
     for r in results:
         knn = r["knn"]
         cells = [r["point"], f"{relative_compute(r):.2f}", f"{r['cost']['core_hours']:.2f}",
                  f"{r['final_loss']:.2f}", f"{knn.get('smooth_or_featured', math.nan):.2f}",
                  f"{knn.get('odd', math.nan):.2f}"]
         cells += [format_difference(find_comparison(r, m, n)) for n in COUNTS for m in ARMS]
-        p10 = r["retrieval_p10"]
-        cells += [f"{p10['h (simclr)'][k] / p10['raw pixels'][k]:.2f}"
-                  if p10.get("raw pixels", {}).get(k) else "-" for k in RARE_KINDS]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells + _retrieval_ratios(r)))
+    return _markdown(results, "Paired differences against `supervised` in points of mean "
+                              "accuracy, 95% t-interval", lines)
+
+
+def _retrieval_ratios(result: dict) -> list[str]:
+    """p@10 of h over raw pixels for every rare kind, as table cells (``-`` where missing)."""
+    p10 = result["retrieval_p10"]
+    return [f"{p10['h (simclr)'][k] / p10['raw pixels'][k]:.2f}"
+            if p10.get("raw pixels", {}).get(k) else "-" for k in RARE_KINDS]
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _markdown(results: list[dict], what: str, lines: list[str]) -> str:
+    """A table with its caption: the populations, ``what`` the cells are, the p@10 ratio."""
     pops = sorted({tuple(r["populations"]) for r in results})
-    return (f"Populations (simulator seeds): {pops}. Paired differences against `supervised` "
-            f"in points of mean accuracy, 95% t-interval; p@10: h over raw pixels.\n\n"
+    return (f"Populations (simulator seeds): {pops}. {what}; p@10: h over raw pixels.\n\n"
             + "\n".join(lines))
 
 
@@ -144,7 +157,7 @@ def ablation_table(results: list[dict], base: str, method: str = ARMS[0]) -> str
     for n in COUNTS:
         head += [f"{method.split(' + ')[-1]} @{n} (%)", f"vs base @{n}"]
     head += [f"p@10 {k} h/raw" for k in RARE_KINDS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [_row(head), "|" + "---|" * len(head)]
     for r in [ref] + [r for r in results if r is not ref]:
         knn = r["knn"]
         cells = [r["point"], _change(r, ref), f"{knn.get('smooth_or_featured', math.nan):.3f}",
@@ -154,14 +167,10 @@ def ablation_table(results: list[dict], base: str, method: str = ARMS[0]) -> str
                          if x["method"] == method and x["labels"] == n), math.nan)
             cells += [f"{100 * mean:.1f}",
                       "-" if r is ref else format_difference(paired_to(r, ref, method, n))]
-        p10 = r["retrieval_p10"]
-        cells += [f"{p10['h (simclr)'][k] / p10['raw pixels'][k]:.2f}"
-                  if p10.get("raw pixels", {}).get(k) else "-" for k in RARE_KINDS]
-        lines.append("| " + " | ".join(cells) + " |")
-    pops = sorted({tuple(r["populations"]) for r in results})
-    return (f"Populations (simulator seeds): {pops}. `{method}` accuracy (mean over tasks); "
-            f"each point minus `{base}` paired on the same labelled subsets, in points, 95% "
-            f"t-interval; p@10: h over raw pixels.\n\n" + "\n".join(lines))
+        lines.append(_row(cells + _retrieval_ratios(r)))
+    return _markdown(results, f"`{method}` accuracy (mean over tasks); each point minus "
+                              f"`{base}` paired on the same labelled subsets, in points, 95% "
+                              f"t-interval", lines)
 
 
 def plot_scaling(results: list[dict], axes=None):
