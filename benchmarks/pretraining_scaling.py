@@ -199,6 +199,9 @@ def main(argv=None) -> int:
         except FileNotFoundError as err:
             print(err, file=sys.stderr)
             return 1
+        if args.ablation:  # in the order of ABLATION_POINTS: the base, the seed, ...
+            order = {n: i for i, n in enumerate(ABLATION_POINTS)}
+            results.sort(key=lambda r: order.get(r["point"], len(order)))
         try:
             print(ablation_table(results, ABLATION_BASE) if args.ablation
                   else scaling_table(results))
