@@ -137,7 +137,8 @@ def _change(result: dict, base: dict) -> str:
     said = [f"{k} {cfg[k]}" for k in sorted(cfg) if k not in ("augment", "name")
             and cfg[k] != ref.get(k)]
     aug, ref_aug = cfg.get("augment") or {}, ref.get("augment") or {}
-    said += [f"augment {k}={aug[k]}" for k in sorted(aug) if aug[k] != ref_aug.get(k)]
+    steps = [f"{k}={aug[k]}" for k in sorted(aug) if aug[k] != ref_aug.get(k)]
+    said += ["augment " + ", ".join(steps)] if steps else []
     return ", ".join(said) or "(the base)"
 
 
