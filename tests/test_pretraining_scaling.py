@@ -165,3 +165,27 @@ def test_ablation_points_change_one_thing_each():
         assert len(diff) in (1, 3), (name, diff)  # affine: rotation, shift and scale at once
         changes.add((tuple(diff), str(cfg.get(diff[0]))))
     assert len(changes) == len(scaling.ABLATION)  # no two the same
+
+
+def test_what_the_readme_says_of_the_ablation_is_what_it_holds():
+    """data/pretrained/README.md's reading of the ablation, checked against the committed
+    results (validation populations)."""
+    folder = Path(__file__).parents[1] / "data" / "pretrained" / "ablation" / "validation"
+    points = {r["point"]: r for r in results.load_scaling(folder)}
+    base = points[scaling.ABLATION_BASE]
+
+    def d(name, n):
+        return results.paired_to(points[name], base, "simclr + linear", n)
+
+    for n in results.COUNTS:
+        assert abs(d("data-16k-seed1", n)["difference"]) < 0.01  # training luck: under a point
+        # temperature 0.1 wins by about 4 points, 0.2 lies between it and 0.5
+        t01 = d("data-16k-t0.1", n)
+        assert t01["low"] > 0.02 and 0.035 < t01["difference"] < 0.05  # "about 4 points"
+        assert d("data-16k-t0.1", n)["difference"] > d("data-16k-t0.2", n)["high"]
+        assert d("data-16k-t0.2", n)["low"] > 0
+        assert d("data-16k-no-affine", n)["high"] < -0.10  # the affine step carries most
+        for step in ("flip", "psf", "redden"):  # within about a point: training luck
+            assert abs(d(f"data-16k-no-{step}", n)["difference"]) < 0.01, step
+        for step in ("brighten", "noise"):  # removing them costs: they help
+            assert d(f"data-16k-no-{step}", n)["high"] < 0, step
