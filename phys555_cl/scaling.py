@@ -132,7 +132,8 @@ def paired_to(result: dict, base: dict, method: str, labels: int) -> dict:
 
 
 def _change(result: dict, base: dict) -> str:
-    """What a point changes in its base's recipe, e.g. ``temperature 0.1`` or ``no noise``."""
+    """What a point changes in its base's recipe, e.g. ``temperature 0.1`` or ``augment
+    flip_p=0.0``; ``(the base)`` when nothing."""
     cfg, ref = result["config"], base["config"]
     said = [f"{k} {cfg[k]}" for k in sorted(cfg) if k not in ("augment", "name")
             and cfg[k] != ref.get(k)]
