@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from phys555_cl.study_results import paired_interval
+from phys555_cl.study_results import paired_between, scores_by_subset
 from phys555_cl.study_retrieval import RARE_KINDS
 from phys555_cl.train import make_config
 
@@ -113,22 +113,18 @@ def _markdown(results: list[dict], what: str, lines: list[str]) -> str:
 
 def paired_to(result: dict, base: dict, method: str, labels: int) -> dict:
     """``method``'s score in ``result`` minus its score in ``base``, paired on the same
-    labelled subsets (population, subset) at ``labels``: :func:`paired_interval` of the
-    differences (fractions). Both results need their ``records``.
+    labelled subsets (population, subset) at ``labels``, as
+    :meth:`phys555_cl.study_results.ResultTable.compare` pairs two methods (fractions). Both
+    results need their ``records``.
 
     Raises:
         ValueError: the two results share no labelled subset for this method and count.
     """
-    def scores(r):
-        return {(x["population"], x["subset"]): x["mean"] for x in r["records"]
-                if x["method"] == method and x["labels"] == labels}
-
-    a, b = scores(result), scores(base)
-    keys = sorted(set(a) & set(b))
-    if not keys:
+    a, b = (scores_by_subset(r["records"], method, labels) for r in (result, base))
+    if not set(a) & set(b):
         raise ValueError(f"{result['point']} and {base['point']} share no {method} score at "
                          f"{labels} labels: were they run on the same populations?")
-    return paired_interval([a[k] - b[k] for k in keys])
+    return paired_between(a, b)
 
 
 def _change(result: dict, base: dict) -> str:

@@ -41,7 +41,9 @@ __all__ = [
     "format_retrieval",
     "load_study",
     "mean_retrieval",
+    "paired_between",
     "paired_interval",
+    "scores_by_subset",
     "score",
 ]
 
@@ -120,6 +122,21 @@ def paired_interval(differences) -> dict:
     mean = float(d.mean()) if n else math.nan
     return {"difference": mean, "ci95": half, "low": mean - half, "high": mean + half,
             "sem": sem, "wins": int((d > 0).sum()), "pairs": n}
+
+
+def scores_by_subset(records, method: str, labels, protocol: str = "random",
+                     metric: str = "mean") -> dict:
+    """``{(population, subset): metric}`` of ``method``'s records at ``labels`` and
+    ``protocol``: the keys on which two sets of scores are paired."""
+    return {(r["population"], r["subset"]): r[metric] for r in records
+            if r["method"] == method and r["labels"] == labels and r["protocol"] == protocol}
+
+
+def paired_between(a: dict, b: dict) -> dict:
+    """:func:`paired_interval` of ``a[k] - b[k]`` over the keys both hold (NaN scores left
+    out); ``a`` and ``b`` as made by :func:`scores_by_subset`."""
+    return paired_interval([a[k] - b[k] for k in sorted(a) if k in b
+                            and not math.isnan(a[k]) and not math.isnan(b[k])])
 
 
 def _t975(dof: int) -> float:
@@ -212,17 +229,12 @@ class ResultTable:
         Raises:
             KeyError: no score of ``a`` or ``b`` at that label count and protocol.
         """
-        def by_pair(m):
-            return {(r["population"], r["subset"]): r[metric] for r in self.records
-                    if r["method"] == m and r["labels"] == labels and r["protocol"] == protocol}
-
-        sa, sb = by_pair(a), by_pair(b)
+        sa, sb = (scores_by_subset(self.records, m, labels, protocol, metric) for m in (a, b))
         if not sa or not sb:
             known = sorted({(r["protocol"], str(r["labels"]), r["method"]) for r in self.records})
             raise KeyError(f"no scores for {a!r} or {b!r} at labels={labels!r}, "
                            f"protocol={protocol!r}; have {known}")
-        return paired_interval([sa[k] - sb[k] for k in sorted(sa) if k in sb
-                                and not math.isnan(sa[k]) and not math.isnan(sb[k])])
+        return paired_between(sa, sb)
 
     def comparisons(self, metric: str = "mean") -> list[dict]:
         """Every SimCLR arm against ``supervised`` at every protocol and label count."""
