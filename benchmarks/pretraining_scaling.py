@@ -53,6 +53,7 @@ from phys555_cl.scaling import (
     find_comparison,
     format_difference,
     load_scaling,
+    mean_accuracy,
     plot_scaling,
     scaling_table,
 )
@@ -164,11 +165,6 @@ def run_point(name: str, overrides: dict, *, seeds, work: Path, n_galaxies: int,
     }
 
 
-def _mean(result: dict, method: str, labels: int) -> float:
-    return next(r["mean"] for r in result["rows"]
-                if r["method"] == method and r["labels"] == labels)
-
-
 def figure(results: list[dict], path: str) -> None:
     """:func:`phys555_cl.scaling.plot_scaling`, saved to ``path``."""
     import matplotlib
@@ -240,7 +236,7 @@ def main(argv=None) -> int:
         atomic_write_text(out, json.dumps(json_values(result), indent=1))
         cost = result["cost"]
         arm = methods[-1]
-        said = (f"{arm} @20 {100 * _mean(result, arm, 20):.1f}%" if args.ablation else
+        said = (f"{arm} @20 {100 * mean_accuracy(result, arm, 20):.1f}%" if args.ablation else
                 f"{arm} @20 {format_difference(find_comparison(result, arm, 20))}")
         print(f"{name}: trained in {cost['train_seconds']:.0f} s "
               f"({cost['core_hours']:.2f} core-h), study {cost['study_seconds']:.0f} s; {said}",

@@ -23,7 +23,8 @@ from phys555_cl.study_retrieval import RARE_KINDS
 from phys555_cl.train import make_config
 
 __all__ = ["ARMS", "COUNTS", "ablation_table", "find_comparison", "format_difference",
-           "load_scaling", "paired_to", "plot_scaling", "relative_compute", "scaling_table"]
+           "load_scaling", "mean_accuracy", "paired_to", "plot_scaling", "relative_compute",
+           "scaling_table"]
 
 #: The label counts and the SimCLR arms of the scaling study (each against ``supervised``).
 COUNTS = (20, 200)
@@ -127,6 +128,12 @@ def paired_to(result: dict, base: dict, method: str, labels: int) -> dict:
     return paired_between(a, b)
 
 
+def mean_accuracy(result: dict, method: str, labels: int) -> float:
+    """``method``'s mean accuracy (fraction) at ``labels`` in a point's result, NaN if absent."""
+    return next((x["mean"] for x in result["rows"]
+                 if x["method"] == method and x["labels"] == labels), math.nan)
+
+
 def _change(result: dict, base: dict) -> str:
     """What a point changes in its base's recipe, e.g. ``temperature 0.1`` or ``augment
     flip_p=0.0``; ``(the base)`` when nothing."""
@@ -161,9 +168,7 @@ def ablation_table(results: list[dict], base: str, method: str = ARMS[0]) -> str
         cells = [r["point"], _change(r, ref), f"{knn.get('smooth_or_featured', math.nan):.3f}",
                  f"{knn.get('odd', math.nan):.3f}"]
         for n in COUNTS:
-            mean = next((x["mean"] for x in r["rows"]
-                         if x["method"] == method and x["labels"] == n), math.nan)
-            cells += [f"{100 * mean:.1f}",
+            cells += [f"{100 * mean_accuracy(r, method, n):.1f}",
                       "-" if r is ref else format_difference(paired_to(r, ref, method, n))]
         lines.append(_row(cells + _retrieval_ratios(r)))
     return _markdown(results, f"`{method}` accuracy (mean over tasks); each point minus "
