@@ -24,7 +24,7 @@ from phys555_cl.train import make_config
 
 __all__ = ["ARMS", "COUNTS", "ablation_table", "find_comparison", "format_difference",
            "load_scaling", "mean_accuracy", "paired_to", "plot_scaling", "relative_compute",
-           "scaling_table"]
+           "scaling_table", "temperature"]
 
 #: The label counts and the SimCLR arms of the scaling study (each against ``supervised``).
 COUNTS = (20, 200)
@@ -33,7 +33,7 @@ ARMS = ("simclr + linear", "simclr + fine-tune")
 
 def load_scaling(folder) -> list[dict]:
     """Every point's result in ``folder`` (``<point>.json``; files starting with ``_`` are
-    caches), cheapest first.
+    caches), cheapest first (at one compute, the higher temperature first).
 
     Raises:
         FileNotFoundError: no result in ``folder`` (the message says how to make some).
@@ -42,8 +42,7 @@ def load_scaling(folder) -> list[dict]:
     if not files:
         raise FileNotFoundError(f"no scaling results in {folder}: run "
                                 f"benchmarks/pretraining_scaling.py --points ... first")
-    return sorted((json.loads(f.read_text(encoding="utf-8")) for f in files),
-                  key=relative_compute)
+    return _in_order([json.loads(f.read_text(encoding="utf-8")) for f in files])
 
 
 def relative_compute(result: dict) -> float:
@@ -76,16 +75,28 @@ def format_difference(c: dict | None) -> str:
     return f"{100 * c['difference']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
 
 
+def temperature(result: dict) -> float:
+    """The NT-Xent temperature a point was pretrained with (its series in table and figure)."""
+    return result["config"]["temperature"]
+
+
+def _in_order(results: list[dict]) -> list[dict]:
+    """Cheapest first; at one compute, the higher temperature first."""
+    return sorted(results, key=lambda r: (relative_compute(r), -temperature(r)))
+
+
 def scaling_table(results: list[dict]) -> str:
     """The scaling table as Markdown: one row per point, cheapest first."""
-    results = sorted(results, key=relative_compute)
-    head = ["point", "compute × default", "core-h measured", "loss", "kNN smooth", "kNN odd"]
+    results = _in_order(results)
+    head = ["point", "temperature", "compute × default", "core-h measured", "loss",
+            "kNN smooth", "kNN odd"]
     head += [f"{m.split(' + ')[-1]} @{n}" for n in COUNTS for m in ARMS]
     head += [f"p@10 {k} h/raw" for k in RARE_KINDS]
     lines = [_row(head), "|" + "---|" * len(head)]
     for r in results:
         knn = r["knn"]
-        cells = [r["point"], f"{relative_compute(r):.2f}", f"{r['cost']['core_hours']:.2f}",
+        cells = [r["point"], f"{temperature(r):g}", f"{relative_compute(r):.2f}",
+                 f"{r['cost']['core_hours']:.2f}",
                  f"{r['final_loss']:.2f}", f"{knn.get('smooth_or_featured', math.nan):.2f}",
                  f"{knn.get('odd', math.nan):.2f}"]
         cells += [format_difference(find_comparison(r, m, n)) for n in COUNTS for m in ARMS]
@@ -178,26 +189,35 @@ def ablation_table(results: list[dict], base: str, method: str = ARMS[0]) -> str
 
 def plot_scaling(results: list[dict], axes=None):
     """Payoff (paired difference against ``supervised``, with its 95% interval) against
-    pretraining compute, one panel per label count; returns the figure."""
+    pretraining compute, one panel per label count, one line per arm and temperature (the
+    most common temperature solid, others dashed with open markers); returns the figure."""
+    from collections import Counter
+
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    results = sorted(results, key=relative_compute)
+    results = _in_order(results)
+    temps = [t for t, _ in Counter(map(temperature, results)).most_common()]
     if axes is None:
         _, axes = plt.subplots(1, len(COUNTS), figsize=(5 * len(COUNTS), 3.6), sharey=True)
     for ax, n in zip(axes, COUNTS):
         drawn = 0
         xs = set()
-        for m, marker, nudge in zip(ARMS, "os", (0.97, 1.03)):  # nudged apart, not hidden
-            pts = [(relative_compute(r), find_comparison(r, m, n)) for r in results]
-            pts = [(x, c) for x, c in pts if c is not None and _finite(c["low"])]
-            drawn += len(pts)
-            xs.update(x for x, _ in pts)
-            y = [100 * c["difference"] for _, c in pts]
-            err = [[100 * (c["difference"] - c["low"]) for _, c in pts],
-                   [100 * (c["high"] - c["difference"]) for _, c in pts]]
-            ax.errorbar([nudge * x for x, _ in pts], y, yerr=err, fmt=marker + "-", capsize=3,
-                        label=m)
+        for i, (m, marker) in enumerate(zip(ARMS, "os")):
+            for j, t in enumerate(temps):
+                nudge = 1 + 0.03 * (2 * i - 1) * (1 + j)  # nudged apart, not hidden
+                pts = [(relative_compute(r), find_comparison(r, m, n)) for r in results
+                       if temperature(r) == t]
+                pts = [(x, c) for x, c in pts if c is not None and _finite(c["low"])]
+                drawn += len(pts)
+                xs.update(x for x, _ in pts)
+                y = [100 * c["difference"] for _, c in pts]
+                err = [[100 * (c["difference"] - c["low"]) for _, c in pts],
+                       [100 * (c["high"] - c["difference"]) for _, c in pts]]
+                label = m if len(temps) == 1 else f"{m}, temperature {t:g}"
+                ax.errorbar([nudge * x for x, _ in pts], y, yerr=err, capsize=3, label=label,
+                            fmt=marker + ("-" if j == 0 else "--"), color=f"C{i}",
+                            mfc=None if j == 0 else "white")
         ax.axhline(0, color="grey", lw=0.8)
         if drawn:
             ax.set_xscale("log")

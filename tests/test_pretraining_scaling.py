@@ -19,13 +19,13 @@ scaling = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(scaling)
 
 
-def _point(name, core_hours, shift, n_train=8192):
+def _point(name, core_hours, shift, n_train=8192, temperature=0.5):
     comparisons = [{"method": m, "labels": n, "difference": d, "low": d - 0.01,
                     "high": d + 0.01, "metric": "mean"}
                    for m, base in (("simclr + linear", -0.05), ("simclr + fine-tune", 0.01))
                    for n in (20, 200) for d in [base + shift]]
     kinds = RARE_KINDS
-    config = scaling.make_config("default", n_train=n_train)
+    config = scaling.make_config("default", n_train=n_train, temperature=temperature)
     return {"point": name, "config": config, "final_loss": 4.5,
             "cost": {"core_hours": core_hours, "images_seen": 2 * n_train * config["epochs"]},
             "knn": {"smooth_or_featured": 0.8, "odd": 0.7}, "comparisons": comparisons,
@@ -40,10 +40,30 @@ def test_report_orders_points_by_cost_and_shows_intervals_and_ratios():
     rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[0] for r in rows] == ["| default", "| data-16k"]
     first, second = (r.split(" | ") for r in rows)
-    assert first[1] == "1.00" and second[1] == "2.00"  # compute relative to default
-    assert first[2] == "0.30" and second[2] == "0.60"  # core-hours as measured
+    assert first[1] == second[1] == "0.5"  # the temperature
+    assert first[2] == "1.00" and second[2] == "2.00"  # compute relative to default
+    assert first[3] == "0.30" and second[3] == "0.60"  # core-hours as measured
     assert "-5.0 [-6.0, -4.0]" in first and "-3.0 [-4.0, -2.0]" in second
     assert first[-1].strip(" |") == "2.00"  # p@10 of h over raw pixels
+
+
+def test_points_of_another_temperature_are_their_own_series():
+    points = [_point("data-64k-t0.1", 1.1, 0.08, n_train=65536, temperature=0.1),
+              _point("data-64k", 1.1, 0.05, n_train=65536), _point("default", 0.3, 0.0)]
+    rows = [line.split(" | ") for line in results.scaling_table(points).splitlines()
+            if line.startswith("| ")][1:]
+    # cheapest first; at one compute the higher temperature first
+    assert [(r[0], r[1]) for r in rows] == [("| default", "0.5"), ("| data-64k", "0.5"),
+                                            ("| data-64k-t0.1", "0.1")]
+    pytest.importorskip("matplotlib")
+    fig = results.plot_scaling(points)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "simclr + linear, temperature 0.5" in labels
+    assert "simclr + fine-tune, temperature 0.1" in labels
+    # the 0.5 series has two points, the 0.1 series one; no line joins the temperatures
+    lines = {bars.get_label(): len(bars.lines[0].get_xdata()) for bars in fig.axes[0].containers}
+    assert lines["simclr + linear, temperature 0.5"] == 2
+    assert lines["simclr + linear, temperature 0.1"] == 1
 
 
 def test_a_missing_interval_is_shown_as_a_single_value_or_a_dash():
@@ -165,6 +185,23 @@ def test_ablation_points_change_one_thing_each():
         assert len(diff) in (1, 3), (name, diff)  # affine: rotation, shift and scale at once
         changes.add((tuple(diff), str(cfg.get(diff[0]))))
     assert len(changes) == len(scaling.ABLATION)  # no two the same
+
+
+def test_every_committed_point_was_run_with_the_recipe_its_name_stands_for():
+    """Each committed result's configuration is its point's recipe in the script today, so the
+    points of the earlier curve keep the temperature they ran with (0.5) after the default's
+    recipe moved on, and a renamed or redefined point cannot pass for an old result."""
+    import json
+
+    top = Path(__file__).parents[1] / "data" / "pretrained"
+    files = [f for folder in ("scaling/evaluation", "ablation/validation")
+             for f in sorted((top / folder).glob("*.json")) if not f.name.startswith("_")]
+    assert len(files) >= 15
+    for f in files:
+        saved = json.loads(f.read_text())
+        recipe = json.loads(json.dumps(
+            scaling.make_config("default", **scaling.POINTS[saved["point"]])))
+        assert saved["config"] == recipe, f.name
 
 
 def test_what_the_readme_says_of_the_ablation_is_what_it_holds():
