@@ -8,9 +8,11 @@ at a gentler one, paired on the same labelled subsets. Usage (about 7 minutes on
 
     python benchmarks/finetune_vs_linear.py [--checkpoint data/pretrained/simclr_reference.pt]
 
-Result with the reference model (2026-12-05, 7 min; ``data/pretrained/README.md``): mean
-accuracy 68.5% linear probe, 68.2% fine-tuned at 2e-3, 68.6% at 5e-4; fine-tuning minus the
-probe -0.2 [-2.2, +1.7] and +0.1 [-1.9, +2.1] points (16 pairs): level at either rate.
+Result with the reference model at temperature 0.1 (2026-12-05, 9.5 min on one thread beside
+another job; ``data/pretrained/README.md``): mean accuracy 68.4% linear probe, 69.4%
+fine-tuned at 2e-3, 70.0% at 5e-4; fine-tuning minus the probe +1.0 [-0.6, +2.7] and +1.7
+[-0.1, +3.5] points (16 pairs): level at either rate. The model it replaced (temperature
+0.5): 68.5%, 68.2%, 68.6%; -0.2 [-2.2, +1.7] and +0.1 [-1.9, +2.1].
 """
 
 from __future__ import annotations

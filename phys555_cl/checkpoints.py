@@ -191,8 +191,9 @@ def pretrained_path(name: str = "compact") -> str:
     """Where a shipped model lives: ``<data folder>/pretrained/simclr_<name>.pt``.
 
     ``"compact"``: the 5-minute model of notebook 05 (``--config default``); ``"reference"``:
-    the largest point of the pretraining scaling study within its budget (``--config
-    reference``, notebook 06's payoff sections; ``data/pretrained/README.md``).
+    the largest point of the pretraining scaling study within its budget, at the temperature
+    that won the ablation (``--config reference``, notebook 06's payoff sections;
+    ``data/pretrained/README.md``).
     """
     if name not in PRETRAINED_NAMES:
         raise ValueError(f"no shipped model called {name!r}; choose one of "
