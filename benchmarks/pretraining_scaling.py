@@ -72,7 +72,7 @@ ABLATION_BASE = "data-16k"
 T_EARLIER = dict(temperature=0.5)
 ABLATION: dict[str, dict] = {
     "data-16k-seed1": dict(n_train=16384, seed=1, **T_EARLIER),
-    "data-16k-t0.05": dict(n_train=16384, temperature=0.05),  # 0.1 won: is lower better still?
+    "data-16k-t0.05": dict(n_train=16384, temperature=0.05),  # run after 0.1 won: lower is worse
     "data-16k-t0.1": dict(n_train=16384, temperature=0.1),
     "data-16k-t0.2": dict(n_train=16384, temperature=0.2),
     **{f"data-16k-no-{step}": dict(n_train=16384, augment=off, **T_EARLIER)

@@ -250,6 +250,10 @@ def test_what_the_readme_says_of_the_ablation_is_what_it_holds():
         assert t01["low"] > 0.02 and 0.035 < t01["difference"] < 0.05  # "about 4 points"
         assert d("data-16k-t0.1", n)["difference"] > d("data-16k-t0.2", n)["high"]
         assert d("data-16k-t0.2", n)["low"] > 0
+        # "lower still is not better": 0.05 below 0.1 at both counts, clearly at 200
+        vs01 = results.paired_to(points["data-16k-t0.05"], points["data-16k-t0.1"],
+                                 "simclr + linear", n)
+        assert vs01["difference"] < 0 and (n != 200 or vs01["high"] < 0)
         assert d("data-16k-no-affine", n)["high"] < -0.10  # the affine step carries most
         for step in ("flip", "psf", "redden"):  # within about a point: training luck
             assert abs(d(f"data-16k-no-{step}", n)["difference"]) < 0.01, step
