@@ -394,8 +394,8 @@ if scaling:
 #   smaller model; re-examined at twice the default compute on the validation populations, 0.1
 #   gave the linear probe about 4 points more (`data/pretrained/README.md`, the ablation), so
 #   the reference model was trained at 0.1. On these evaluation populations, at 8x, it bought
-#   less than that and not everywhere: compare the two 8x lines arm by arm, and the retrieval
-#   of rings in section 7 (the README pairs the two models subset by subset).
+#   less than that and not everywhere: compare the two 8x lines arm by arm (the README pairs
+#   the two models subset by subset, one-shot retrieval included).
 # - At 20 labels the linear probe ends up ahead of fine-tuning at the two largest points at
 #   0.5. Is that real, and does it hold for this notebook's model? Their two intervals against
 #   `supervised` overlap, but that is the wrong test: the two arms were fitted on the same
@@ -482,9 +482,9 @@ for count in several:
 # %% [markdown]
 # Read the signs and the intervals: with the reference model, on these evaluation
 # populations, the frozen probe is level with fine-tuning at 20 labels and behind it at 200.
-# (The same model at temperature 0.5, the 8x point of the curve, had the probe ahead at 20
-# labels: the lower temperature helped fine-tuning more than the probe; see
-# `data/pretrained/README.md`.) Is the fine-tuning recipe (300 steps at a learning rate of
+# (The model at temperature 0.5 that this notebook loaded before, the curve's 8x point, had
+# the probe ahead at 20 labels, paired the same way: the lower temperature helped
+# fine-tuning more than the probe; see `data/pretrained/README.md`.) Is the fine-tuning recipe (300 steps at a learning rate of
 # 2e-3, chosen on the 5-minute model) too harsh for this one, spending with 20 labels what
 # pretraining put in the encoder? The course checked on the four validation populations
 # (`benchmarks/finetune_vs_linear.py`, 16 pairs at 20 labels): fine-tuning minus the frozen
