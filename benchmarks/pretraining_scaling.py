@@ -1,7 +1,9 @@
 """Does the payoff of self-supervision grow when the pretraining grows? (issue 20)
 
 Each *point* is a SimCLR recipe: the ``default`` configuration with some of its CPU-costly
-settings changed (unlabelled galaxies, epochs, encoder width, image size). For each point this
+settings changed (unlabelled galaxies, epochs, encoder width, image size) and its NT-Xent
+temperature named (the curve ran at 0.5, :data:`T_EARLIER`; the ``-t0.1`` points at the
+ablation's winner, ``data-64k-t0.1`` being ``--config reference``). For each point this
 script
 
 1. trains it (``train_simclr``; the checkpoint goes to ``--work/<point>/checkpoint.pt``) and
