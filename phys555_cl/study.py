@@ -43,13 +43,11 @@ From a shell (the numbers of ``data/pretrained/README.md``)::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,8 +57,7 @@ from phys555_cl._checks import check_int
 from phys555_cl._cli import run_command
 from phys555_cl.checkpoints import load_checkpoint
 from phys555_cl.config import stable_seed
-from phys555_cl.encoders import build_model_from_config
-from phys555_cl.evaluate import TASKS, embed, fit_linear_probe, raw_pixels
+from phys555_cl.evaluate import TASKS
 from phys555_cl.fileio import atomic_write_text
 from phys555_cl.galaxies import simulate
 from phys555_cl.label_subsets import (
@@ -70,10 +67,10 @@ from phys555_cl.label_subsets import (
     REPEATS,
     draw_subset,
     label_pools,
-    masked_labels,
     subsets_for,
 )
-from phys555_cl.labelled import RECIPE, predict, study_bar, train_on_labels, trained_methods
+from phys555_cl.labelled import RECIPE, Population, study_bar
+from phys555_cl.processes import map_in_processes, split_cores
 from phys555_cl.study_results import (
     LABEL_COUNTS,
     METHODS,
@@ -246,7 +243,7 @@ def label_efficiency(
     counts, methods, rec = _check_settings(label_counts=label_counts, methods=methods,
                                            protocol=protocol, repeats=repeats, recipe=recipe)
     _check_population(labels, tasks, protocol, test_fraction)
-    pop = _Population(model, config, images, labels, tasks, protocol, test_fraction,
+    pop = Population(model, config, images, labels, tasks, protocol, test_fraction,
                       population, device)
     seconds = Counter({m: 0.0 for m in methods})
     features, spent = pop.frozen_features(methods)
@@ -287,114 +284,6 @@ def label_efficiency(
                        test_index=pop.test_idx)
 
 
-
-@dataclass
-class _Fit:
-    """What fitting every method on one labelled subset gave (:meth:`_Population.fit_subset`)."""
-
-    preds: dict  # {method: {task: test predictions [M], or None without a labelled example}}
-    no_labels: list  # the tasks without a labelled example in the subset
-    trained: dict  # {method: the network trained on the labels}
-    seconds: dict  # {method: seconds spent fitting it}
-
-
-class _Population:
-    """One population split into a probe-training and a test part, and how each method is
-    fitted on a labelled subset of the training part."""
-
-    def __init__(self, model, config, images, labels, tasks, protocol, test_fraction,
-                 population, device):
-        self.model, self.config, self.tasks, self.device = model, config, tuple(tasks), device
-        self.population, self.protocol = population, protocol
-        self.images = torch.as_tensor(images)
-        n = len(self.images)
-        perm = np.random.default_rng(stable_seed("split", population, bits=31)).permutation(n)
-        n_test = int(round(test_fraction * n))
-        self.test_idx, self.train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-        keys = list(tasks) + (["label_tier"] if "label_tier" in labels else [])
-        self.lab_tr = {t: torch.as_tensor(labels[t])[self.train_idx] for t in keys}
-        self.lab_te = {t: torch.as_tensor(labels[t])[self.test_idx].numpy() for t in tasks}
-        self.tiers_te = (torch.as_tensor(labels["label_tier"])[self.test_idx].numpy()
-                         if protocol == "survey" else None)
-        self.x_tr, self.x_te = self.images[self.train_idx], self.images[self.test_idx]
-
-    def fresh_encoder(self, seed: int) -> nn.Module:
-        """The architecture of ``model``, initialised from ``seed``."""
-        torch.manual_seed(seed)
-        if self.config is not None:
-            return build_model_from_config(self.config).encoder
-        fresh = copy.deepcopy(self.model)
-        for m in fresh.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-        return fresh.encoder
-
-    def frozen_features(self, methods) -> tuple[dict, dict]:
-        """``({method: features [N, D]}, {method: seconds})`` of the linear-probe arms
-        (computed once per population; the seconds are shared out equally)."""
-        t0 = time.perf_counter()
-        features = {}
-        if "simclr + linear" in methods:
-            features["simclr + linear"] = embed(self.model, self.images, device=self.device)
-        if "random init + linear" in methods:
-            rand = copy.deepcopy(self.model)
-            rand.encoder = self.fresh_encoder(stable_seed("random init", self.population, bits=31))
-            features["random init + linear"] = embed(rand, self.images, device=self.device)
-        if "raw pixels + linear" in methods:
-            features["raw pixels + linear"] = raw_pixels(self.images)
-        share = (time.perf_counter() - t0) / max(1, len(features))
-        return {m: f.numpy() for m, f in features.items()}, {m: share for m in features}
-
-    def fit_subset(self, subset, features, methods, rec, where, progress) -> _Fit:
-        """Fit every method on one labelled subset (``where``: its label count and number)."""
-        tasks = self.tasks
-        union = np.unique(np.concatenate([subset[t] for t in tasks]))
-        sub_labels = masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
-        no_labels = [t for t in tasks if not (torch.as_tensor(sub_labels[t]) >= 0).any()]
-        labels = {t: v[union] for t, v in sub_labels.items()}
-        preds, seconds = {}, Counter()
-        for m, f in features.items():
-            t1 = time.perf_counter()
-            preds[m] = _probe_predictions(f[self.train_idx][union], labels,
-                                          f[self.test_idx], tasks)
-            seconds[m] += time.perf_counter() - t1
-        trained = {}
-        for m in trained_methods(methods):
-            t1 = time.perf_counter()
-            if hasattr(progress, "set_postfix_str"):
-                progress.set_postfix_str(m, refresh=False)
-            seed = stable_seed(m, self.population, self.protocol, *where, bits=31)
-            kw = dict(steps=rec["steps"], batch_size=rec["batch_size"], seed=seed,
-                      weight_decay=rec["weight_decay"], device=self.device, progress=progress)
-            if m == "supervised":
-                encoder, kw["lr"] = self.fresh_encoder(seed), rec["supervised_lr"]
-            else:
-                encoder, kw["lr"] = copy.deepcopy(self.model.encoder), rec["finetune_lr"]
-            if m == "simclr + fine-tune + distill":
-                others = np.setdiff1d(np.arange(len(self.train_idx)), union)
-                kw.update(teacher=trained["simclr + fine-tune"], unlabelled=self.x_tr[others],
-                          temperature=rec["distill_temperature"])
-            trained[m] = train_on_labels(encoder, self.x_tr[union], labels, tasks, **kw)
-            out = predict(trained[m], self.x_te)
-            preds[m] = {t: (None if t in no_labels else out[t]) for t in tasks}
-            # a teacher trained only for distillation counts as distillation time
-            seconds[m if m in methods else "simclr + fine-tune + distill"] += (
-                time.perf_counter() - t1)
-        return _Fit(preds, no_labels, trained, dict(seconds))
-
-
-def _probe_predictions(feats_train, labels_sub: dict, feats_test, tasks) -> dict:
-    """A linear probe per task on frozen features: ``{task: test predictions [M] or None}``
-    (``None``: no labelled example of that task)."""
-    preds = {}
-    for t in tasks:
-        y = np.asarray(labels_sub[t])
-        ok = y >= 0
-        preds[t] = (fit_linear_probe(feats_train[ok], y[ok]).predict(feats_test)
-                    if ok.any() else None)
-    return preds
-
-
 # ------------------------------------------------------------------------------------------
 # the whole study: several populations
 # ------------------------------------------------------------------------------------------
@@ -415,6 +304,7 @@ def payoff_study(
     device=None,
     progress: bool = True,
     reuse=None,
+    workers: int | None = 1,
 ) -> Study:
     """:func:`label_efficiency` on several independent populations, plus one-shot retrieval.
 
@@ -451,19 +341,18 @@ def payoff_study(
         check_reuse(reuse, settings, lent, retrieval)
         settings["reused"] = {"methods": list(lent), "from": reused_from}
     own = tuple(m for m in methods if m not in lent)
+    n_workers, threads = split_cores(len(seeds), workers, device)
     t0 = time.perf_counter()
-    keep = retrieval and "supervised" in own and "all" in counts
-    tables, retrievals = [], []
-    for s in seeds:
-        images, labels = simulate(n_galaxies, size=config["image_size"], seed=int(s))
-        t = label_efficiency(model, images, labels, config, label_counts=counts,
-                             methods=own, protocol=protocol, repeats=repeats,
-                             recipe=recipe, population=int(s), device=device,
-                             progress=progress, keep_models=keep)
-        tables.append(t)
-        if retrieval:
-            retrievals.append(retrieval_on_test(model, config, images, labels, t, device))
-    table = ResultTable.concat(tables)
+    job = dict(n_galaxies=n_galaxies, label_counts=counts, methods=own, protocol=protocol,
+               repeats=repeats, recipe=recipe, device=device, retrieval=retrieval)
+    if n_workers > 1:
+        done = map_in_processes(_population_job, [(model, config, s, job) for s in seeds],
+                                workers=n_workers, threads=threads, progress=progress,
+                                desc=f"{len(seeds)} populations, {n_workers} processes")
+    else:
+        done = [_population_job(model, config, s, job, progress=progress) for s in seeds]
+    table = ResultTable.concat([t for t, _ in done])
+    retrievals = [r for _, r in done if r is not None]
     retrieved = mean_retrieval(retrievals) if retrievals else {}
     if lent:
         table = lend_records(table, reuse, lent, seeds, counts, methods)
@@ -471,6 +360,23 @@ def payoff_study(
             retrieved["supervised"] = reuse.retrieval["supervised"]
     seconds = {**{m: 0.0 for m in lent}, **table.seconds, "total": time.perf_counter() - t0}
     return Study(table, retrieved, table.notes, seconds, settings)
+
+
+def _population_job(model, config: dict, seed: int, job: dict, progress=True):
+    """One population of :func:`payoff_study`: ``(its ResultTable, its retrieval table or
+    None)``. Runs in this process or in a worker (:func:`map_in_processes`): the networks
+    kept for retrieval are used here and not sent back."""
+    images, labels = simulate(job["n_galaxies"], size=config["image_size"], seed=int(seed))
+    own, counts = job["methods"], job["label_counts"]
+    keep = job["retrieval"] and "supervised" in own and "all" in counts
+    table = label_efficiency(model, images, labels, config, label_counts=counts, methods=own,
+                             protocol=job["protocol"], repeats=job["repeats"],
+                             recipe=job["recipe"], population=int(seed), device=job["device"],
+                             progress=progress, keep_models=keep)
+    found = (retrieval_on_test(model, config, images, labels, table, job["device"])
+             if job["retrieval"] else None)
+    table.models = {}
+    return table, found
 
 
 # ------------------------------------------------------------------------------------------
@@ -525,6 +431,10 @@ def _parser() -> argparse.ArgumentParser:
                    "SimCLR weights (" + ", ".join(WEIGHT_FREE) + ") from this study of "
                    "another checkpoint of the same architecture and settings instead of "
                    "training them again (the same numbers, about 20%% less time)")
+    p.add_argument("--workers", type=int, default=None, metavar="W",
+                   help="populations computed side by side, the CPU cores shared out between "
+                        "them (default: one per population up to one per core; 1: one "
+                        "process with every thread)")
     p.add_argument("--json", metavar="PATH", help="also write every row, comparison and the "
                    "retrieval table to PATH as JSON")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -549,6 +459,8 @@ def main(argv=None) -> int:
     if not args.no_retrieval and args.n_galaxies < 120:
         parser.error(f"the retrieval table (precision@50 among half the galaxies) needs "
                      f"--n-galaxies of at least 120, got {args.n_galaxies}; or add --no-retrieval")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be 1 or more, got {args.workers}")
     if args.reuse and not os.path.isfile(args.reuse):
         parser.error(f"--reuse {args.reuse!r}: no such file; give the JSON that "
                      f"python -m phys555_cl.study ... --json wrote")
@@ -574,7 +486,7 @@ def _run(args) -> int:
                          label_counts=args.labels, repeats=args.repeats,
                          protocol=args.protocol, methods=args.methods,
                          retrieval=not args.no_retrieval, recipe={"steps": args.steps},
-                         reuse=args.reuse)
+                         reuse=args.reuse, workers=args.workers)
     print(f"{args.checkpoint}: protocol {args.protocol}; populations (simulator seeds) "
           f"{args.eval_seeds}, {args.n_galaxies} galaxies each (half to fit, half to score); "
           f"labelled subsets per count: {_subsets_text(args.labels, args.repeats)}; "
@@ -583,7 +495,10 @@ def _run(args) -> int:
     print(study)
     took = time.perf_counter() - t0
     per = ", ".join(f"{m} {s:.0f} s" for m, s in study.seconds.items() if m != "total")
-    print(f"\n({took:.0f} s: {per})")
+    workers, threads = split_cores(len(args.eval_seeds), args.workers)
+    where = (f"{workers} processes of {threads} thread{'s' * (threads > 1)} side by side; "
+             f"each method's seconds added up over them" if workers > 1 else "one process")
+    print(f"\n({took:.0f} s in {where}: {per})")
     if args.json:
         text = json.dumps({"checkpoint": args.checkpoint, **study.to_json()}, indent=1)
         atomic_write_text(args.json, text)

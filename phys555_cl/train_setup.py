@@ -25,7 +25,7 @@ from torch import nn
 from phys555_cl import config
 from phys555_cl.augment import GalaxyAugment
 from phys555_cl.data import GALAXY10_FIELD_ARCSEC, Galaxy10DECaLS
-from phys555_cl.encoders import SimCLR, build_model_from_config
+from phys555_cl.encoders import SimCLR, build_model_from_config, conv_memory_format
 from phys555_cl.galaxies import simulate
 
 __all__ = [
@@ -177,10 +177,7 @@ def setup_training(cfg: dict, data: torch.Tensor | None, device: torch.device, r
     if cfg["data"] == "galaxy10":  # blur and noise estimate in arcsec: Galaxy10's pixels
         augment_options.setdefault("pixel_scale", GALAXY10_FIELD_ARCSEC / cfg["image_size"])
     augment = GalaxyAugment(**augment_options).to(device)
-    # channels-last: 1.24x on a 2-core CPU for the compact encoder (benchmarks/bench_training.py)
-    # and the usual choice on CUDA; not measured on Apple GPUs, so left off there
-    channels_last = cfg["channels_last"] and device.type in ("cpu", "cuda")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    memory_format = conv_memory_format(device, cfg["channels_last"])
     model = model.to(memory_format=memory_format)
     if world > 1 and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)

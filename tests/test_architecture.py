@@ -32,7 +32,7 @@ MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 #: The layers, bottom first (README "Architecture" draws them): a module may import only
 #: modules of an earlier layer, or of its own layer listed before it.
 LAYERS = [
-    ("foundations", "project fileio _checks _cli config"),
+    ("foundations", "project fileio _checks _cli config processes"),
     ("the simulated sky", "galaxy_catalogue galaxy_profiles galaxy_seeing galaxy_render galaxies "
                           "photometry lightcurves"),
     ("data", "data augment_functional augment"),

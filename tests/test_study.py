@@ -240,3 +240,27 @@ def test_reuse_refuses_a_study_of_other_settings_or_architecture(tiny_model):
         payoff_study(tiny_model(), TINY, **kw, methods=("simclr + linear",), reuse=first)
     with pytest.raises(ValueError, match="nothing to run"):
         payoff_study(tiny_model(), TINY, **kw, methods=("supervised",), reuse=first)
+
+
+def test_populations_in_worker_processes_give_the_records_of_one_process(tiny_model):
+    """``workers=2`` computes the two populations side by side: the same records, rows,
+    comparisons and retrieval as one process (on one thread each, so no rounding differs)."""
+    kw = dict(eval_seeds=(3, 4), n_galaxies=128, label_counts=(8, "all"), repeats=2,
+              recipe=QUICK, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = payoff_study(tiny_model(), TINY, workers=1, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    side_by_side = payoff_study(tiny_model(), TINY, workers=2, **kw)
+    assert json.dumps(side_by_side.table.records) == json.dumps(alone.table.records)
+    assert json.dumps(side_by_side.comparisons) == json.dumps(alone.comparisons)
+    assert side_by_side.retrieval == alone.retrieval
+    assert set(side_by_side.seconds) == set(alone.seconds)
+
+
+def test_study_cli_refuses_zero_workers(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["no_such_checkpoint.pt", "--workers", "0"])
+    assert exit.value.code == 2 and "--workers must be 1 or more, got 0" in capsys.readouterr().err
