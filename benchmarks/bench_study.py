@@ -47,9 +47,10 @@ def _contiguous(device=None, enabled=True):
     return torch.contiguous_format
 
 
-def run(model, cfg, seeds, steps: int, way: str) -> tuple[float, list]:
+def run(model, cfg, seeds, steps: int, way: str, n_galaxies: int = 2000) -> tuple[float, list]:
     """Seconds and records of the study of ``seeds`` done ``way``."""
-    kw = dict(eval_seeds=seeds, recipe={"steps": steps}, progress=False, retrieval=False)
+    kw = dict(eval_seeds=seeds, recipe={"steps": steps}, progress=False, retrieval=False,
+              n_galaxies=n_galaxies)
     t0 = time.perf_counter()
     if way == "before":
         with mock.patch.object(labelled, "conv_memory_format", _contiguous):
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default="data/pretrained/simclr_compact.pt")
     p.add_argument("--seeds", type=int, nargs="+", default=list(EVAL_SEEDS[:2]))
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--n-galaxies", type=int, default=2000)
     args = p.parse_args(argv)
     model, cfg = load_checkpoint(args.checkpoint)
     workers, threads = split_cores(len(args.seeds))
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
           f"{args.steps} steps per network; {torch.get_num_threads()} threads here, "
           f"{workers} processes of {threads} thread(s) for 'processes'\n")
     ways = ("before", "channels-last", "channels-last, processes")
-    results = {w: run(model, cfg, args.seeds, args.steps, w) for w in ways}
+    results = {w: run(model, cfg, args.seeds, args.steps, w, args.n_galaxies) for w in ways}
     base_seconds, base_records = results["before"]
     base = {_key(r): r["mean"] for r in base_records}
     print("| way | seconds | speed-up over before | records equal to before | largest "

@@ -30,9 +30,11 @@ t-interval over all of them. :func:`retrieval_table` adds one-shot similarity se
 with no supervised alternative).
 
 Where the parts live: which galaxies carry labels (the protocols, the labelled subsets) in
-:mod:`phys555_cl.label_subsets`; the networks trained on labels in :mod:`phys555_cl.labelled`;
-the records, paired intervals and tables in :mod:`phys555_cl.study_results`. Here: one
-population (:func:`label_efficiency`), several (:func:`payoff_study`), retrieval, the command.
+:mod:`phys555_cl.label_subsets`; every method fitted on one labelled subset (the networks
+trained on labels, the probes) in :mod:`phys555_cl.labelled`; the records, paired intervals and
+tables in :mod:`phys555_cl.study_results`. Here: one population (:func:`label_efficiency`),
+several (:func:`payoff_study`, side by side in worker processes with ``workers``), retrieval,
+the command.
 
 From a shell (the numbers of ``data/pretrained/README.md``)::
 

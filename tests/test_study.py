@@ -264,3 +264,26 @@ def test_study_cli_refuses_zero_workers(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["no_such_checkpoint.pt", "--workers", "0"])
     assert exit.value.code == 2 and "--workers must be 1 or more, got 0" in capsys.readouterr().err
+
+
+def test_bench_study_times_every_way_on_the_same_records(tmp_path, capsys, tiny_model):
+    """benchmarks/bench_study.py runs the study before and after its speed-ups and counts the
+    records each way reproduces (here one population, so one process)."""
+    import importlib.util
+    from pathlib import Path
+
+    from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_study.py"
+    spec = importlib.util.spec_from_file_location("bench_study", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": {**TINY, "name": "tiny"},
+                                "model": tiny_model().state_dict(), "epoch": 1})
+    assert bench.main(["--checkpoint", str(ckpt), "--seeds", "7", "--steps", "1",
+                       "--n-galaxies", "120"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| before")
+            or line.startswith("| channels-last")]
+    assert len(rows) == 3 and "| 1.00x |" in rows[0]
