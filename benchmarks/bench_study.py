@@ -25,6 +25,14 @@ can flip a prediction; the seeds are the same)::
 
     python benchmarks/bench_study.py              # 2 populations, 30 steps: about 5 minutes
     python benchmarks/bench_study.py --steps 300  # the study's own recipe
+
+``--compare NEW.json OLD.json`` pairs two studies' JSON files (``python -m phys555_cl.study
+... --json``) record by record instead: per method and label count, how many records are
+identical and the mean difference with its 95% interval. For two runs of the same
+checkpoint (or, for the arms that never see the SimCLR weights, of two checkpoints of one
+architecture) that is what the speed-ups changed::
+
+    python benchmarks/bench_study.py --compare new_study.json data/pretrained/study_random.json
 """
 
 from __future__ import annotations
@@ -40,7 +48,9 @@ import torch
 from phys555_cl import labelled
 from phys555_cl.checkpoints import load_checkpoint
 from phys555_cl.processes import split_cores
-from phys555_cl.study import EVAL_SEEDS, payoff_study
+from phys555_cl.scaling import format_difference
+from phys555_cl.study import EVAL_SEEDS, METHODS, payoff_study
+from phys555_cl.study_results import load_study, paired_between, scores_by_subset
 
 
 def _contiguous(device=None, enabled=True):
@@ -64,13 +74,39 @@ def _key(r: dict) -> tuple:
     return r["population"], str(r["labels"]), r["subset"], r["method"]
 
 
+def compare(new_path: str, old_path: str) -> str:
+    """Markdown: per (method, label count) of the records both studies hold, how many are
+    identical and the paired difference new - old (points, 95% t-interval)."""
+    new, old = load_study(new_path), load_study(old_path)
+    lines = [f"{new_path} minus {old_path}, paired on (population, subset), points of mean "
+             f"accuracy", "", "| method | labels | identical | new - old [95% interval] |",
+             "|---|---|---|---|"]
+    for method in METHODS:
+        for count in new.settings["label_counts"]:
+            a = scores_by_subset(new.table.records, method, count, new.settings["protocol"])
+            b = scores_by_subset(old.table.records, method, count, old.settings["protocol"])
+            keys = [k for k in a if k in b]
+            if not keys:
+                continue
+            same = sum(a[k] == b[k] for k in keys)
+            d = paired_between(a, b)
+            lines.append(f"| {method} | {count} | {same} of {len(keys)} | "
+                         f"{format_difference(d)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default="data/pretrained/simclr_compact.pt")
     p.add_argument("--seeds", type=int, nargs="+", default=list(EVAL_SEEDS[:2]))
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--n-galaxies", type=int, default=2000)
+    p.add_argument("--compare", nargs=2, metavar=("NEW.json", "OLD.json"),
+                   help="pair two studies' records instead of timing")
     args = p.parse_args(argv)
+    if args.compare:
+        print(compare(*args.compare))
+        return 0
     model, cfg = load_checkpoint(args.checkpoint)
     workers, threads = split_cores(len(args.seeds))
     print(f"{args.checkpoint}; populations {args.seeds}; every arm, counts 5 20 200 all; "

@@ -287,3 +287,10 @@ def test_bench_study_times_every_way_on_the_same_records(tmp_path, capsys, tiny_
     rows = [line for line in out.splitlines() if line.startswith("| before")
             or line.startswith("| channels-last")]
     assert len(rows) == 3 and "| 1.00x |" in rows[0]
+    # --compare pairs two studies' records: the reference study borrowed its supervised
+    # records from the compact one (--reuse), so they are identical; its own arms are not
+    root = Path(__file__).parents[1] / "data" / "pretrained"
+    text = bench.compare(str(root / "study_reference_random.json"),
+                         str(root / "study_random.json"))
+    assert "| supervised | 20 | 20 of 20 | +0.0 [+0.0, +0.0] |" in text
+    assert "| simclr + fine-tune | 20 | 0 of 20 |" in text
