@@ -3,8 +3,8 @@
 Each *point* is a SimCLR recipe: the ``default`` configuration with some of its CPU-costly
 settings changed (unlabelled galaxies, epochs, encoder width, image size) and its NT-Xent
 temperature named (the curve ran at 0.5, :data:`T_EARLIER`; the ``-t0.1`` points at the
-ablation's winner, ``data-64k-t0.1`` being ``--config reference``). For each point this
-script
+ablation's winner, the recipe's temperature now: ``default-t0.1`` is ``--config default``
+and ``data-64k-t0.1`` is ``--config reference``). For each point this script
 
 1. trains it (``train_simclr``; the checkpoint goes to ``--work/<point>/checkpoint.pt``) and
    writes down what it cost: wall-clock seconds, CPU core-hours (the process's CPU time, all
@@ -13,7 +13,8 @@ script
    that answer the question (``simclr + linear``, ``simclr + fine-tune``, ``supervised``):
    the paired differences against ``supervised`` with their 95% intervals, and one-shot
    retrieval p@10 per rare kind for h and raw pixels (the ``supervised`` records of one
-   architecture are the same for every point, so they are computed once and kept);
+   architecture are the same for every point, so they are computed once and kept; the
+   populations run side by side, one process per core, as the study's command line does);
 3. keeps the last epoch's kNN monitor (smooth/featured, odd).
 
 Every point's result is one JSON file in ``--results`` (``<point>.json``): a run that stops
@@ -70,7 +71,7 @@ from phys555_cl.train import make_config, train_simclr
 #: stream): the yardstick of training luck for the other differences.
 ABLATION_BASE = "data-16k"
 #: The recipe these points were run with: the default's temperature was 0.5 then (0.1 won the
-#: ablation and became the reference model's), so every earlier point names it.
+#: ablation and became the recipe's), so every earlier point names it.
 T_EARLIER = dict(temperature=0.5)
 ABLATION: dict[str, dict] = {
     "data-16k-seed1": dict(n_train=16384, seed=1, **T_EARLIER),
@@ -88,8 +89,8 @@ ABLATION: dict[str, dict] = {
 #: Each point: overrides of the ``default`` configuration. Compute grows with galaxies x
 #: epochs, with width^2 (the compact encoder's convolutions) and with the image area. The
 #: curve of the scaling study was run at temperature 0.5 (:data:`T_EARLIER`); the ``-t0.1``
-#: points repeat two of its points at the temperature that won the ablation
-#: (``data-64k-t0.1`` is ``--config reference``).
+#: points repeat two of its points at the temperature that won the ablation, the recipe's
+#: since (``default-t0.1`` is ``--config default``, ``data-64k-t0.1`` ``--config reference``).
 POINTS: dict[str, dict] = {
     "half": dict(epochs=10, **T_EARLIER),
     "default": dict(**T_EARLIER),
@@ -130,7 +131,7 @@ def supervised_records(cfg: dict, *, seeds, n_galaxies: int, repeats, cache: Pat
     model = build_model_from_config(cfg)
     study = payoff_study(model, cfg, eval_seeds=seeds, n_galaxies=n_galaxies,
                          label_counts=COUNTS, methods=("supervised",), repeats=repeats,
-                         retrieval=False, recipe=recipe, progress=False)
+                         retrieval=False, recipe=recipe, progress=False, workers=None)
     records = study.table.records
     atomic_write_text(path, json.dumps(json_values({"populations": list(seeds),
                                                     "records": records})))
@@ -153,7 +154,7 @@ def run_point(name: str, overrides: dict, *, seeds, work: Path, n_galaxies: int,
     t1 = time.perf_counter()
     study = payoff_study(model, cfg, eval_seeds=seeds, n_galaxies=n_galaxies,
                          label_counts=COUNTS, methods=methods, repeats=repeats,
-                         recipe=recipe, progress=False)
+                         recipe=recipe, progress=False, workers=None)
     study_seconds = time.perf_counter() - t1
     extra = [] if tuple(methods) != ARMS else supervised_records(
         cfg, seeds=seeds, n_galaxies=n_galaxies, repeats=repeats, cache=cache, recipe=recipe)

@@ -97,8 +97,8 @@ def test_the_survey_limits_the_notebooks_state_are_the_simulators():
 
 
 def test_notebook_06_describes_the_reference_recipe_it_loads():
-    """06 says how its model's recipe differs from 05's (more galaxies, another temperature);
-    the configs say so too, and nothing else differs."""
+    """06 says how its model's recipe differs from 05's (more unlabelled galaxies); the
+    configs say so too, and nothing else differs (nor does 06 claim another temperature)."""
     from phys555_cl.train import make_config
 
     reference, default = make_config("reference"), make_config("default")
@@ -107,8 +107,29 @@ def test_notebook_06_describes_the_reference_recipe_it_loads():
     words = {2: "twice", 4: "four times", 8: "eight times", 16: "sixteen times"}
     ratio = reference["n_train"] / default["n_train"]
     differ = {k for k in reference if reference[k] != default.get(k)} - {"name"}
-    assert differ == {"n_train", "temperature"}
+    assert differ == {"n_train"}
     assert f"{reference['n_train']:,}" in prose and f"{default['n_train']:,}" in prose
     assert f"{words[ratio]} as many unlabelled galaxies" in prose
-    said = f"temperature of {reference['temperature']:g} instead of {default['temperature']:g}"
-    assert said in prose
+    assert not re.search(r"temperature of [0-9.]+ instead of", prose)
+    assert f"temperature of {default['temperature']:g}" in prose
+
+
+def test_notebook_05_quotes_the_shipped_models_training_run():
+    """05's sentence on the monitor (kNN accuracy of h and contrastive top-1 per epoch) is the
+    history the shipped checkpoint carries, to the two decimals it prints."""
+    import torch
+
+    from phys555_cl.train import pretrained_path
+
+    epochs = torch.load(pretrained_path("compact"), map_location="cpu",
+                        weights_only=True)["history"]["epochs"]
+    smooth = [e["knn_accuracy"]["smooth_or_featured"] for e in epochs]
+    odd = [e["knn_accuracy"]["odd"] for e in epochs]
+    top1 = [e["contrastive_top1"] for e in epochs]
+    prose = " ".join(" ".join(text.split()) for _, text in _markdown_cells(
+        next(p for p in SOURCES if p.name.startswith("05_"))))
+    said = (f"`smooth_or_featured` was {smooth[0]:.2f} after one epoch, {smooth[1]:.2f} after "
+            f"two, and stayed at {min(smooth[2:]):.2f}-{max(smooth[2:]):.2f} for the other "
+            f"eighteen while the contrastive top-1 climbed from {top1[0]:.2f} to {top1[-1]:.2f}; "
+            f"`odd` stayed at {min(odd):.2f}-{max(odd):.2f} throughout")
+    assert len(epochs) == 20 and said in prose

@@ -87,14 +87,22 @@ def test_what_notebook_06_says_of_the_scaling_results_is_what_they_hold():
 
     folder = Path(__file__).parents[1] / "data" / "pretrained" / "scaling" / "evaluation"
     points = results.load_scaling(folder)
-    # the curve: notebook 05's temperature (filled markers); the reference: one more point
-    curve = [r for r in points if results.temperature(r) == make_config("default")["temperature"]]
+    # the curve: the temperature the recipe had then (filled markers); then notebook 05's
+    # recipe and the reference model at the recipe's temperature now (open markers)
+    curve = [r for r in points if results.temperature(r) == scaling.T_EARLIER["temperature"]]
     computes = [results.relative_compute(r) for r in curve]
     assert len(curve) >= 5 and computes[-1] / computes[0] >= 16  # the issue's minimum
-    expected = {k: v for k, v in make_config("reference").items() if k != "name"}
-    reference = [r for r in points if {k: r["config"][k] for k in expected} == expected]
-    assert len(reference) == 1 and reference[0] not in curve
-    reference = reference[0]
+
+    def recipe(name):
+        expected = {k: v for k, v in make_config(name).items() if k != "name"}
+        found = [r for r in points if {k: r["config"][k] for k in expected} == expected]
+        assert len(found) == 1 and found[0] not in curve
+        return found[0]
+
+    reference, today = recipe("reference"), recipe("default")
+    assert results.relative_compute(today) == 1.0
+    assert sorted(r["point"] for r in points if r not in curve) == sorted(
+        [reference["point"], today["point"]])  # "the default and the largest once more"
     assert results.relative_compute(reference) == computes[-1]  # "the largest once more"
     assert 40 <= reference["cost"]["train_seconds"] / 60 <= 55  # "about 50 minutes"
     default = next(r for r in curve if r["point"] == "default")
@@ -113,6 +121,14 @@ def test_what_notebook_06_says_of_the_scaling_results_is_what_they_hold():
             assert c(largest, arm, n)["difference"] > c(default, arm, n)["difference"]
             # "has not flattened by the last point": the last step still gains
             assert c(largest, arm, n)["difference"] > c(curve[-2], arm, n)["difference"]
+    # the temperature: at 1x every arm further ahead at 0.1, at both label counts; at 8x not
+    # everywhere ("it bought less and not everywhere")
+    gains_8x = []
+    for arm in ("linear", "fine-tune"):
+        for n in results.COUNTS:
+            assert c(today, arm, n)["difference"] > c(default, arm, n)["difference"]
+            gains_8x.append(c(reference, arm, n)["difference"] - c(largest, arm, n)["difference"])
+    assert min(gains_8x) < 0
     # at 20 labels the linear probe ahead of fine-tuning at the two largest points of the
     # curve, the intervals overlapping
     for r in curve[-2:]:
@@ -173,8 +189,9 @@ def _ablation_point(name, overrides, scores):
 
 
 def test_ablation_pairs_each_point_with_the_base_on_the_same_subsets():
-    base = _ablation_point("data-16k", {}, {(20, 0): 0.70, (20, 1): 0.60, (20, 2): 0.65,
-                                            (200, 0): 0.80, (200, 1): 0.82})
+    base = _ablation_point("data-16k", scaling.T_EARLIER,
+                           {(20, 0): 0.70, (20, 1): 0.60, (20, 2): 0.65,
+                            (200, 0): 0.80, (200, 1): 0.82})
     # subset 1 is a hard draw for both: paired, the difference is a steady +2 points
     other = _ablation_point("data-16k-t0.1", {"temperature": 0.1},
                             {(20, 0): 0.72, (20, 1): 0.62, (20, 2): 0.67,

@@ -287,10 +287,15 @@ def test_bench_study_times_every_way_on_the_same_records(tmp_path, capsys, tiny_
     rows = [line for line in out.splitlines() if line.startswith("| before")
             or line.startswith("| channels-last")]
     assert len(rows) == 3 and "| 1.00x |" in rows[0]
-    # --compare pairs two studies' records: the reference study borrowed its supervised
-    # records from the compact one (--reuse), so they are identical; its own arms are not
-    root = Path(__file__).parents[1] / "data" / "pretrained"
-    text = bench.compare(str(root / "study_reference_random.json"),
-                         str(root / "study_random.json"))
+    # --compare pairs two studies' records: a copy of a study with one score moved by a
+    # point differs from it in that record only
+    original = Path(__file__).parents[1] / "data" / "pretrained" / "study_reference_random.json"
+    data = json.loads(original.read_text())
+    moved = next(r for r in data["records"] if r["method"] == "simclr + fine-tune"
+                 and r["labels"] == 20 and r["subset"] == 0)
+    moved["mean"] += 0.01
+    copy = tmp_path / "moved.json"
+    copy.write_text(json.dumps(data))
+    text = bench.compare(str(copy), str(original))
+    assert "| simclr + fine-tune | 20 | 19 of 20 | +0.1 [-0.1, +0.2] |" in text
     assert "| supervised | 20 | 20 of 20 | +0.0 [+0.0, +0.0] |" in text
-    assert "| simclr + fine-tune | 20 | 0 of 20 |" in text
