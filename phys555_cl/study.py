@@ -246,7 +246,7 @@ def label_efficiency(
                                            protocol=protocol, repeats=repeats, recipe=recipe)
     _check_population(labels, tasks, protocol, test_fraction)
     pop = Population(model, config, images, labels, tasks, protocol, test_fraction,
-                      population, device)
+                     population, device)
     seconds = Counter({m: 0.0 for m in methods})
     features, spent = pop.frozen_features(methods)
     seconds.update(spent)
