@@ -14,7 +14,9 @@ This script runs the same populations of the study (every arm, the default label
 subsets, fewer steps per network so that it takes minutes; time grows in proportion to the
 steps) three ways, in the same run so that the machine's day is the same for all three:
 
-- ``before``: one process with every thread, contiguous memory (the study until now);
+- ``before``: one process with every thread, contiguous memory (the study before these two
+  changes; the smaller ones of the same round, fused AdamW, predictions in batches of 128 and
+  the faster sigma clipping, are in all three ways);
 - ``channels-last``: one process, channels-last;
 - ``channels-last, processes``: the command line's default now.
 
