@@ -130,10 +130,7 @@ def train_on_labels(
     model = MultiHead(AsinhStretch(), encoder, _n_classes(labels, tasks)).to(
         device, memory_format=fmt)
     augment = (augment or GalaxyAugment()).to(device)
-    # fused: one kernel for every parameter (0.4 ms a step on one CPU thread, 2.5 ms unfused)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
-                            fused=device.type in ("cpu", "cuda"))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    opt, sched = _optimizer(model, lr, weight_decay, steps, device)
     ys = {t: torch.as_tensor(labels[t]).long() for t in tasks}
     labelled = torch.nonzero(torch.stack([ys[t] >= 0 for t in tasks]).any(0)).flatten()
     if len(labelled) == 0:
@@ -167,6 +164,14 @@ def train_on_labels(
     if own_bar:
         bar.close()
     return model.eval()
+
+
+def _optimizer(model: nn.Module, lr: float, weight_decay: float, steps: int, device):
+    """AdamW and its one-cycle schedule over ``steps``. Fused (one kernel for every
+    parameter) where PyTorch has it: 0.4 ms a step on one CPU thread, 2.5 ms unfused."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                            fused=device.type in ("cpu", "cuda"))
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
 
 
 def _soft_targets(teacher: MultiHead, unlabelled, temperature: float) -> dict:
