@@ -394,10 +394,28 @@ class GalaxyAugment(nn.Module):
             x = restore_sky_noise(x, sigma, generator=generator, pixel_scale=pixel_scale)
         return self.noise(x, generator=generator, sigma=sigma)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One random view of every image. ``[B, 3, H, W] -> [B, 3, out, out]``."""
+    def sky_noise(self, x: torch.Tensor) -> torch.Tensor:
+        """The sky noise of every image and band, that the views are brought back to
+        (:func:`robust_sigma` at the input's pixel scale). ``[B, 3, H, W] -> [B, 3]``.
+
+        It depends on the image alone: measure it once for images that are augmented again
+        and again, and pass it to :meth:`forward` (it is a third of the augmentation's time).
+        """
         _check_batch(x)
-        sigma = robust_sigma(x, pixel_scale=self._pixel_scale(x))  # [B, C]: the original's
+        return robust_sigma(x, pixel_scale=self._pixel_scale(x))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """One random view of every image. ``[B, 3, H, W] -> [B, 3, out, out]``.
+
+        ``sigma [B, 3]``: the images' :meth:`sky_noise`, if already measured (the same views
+        either way)."""
+        _check_batch(x)
+        if sigma is None:
+            sigma = self.sky_noise(x)  # [B, C]: the original's
+        elif tuple(sigma.shape) != tuple(x.shape[:2]):
+            raise ValueError(f"sigma must hold one sky noise per image and band, shape "
+                             f"{tuple(x.shape[:2])}; got {tuple(sigma.shape)}")
         return self._view(x, sigma, generator)
 
     def two_views(
@@ -408,6 +426,5 @@ class GalaxyAugment(nn.Module):
         ``v1[i]`` and ``v2[i]`` are the positive pair of SimCLR; every other view is a negative.
         The same as calling the module twice (the sky noise of the input is measured once).
         """
-        _check_batch(x)
-        sigma = robust_sigma(x, pixel_scale=self._pixel_scale(x))
+        sigma = self.sky_noise(x)
         return self._view(x, sigma, generator), self._view(x, sigma, generator)

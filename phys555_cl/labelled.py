@@ -55,6 +55,8 @@ RECIPE = dict(
     supervised_lr=2e-3,
     finetune_lr=2e-3,
     distill_temperature=1.0,
+    distill_steps=None,
+    distill_unlabelled=64,
     weight_decay=1e-4,
 )
 #: Classes of each task (a head has this many outputs even when few labels show fewer).
@@ -97,6 +99,7 @@ def train_on_labels(
     teacher: nn.Module | None = None,
     unlabelled: torch.Tensor | None = None,
     temperature: float = RECIPE["distill_temperature"],
+    unlabelled_batch_size: int = RECIPE["distill_unlabelled"],
     device=None,
     progress=False,
 ) -> MultiHead:
@@ -107,10 +110,12 @@ def train_on_labels(
     augmented minibatches (``GalaxyAugment()`` by default). The same function serves the
     supervised baseline (a fresh encoder), fine-tuning (the SimCLR encoder) and, with
     ``teacher`` and ``unlabelled``, distillation: each step also shows the student an augmented
-    minibatch of unlabelled galaxies (in the same forward pass as the labelled ones) and adds
-    ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task (Hinton et al. 2015;
-    SimCLRv2). The teacher's soft targets are computed once, on the unaugmented galaxies: the
-    student learns to give the teacher's answer for the clean galaxy from any view of it.
+    minibatch of ``unlabelled_batch_size`` unlabelled galaxies (in the same forward pass as
+    the labelled ones) and adds ``T^2 KL(softmax(teacher/T) || softmax(student/T))`` per task
+    (Hinton et al. 2015; SimCLRv2). The teacher's soft targets are computed once, on the
+    unaugmented galaxies: the student learns to give the teacher's answer for the clean
+    galaxy from any view of it. The sky noise every view is brought back to
+    (:meth:`GalaxyAugment.sky_noise`) is measured once per galaxy, not at every step.
 
     ``progress``: False, True (a bar for this network) or a progress bar to move on by one per
     step (:func:`phys555_cl.study.label_efficiency` passes one bar for the whole study).
@@ -136,9 +141,11 @@ def train_on_labels(
     if len(labelled) == 0:
         raise ValueError("no galaxy carries a label for any task: nothing to train on")
     images = torch.as_tensor(images)
+    noise = _sky_noise(augment, images)
     distill = teacher is not None and unlabelled is not None and len(unlabelled) > 0
     if distill:
         soft_targets = _soft_targets(teacher.to(device), unlabelled, temperature)
+        unlabelled_noise = _sky_noise(augment, unlabelled)
     # progress: a bar of the caller's (one for a whole study) is moved on by each step;
     # True gives this network its own bar
     own_bar = progress is True
@@ -148,12 +155,15 @@ def train_on_labels(
     for _ in range(steps):
         idx = labelled[torch.randint(len(labelled), (min(batch_size, len(labelled)),),
                                      generator=gen)]
-        x, soft = images[idx].float(), None
+        x, sigma, soft = images[idx].float(), noise[idx], None
         if distill:  # the unlabelled minibatch rides in the same forward pass
-            u = torch.randint(len(unlabelled), (batch_size,), generator=gen)
+            u = torch.randint(len(unlabelled), (unlabelled_batch_size,), generator=gen)
             x = torch.cat([x, torch.as_tensor(unlabelled[u]).float()])
+            sigma = torch.cat([sigma, unlabelled_noise[u]])
             soft = {t: p[u] for t, p in soft_targets.items()}
-        out = model(augment(x, generator=gen).to(device).contiguous(memory_format=fmt))
+        views = (augment(x, generator=gen, sigma=sigma) if isinstance(augment, GalaxyAugment)
+                 else augment(x, generator=gen))
+        out = model(views.to(device).contiguous(memory_format=fmt))
         loss = _minibatch_loss(out, {t: y[idx] for t, y in ys.items()}, soft, temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,6 +182,16 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float, steps: int, dev
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
                             fused=device.type in ("cpu", "cuda"))
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+
+
+def _sky_noise(augment: nn.Module, images, chunk: int = 1024) -> torch.Tensor:
+    """``[N, C]``: the sky noise of every image, measured once for all the steps when
+    ``augment`` is a :class:`GalaxyAugment` (zeros otherwise: another augmentation measures
+    what it needs itself)."""
+    if not isinstance(augment, GalaxyAugment):
+        return torch.zeros(len(images), images.shape[1])
+    return torch.cat([augment.sky_noise(torch.as_tensor(images[i:i + chunk]).float())
+                      for i in range(0, len(images), chunk)])
 
 
 def _soft_targets(teacher: MultiHead, unlabelled, temperature: float) -> dict:
@@ -232,14 +252,22 @@ def trained_methods(methods) -> list:
     return [m for m in SIMCLR_ARMS[1:] + ("supervised",) if m in wanted]
 
 
+def network_steps(rec: dict, method: str) -> int:
+    """Training steps of ``method``'s network under the recipe ``rec``: ``rec["steps"]``, or
+    for the distillation student ``rec["distill_steps"]`` where that is set."""
+    if method == "simclr + fine-tune + distill" and rec.get("distill_steps") is not None:
+        return rec["distill_steps"]
+    return rec["steps"]
+
+
 def study_bar(progress, counts, repeats, methods, rec, population):
     """One progress bar for every training step of a population's study (None without
     progress or without a network to train); its text says which label count and subset is
     being fitted, and tqdm adds the time left. ``progress``: True, False, or a factory of
     bars like :func:`phys555_cl.config.progress` (a worker process's, which moves the
     parent's bar)."""
-    total = (sum(subsets_for(c, repeats) for c in counts) * len(trained_methods(methods))
-             * rec["steps"])
+    total = (sum(subsets_for(c, repeats) for c in counts)
+             * sum(network_steps(rec, m) for m in trained_methods(methods)))
     if not progress or not total:
         return None
     make = progress if callable(progress) else config.progress
@@ -308,8 +336,11 @@ class Population:
         share = (time.perf_counter() - t0) / max(1, len(features))
         return {m: f.numpy() for m, f in features.items()}, {m: share for m in features}
 
-    def fit_subset(self, subset, features, methods, rec, where, progress) -> SubsetFit:
-        """Fit every method on one labelled subset (``where``: its label count and number)."""
+    def fit_subset(self, subset, features, methods, rec, where, progress,
+                   teachers=None) -> SubsetFit:
+        """Fit every method on one labelled subset (``where``: its label count and number).
+        ``teachers``: networks already trained on this subset (``{"simclr + fine-tune":
+        net}``), used instead of training them again (to compare distillation recipes)."""
         tasks = self.tasks
         union = np.unique(np.concatenate([subset[t] for t in tasks]))
         sub_labels = masked_labels(self.lab_tr, {t: subset[t] for t in tasks})
@@ -321,8 +352,10 @@ class Population:
             preds[m] = _probe_predictions(f[self.train_idx][union], labels,
                                           f[self.test_idx], tasks)
             seconds[m] += time.perf_counter() - t1
-        trained = {}
+        trained = dict(teachers or {})
         for m in trained_methods(methods):
+            if m in trained and m not in methods:
+                continue
             t1 = time.perf_counter()
             if hasattr(progress, "set_postfix_str"):
                 progress.set_postfix_str(m, refresh=False)
@@ -336,7 +369,8 @@ class Population:
             if m == "simclr + fine-tune + distill":
                 others = np.setdiff1d(np.arange(len(self.train_idx)), union)
                 kw.update(teacher=trained["simclr + fine-tune"], unlabelled=self.x_tr[others],
-                          temperature=rec["distill_temperature"])
+                          temperature=rec["distill_temperature"], steps=network_steps(rec, m),
+                          unlabelled_batch_size=rec["distill_unlabelled"])
             trained[m] = train_on_labels(encoder, self.x_tr[union], labels, tasks, **kw)
             out = predict(trained[m], self.x_te)
             preds[m] = {t: (None if t in no_labels else out[t]) for t in tasks}

@@ -361,6 +361,17 @@ def test_extra_noise_is_in_units_of_the_original_sky_noise():
     assert math.isclose(ratio, math.sqrt(2), rel_tol=0.1), ratio
 
 
+def test_the_sky_noise_measured_beforehand_gives_the_same_views():
+    x, _ = sky_noise(48, 32, seed=6)
+    aug = GalaxyAugment()
+    every_time = aug(x[:16], generator=torch.Generator().manual_seed(7))
+    noise = aug.sky_noise(x)  # measured on more images, in one call
+    once = aug(x[:16], generator=torch.Generator().manual_seed(7), sigma=noise[:16])
+    assert torch.equal(every_time, once)
+    with pytest.raises(ValueError, match="one sky noise per image and band"):
+        aug(x[:16], sigma=noise)
+
+
 def test_restore_sky_noise_adds_only_what_is_missing():
     x, sigma = sky_noise(32, 64, seed=6)
     s = robust_sigma(x)

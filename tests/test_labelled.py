@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from phys555_cl.augment import GalaxyAugment
 from phys555_cl.labelled import predict, train_on_labels
 
 
@@ -43,3 +44,29 @@ def test_no_label_at_all_or_no_step_is_refused(galaxies, tiny_model):
         train_on_labels(tiny_model().encoder, images, none, ("smooth_or_featured",), steps=1)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         train_on_labels(tiny_model().encoder, images, none, ("smooth_or_featured",), steps=0)
+
+
+class _Hidden(torch.nn.Module):
+    """GalaxyAugment behind another module's face: it measures the sky noise every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = GalaxyAugment()
+
+    def forward(self, x, generator=None):
+        return self.inner(x, generator=generator)
+
+
+def test_the_sky_noise_measured_once_trains_the_network_measured_every_step(galaxies,
+                                                                            tiny_model):
+    images, labels = galaxies
+    y = {"smooth_or_featured": labels["smooth_or_featured"][:40]}
+    kw = dict(tasks=("smooth_or_featured",), steps=3, batch_size=8, seed=5,
+              unlabelled=images[40:], unlabelled_batch_size=8)
+    teacher = train_on_labels(tiny_model().encoder, images[:40], y, steps=2,
+                              tasks=("smooth_or_featured",))
+    once = train_on_labels(tiny_model().encoder, images[:40], y, teacher=teacher, **kw)
+    every = train_on_labels(tiny_model().encoder, images[:40], y, teacher=teacher,
+                            augment=_Hidden(), **kw)
+    for a, b in zip(once.state_dict().values(), every.state_dict().values()):
+        assert torch.equal(a, b)
