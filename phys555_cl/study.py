@@ -140,6 +140,8 @@ def _check_settings(*, label_counts=LABEL_COUNTS, methods=METHODS, protocol="ran
     if unknown:
         raise ValueError(f"unknown recipe key(s) {unknown}; keys are {sorted(RECIPE)}")
     check_int(name("steps", "steps"), rec["steps"], 1)
+    check_int("recipe['distill_unlabelled']", rec["distill_unlabelled"], 1)
+    check_int("recipe['distill_steps']", rec["distill_steps"], 1, allow_none=True)
     if n_galaxies is not None:
         check_int(name("n_galaxies", "n_galaxies"), n_galaxies, 20)
     if eval_seeds is not None:

@@ -64,6 +64,8 @@ SIMCLR_ARMS = METHODS[:3]
 #: architecture can lend them, with its ``supervised`` retrieval row
 #: (:func:`phys555_cl.study.payoff_study`'s ``reuse``; ``--reuse``).
 WEIGHT_FREE = ("supervised", "random init + linear", "raw pixels + linear")
+#: The recipe keys the weight-free arms depend on (the rest: fine-tuning and distillation).
+SUPERVISED_RECIPE = ("steps", "batch_size", "supervised_lr", "weight_decay")
 #: Labelled galaxies per task; ``"all"`` = every galaxy of the probe-training part allowed to
 #: carry that label.
 LABEL_COUNTS = (5, 20, 200, "all")
@@ -418,9 +420,14 @@ def check_reuse(reuse: Study, settings: dict, lent: tuple, retrieval: bool) -> N
             theirs["architecture"] = architecture(read_checkpoint(theirs["checkpoint"])["config"])
         except (OSError, ValueError, KeyError):
             pass
-    keys = ("eval_seeds", "n_galaxies", "protocol", "recipe", "image_size", "architecture")
+    keys = ("eval_seeds", "n_galaxies", "protocol", "image_size", "architecture")
     differ = [f"{k} (this study: {settings[k]}, the one to reuse: {theirs.get(k, 'not recorded')})"
               for k in keys if theirs.get(k) != settings[k]]
+    # the recipe of the supervised network only: fine-tuning and distillation lend nothing
+    mine, other = settings["recipe"], theirs.get("recipe") or {}
+    differ += [f"recipe['{k}'] (this study: {mine[k]}, the one to reuse: "
+               f"{other.get(k, 'not recorded')})" for k in SUPERVISED_RECIPE
+               if other.get(k) != mine[k]]
     differ += [f"subsets of {c} labels (this study: {n}, the one to reuse: "
                f"{theirs.get('subsets', {}).get(c, 'none')})"
                for c, n in settings["subsets"].items() if theirs.get("subsets", {}).get(c) != n]

@@ -115,6 +115,10 @@ def test_bad_arguments_are_refused_with_what_to_do(galaxies, tiny_model):
         label_efficiency(model, images, labels, TINY, protocol="tiers")
     with pytest.raises(ValueError, match="recipe"):
         label_efficiency(model, images, labels, TINY, recipe={"stpes": 3})
+    with pytest.raises(ValueError, match="distill_unlabelled"):
+        label_efficiency(model, images, labels, TINY, recipe={"distill_unlabelled": 0})
+    with pytest.raises(ValueError, match="distill_steps"):
+        label_efficiency(model, images, labels, TINY, recipe={"distill_steps": 2.5})
 
 
 def test_payoff_study_pools_populations_and_adds_retrieval(tiny_model):
@@ -232,6 +236,11 @@ def test_reuse_refuses_a_study_of_other_settings_or_architecture(tiny_model):
         payoff_study(tiny_model(), TINY, **{**kw, "eval_seeds": (4,)}, reuse=first)
     with pytest.raises(ValueError, match="recipe"):
         payoff_study(tiny_model(), TINY, **{**kw, "recipe": {**QUICK, "steps": 4}}, reuse=first)
+    # fine-tuning's and distillation's recipe is not the supervised network's: reuse is fine
+    other = {**QUICK, "finetune_lr": 1e-3, "distill_unlabelled": 4, "distill_steps": 2}
+    lent = payoff_study(tiny_model(), TINY, **{**kw, "recipe": other}, reuse=first)
+    assert ([r for r in lent.table.records if r["method"] == "supervised"]
+            == [r for r in first.table.records if r["method"] == "supervised"])
     wider = {**TINY, "width": 8}
     from phys555_cl.encoders import build_model_from_config
     with pytest.raises(ValueError, match="architecture"):
