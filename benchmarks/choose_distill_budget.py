@@ -36,7 +36,7 @@ from phys555_cl.label_subsets import draw_subset, label_pools
 from phys555_cl.labelled import RECIPE, Population
 from phys555_cl.processes import map_in_processes, split_cores
 from phys555_cl.scaling import format_difference
-from phys555_cl.study import VALIDATION_SEEDS
+from phys555_cl.study import EVAL_SEEDS, VALIDATION_SEEDS
 from phys555_cl.study_results import paired_interval, score
 
 DISTILL = "simclr + fine-tune + distill"
@@ -46,7 +46,7 @@ BUDGETS = ((300, 64), (300, 16), (150, 64), (150, 32), (150, 16))
 
 
 def population_job(checkpoint: str, seed: int, counts: dict, budgets, n_galaxies: int,
-                   progress=False) -> list:
+                   recipe: dict = RECIPE, progress=False) -> list:
     """Every budget's student on every subset of one validation population: a list of
     ``{"population", "labels", "subset", "budget", "mean", "seconds"}``."""
     model, cfg = load_checkpoint(checkpoint)
@@ -59,9 +59,9 @@ def population_job(checkpoint: str, seed: int, counts: dict, budgets, n_galaxies
         for r in range(n):
             subset = draw_subset(pools, count, rng, shared=True)
             where = (count, r)
-            teacher = pop.fit_subset(subset, {}, (TEACHER,), RECIPE, where, False)
+            teacher = pop.fit_subset(subset, {}, (TEACHER,), recipe, where, False)
             for steps, u in budgets:
-                rec = {**RECIPE, "distill_steps": steps, "distill_unlabelled": u}
+                rec = {**recipe, "distill_steps": steps, "distill_unlabelled": u}
                 fit = pop.fit_subset(subset, {}, (DISTILL,), rec, where, False,
                                      teachers={TEACHER: teacher.trained[TEACHER]})
                 s = score(fit.preds[DISTILL], pop.lab_te, TASKS, None)
@@ -81,29 +81,31 @@ def report(rows: list, budgets, counts) -> str:
     lines = ["| steps x unlabelled | " + " | ".join(f"{c} labels: % / minus 300x64"
                                                    for c in counts) + " | student seconds |",
              "|---|" + "---|" * (len(counts) + 1)]
-    for b in budgets:
+    for i, b in enumerate(budgets):
         cells = []
         for c in counts:
             base, mine = by[(budgets[0], c)], by[(b, c)]
             keys = sorted(mine)
             diff = paired_interval([mine[k] - base[k] for k in keys])
             cells.append(f"{100 * np.mean(list(mine.values())):.1f} / "
-                         + ("-" if b == budgets[0] else format_difference(diff)))
+                         + ("-" if i == 0 else format_difference(diff)))
         secs = sum(r["seconds"] for r in rows if r["budget"] == b)
         lines.append(f"| {b[0]} x {b[1]} | " + " | ".join(cells) + f" | {secs:.0f} |")
     return "\n".join(lines)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default="data/pretrained/simclr_compact.pt")
     p.add_argument("--seeds", type=int, nargs="+", default=list(VALIDATION_SEEDS))
     p.add_argument("--subsets", type=int, nargs=3, default=[2, 3, 1], metavar=("N5", "N20", "N200"),
                    help="labelled subsets per population at 5, 20 and 200 labels")
     p.add_argument("--n-galaxies", type=int, default=2000)
-    args = p.parse_args()
-    if set(args.seeds) & {2021, 2022, 2023, 2024}:
-        raise SystemExit("these are evaluation seeds: choose the recipe on validation seeds")
+    args = p.parse_args(argv)
+    if set(args.seeds) & set(EVAL_SEEDS):
+        raise SystemExit(f"{sorted(set(args.seeds) & set(EVAL_SEEDS))} are evaluation seeds "
+                         f"(study.EVAL_SEEDS): choose the recipe on others, e.g. "
+                         f"{list(VALIDATION_SEEDS)}")
     counts = {c: n for c, n in zip((5, 20, 200), args.subsets) if n > 0}
     t0 = time.perf_counter()
     workers, threads = split_cores(len(args.seeds), None, "cpu")

@@ -48,7 +48,10 @@ __all__ = ["N_CLASSES", "RECIPE", "MultiHead", "Population", "SubsetFit", "predi
 #: data/pretrained/README.md): the same step budget, batch and learning rate for every arm
 #: (300 steps: 150 lost 3 points at 200 labels, 600 gained nothing at 20; fine-tuning at 2e-3
 #: scored 71.6 / 86.8% at 20 / 200 labels against 71.3 / 86.2% at 5e-4); soft targets at
-#: ``distill_temperature`` 1 (T = 2 tied at 70.8%).
+#: ``distill_temperature`` 1 (T = 2 tied at 70.8%). The distillation student trains for
+#: ``distill_steps`` (None: ``steps``) with an unlabelled minibatch of ``distill_unlabelled``
+#: beside each labelled one; cheaper budgets (150 steps, or 16 unlabelled) lost 0.9 to 2.1
+#: points at 200 labels (``benchmarks/choose_distill_budget.py``), so 300 x 64 stays.
 RECIPE = dict(
     steps=300,
     batch_size=64,

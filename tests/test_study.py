@@ -308,3 +308,35 @@ def test_bench_study_times_every_way_on_the_same_records(tmp_path, capsys, tiny_
     text = bench.compare(str(copy), str(original))
     assert "| simclr + fine-tune | 20 | 19 of 20 | +0.1 [-0.1, +0.2] |" in text
     assert "| supervised | 20 | 20 of 20 | +0.0 [+0.0, +0.0] |" in text
+
+
+def test_choose_distill_budget_pairs_each_budget_with_the_first(tmp_path, tiny_model):
+    """benchmarks/choose_distill_budget.py: one teacher per subset, one student per budget;
+    a budget equal to the first differs from it by exactly zero, and evaluation seeds are
+    refused."""
+    import importlib.util
+    from pathlib import Path
+
+    from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
+
+    path = Path(__file__).parents[1] / "benchmarks" / "choose_distill_budget.py"
+    spec = importlib.util.spec_from_file_location("choose_distill_budget", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": {**TINY, "name": "tiny"},
+                                "model": tiny_model().state_dict(), "epoch": 1})
+    budgets = ((2, 4), (1, 8))
+    rows = bench.population_job(str(ckpt), 7, {5: 2}, budgets, 160, recipe={**bench.RECIPE,
+                                                                             **QUICK})
+    assert len(rows) == 2 * len(budgets) and {r["budget"] for r in rows} == set(budgets)
+    assert len(bench.report(rows, budgets, [5]).splitlines()) == 2 + len(budgets)
+    # the differences are paired subset by subset: +2 and +3 points -> +2.5
+    made = [{"population": 1, "labels": 20, "subset": k, "budget": b, "mean": m, "seconds": 1.0}
+            for b, means in (((300, 64), (0.50, 0.60)), ((150, 16), (0.52, 0.63)))
+            for k, m in enumerate(means)]
+    lines = bench.report(made, ((300, 64), (150, 16)), [20]).splitlines()
+    assert lines[2] == "| 300 x 64 | 55.0 / - | 2 |"
+    assert lines[3].startswith("| 150 x 16 | 57.5 / +2.5 [") and lines[3].endswith("| 2 |")
+    with pytest.raises(SystemExit, match="evaluation seeds"):
+        bench.main(["--seeds", "2021", "--checkpoint", str(ckpt)])
