@@ -29,6 +29,9 @@ its study takes about 6)::
     python benchmarks/pretraining_scaling.py --points half default data-16k data-32k ...
     python benchmarks/pretraining_scaling.py --report --figure data/pretrained/scaling.png
 
+Points along another axis than the curve's keep their own results folder, so that the curve
+stays one axis (``width-32``, a wider encoder at 4x: ``--results data/pretrained/scaling/width``).
+
 ``--ablation`` runs the augmentation and temperature ablation instead (:data:`ABLATION`: the
 default recipe at ``data-16k`` with one change each, the linear probe alone, results in
 ``data/pretrained/ablation``; about 12 minutes a point) and ``--ablation --report`` prints

@@ -276,3 +276,27 @@ def test_what_the_readme_says_of_the_ablation_is_what_it_holds():
             assert abs(d(f"data-16k-no-{step}", n)["difference"]) < 0.01, step
         for step in ("brighten", "noise"):  # removing them costs: they help
             assert d(f"data-16k-no-{step}", n)["high"] < 0, step
+
+
+def test_what_notebook_06_says_of_the_wider_encoder_is_what_it_holds():
+    """Notebook 06 and data/pretrained/README.md: at 4x the default compute, the encoder twice
+    as wide (on the default galaxies) bought less in every measure than four times the
+    galaxies (the payoff against its own supervised network, both arms, both label counts,
+    and the SimCLR arms' accuracy itself)."""
+    root = Path(__file__).parents[1] / "data" / "pretrained" / "scaling"
+    wide = results.load_scaling(root / "width" / "evaluation")
+    data = {r["point"]: r for r in results.load_scaling(root / "evaluation")}["data-32k"]
+    assert [r["point"] for r in wide] == ["width-32"]
+    wide = wide[0]
+    assert wide["config"]["width"] == 2 * data["config"]["width"]
+    assert wide["config"]["n_train"] == data["config"]["n_train"] // 4
+    assert results.relative_compute(wide) == results.relative_compute(data) == 4
+    for arm in results.ARMS:
+        for n in results.COUNTS:
+            assert (results.find_comparison(wide, arm, n)["difference"]
+                    < results.find_comparison(data, arm, n)["difference"])
+            assert results.mean_accuracy(wide, arm, n) < results.mean_accuracy(data, arm, n)
+    for r in (wide, data):  # h over raw pixels, per rare kind
+        r["ratios"] = {k: r["retrieval_p10"]["h (simclr)"][k] / r["retrieval_p10"]["raw pixels"][k]
+                       for k in RARE_KINDS}
+    assert all(wide["ratios"][k] < data["ratios"][k] for k in RARE_KINDS)

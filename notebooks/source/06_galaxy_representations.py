@@ -408,9 +408,11 @@ if scaling:
 # - Each point is **one** pretraining run: its intervals are over evaluation populations and
 #   labelled subsets, not over pretraining seeds. That matters most for the temperature:
 #   its two 8x points are one run each.
-# - Only the number of unlabelled galaxies (and, for the smallest point, the epochs) changed.
-#   Wider encoders, larger images and longer training were not tried, so it does not say
-#   which kind of compute buys the most.
+# - The curve changes only the number of unlabelled galaxies (and, for the smallest point, the
+#   epochs). One other kind of compute was tried once, at 4x: an encoder twice as wide,
+#   trained on the default 8192 galaxies, bought less in every measure than four times the
+#   galaxies did (`data/pretrained/README.md`; one run each). Larger images and longer
+#   training were not tried: whether they would beat more galaxies is open.
 # - Where the growth stops. Real surveys pretrain on millions of galaxies with far bigger
 #   networks; the figure says that direction pays on our galaxies, not how far it goes.
 # - The curve at temperature 0.1 between its two points: 2x and 4x were trained at 0.5
