@@ -1,17 +1,37 @@
 """Specification of phys555_cl.study: every arm on the same labels, protocols, pairs, retrieval."""
 
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from phys555_cl.label_subsets import draw_subset, label_pools, subsets_for
 from phys555_cl.study import METHODS, ResultTable, label_efficiency, main, payoff_study
 
 TINY = dict(encoder="compact", width=4, hidden_dim=16, proj_dim=8, image_size=16)
 QUICK = dict(steps=3, batch_size=16)
+
+
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_checkpoint(folder, model) -> str:
+    """``model`` (of the TINY config) saved as a checkpoint in ``folder``; its path."""
+    ckpt = folder / "tiny.pt"
+    save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": {**TINY, "name": "tiny"},
+                                "model": model.state_dict(), "epoch": 1})
+    return str(ckpt)
 
 
 def test_every_method_is_fitted_on_the_same_subsets_and_scored(galaxies, tiny_model):
@@ -140,14 +160,9 @@ def test_payoff_study_pools_populations_and_adds_retrieval(tiny_model):
 
 
 def test_study_cli_writes_the_json_of_rows_comparisons_and_retrieval(tmp_path, capsys, tiny_model):
-    from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
-
-    ckpt = tmp_path / "tiny.pt"
-    cfg = {**TINY, "name": "tiny"}
-    save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": cfg,
-                                "model": tiny_model().state_dict(), "epoch": 1})
+    ckpt = _tiny_checkpoint(tmp_path, tiny_model())
     out = tmp_path / "study.json"
-    rc = main([str(ckpt), "--eval-seeds", "7", "--n-galaxies", "128", "--labels", "8", "all",
+    rc = main([ckpt, "--eval-seeds", "7", "--n-galaxies", "128", "--labels", "8", "all",
                "--repeats", "2", "--steps", "2", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
@@ -278,19 +293,9 @@ def test_study_cli_refuses_zero_workers(capsys):
 def test_bench_study_times_every_way_on_the_same_records(tmp_path, capsys, tiny_model):
     """benchmarks/bench_study.py runs the study before and after its speed-ups and counts the
     records each way reproduces (here one population, so one process)."""
-    import importlib.util
-    from pathlib import Path
-
-    from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
-
-    path = Path(__file__).parents[1] / "benchmarks" / "bench_study.py"
-    spec = importlib.util.spec_from_file_location("bench_study", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    ckpt = tmp_path / "tiny.pt"
-    save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": {**TINY, "name": "tiny"},
-                                "model": tiny_model().state_dict(), "epoch": 1})
-    assert bench.main(["--checkpoint", str(ckpt), "--seeds", "7", "--steps", "1",
+    bench = _benchmark("bench_study")
+    ckpt = _tiny_checkpoint(tmp_path, tiny_model())
+    assert bench.main(["--checkpoint", ckpt, "--seeds", "7", "--steps", "1",
                        "--n-galaxies", "120"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| before")
@@ -312,22 +317,12 @@ def test_bench_study_times_every_way_on_the_same_records(tmp_path, capsys, tiny_
 
 def test_choose_distill_budget_pairs_each_budget_with_the_first(tmp_path, tiny_model):
     """benchmarks/choose_distill_budget.py: one teacher per subset, one student per budget;
-    a budget equal to the first differs from it by exactly zero, and evaluation seeds are
+    the report pairs each budget with the first subset by subset, and evaluation seeds are
     refused."""
-    import importlib.util
-    from pathlib import Path
-
-    from phys555_cl.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
-
-    path = Path(__file__).parents[1] / "benchmarks" / "choose_distill_budget.py"
-    spec = importlib.util.spec_from_file_location("choose_distill_budget", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    ckpt = tmp_path / "tiny.pt"
-    save_checkpoint(str(ckpt), {"format": CHECKPOINT_FORMAT, "config": {**TINY, "name": "tiny"},
-                                "model": tiny_model().state_dict(), "epoch": 1})
+    bench = _benchmark("choose_distill_budget")
+    ckpt = _tiny_checkpoint(tmp_path, tiny_model())
     budgets = ((2, 4), (1, 8))
-    rows = bench.population_job(str(ckpt), 7, {5: 2}, budgets, 160, recipe={**bench.RECIPE,
+    rows = bench.population_job(ckpt, 7, {5: 2}, budgets, 160, recipe={**bench.RECIPE,
                                                                              **QUICK})
     assert len(rows) == 2 * len(budgets) and {r["budget"] for r in rows} == set(budgets)
     assert len(bench.report(rows, budgets, [5]).splitlines()) == 2 + len(budgets)
@@ -339,4 +334,4 @@ def test_choose_distill_budget_pairs_each_budget_with_the_first(tmp_path, tiny_m
     assert lines[2] == "| 300 x 64 | 55.0 / - | 2 |"
     assert lines[3].startswith("| 150 x 16 | 57.5 / +2.5 [") and lines[3].endswith("| 2 |")
     with pytest.raises(SystemExit, match="evaluation seeds"):
-        bench.main(["--seeds", "2021", "--checkpoint", str(ckpt)])
+        bench.main(["--seeds", "2021", "--checkpoint", ckpt])
