@@ -399,7 +399,7 @@ class GalaxyAugment(nn.Module):
         (:func:`robust_sigma` at the input's pixel scale). ``[B, 3, H, W] -> [B, 3]``.
 
         It depends on the image alone: measure it once for images that are augmented again
-        and again, and pass it to :meth:`forward` (it is a third of the augmentation's time).
+        and again, and pass it to :meth:`forward`, which then measures only the view's.
         """
         _check_batch(x)
         return robust_sigma(x, pixel_scale=self._pixel_scale(x))

@@ -22,6 +22,7 @@ draws the subsets and keeps the records).
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -158,14 +159,15 @@ def train_on_labels(
     for _ in range(steps):
         idx = labelled[torch.randint(len(labelled), (min(batch_size, len(labelled)),),
                                      generator=gen)]
-        x, sigma, soft = images[idx].float(), noise[idx], None
+        x, soft = images[idx].float(), None
+        sigma = None if noise is None else noise[idx]
         if distill:  # the unlabelled minibatch rides in the same forward pass
             u = torch.randint(len(unlabelled), (unlabelled_batch_size,), generator=gen)
             x = torch.cat([x, torch.as_tensor(unlabelled[u]).float()])
-            sigma = torch.cat([sigma, unlabelled_noise[u]])
+            sigma = None if sigma is None else torch.cat([sigma, unlabelled_noise[u]])
             soft = {t: p[u] for t, p in soft_targets.items()}
-        views = (augment(x, generator=gen, sigma=sigma) if isinstance(augment, GalaxyAugment)
-                 else augment(x, generator=gen))
+        views = (augment(x, generator=gen) if sigma is None
+                 else augment(x, generator=gen, sigma=sigma))
         out = model(views.to(device).contiguous(memory_format=fmt))
         loss = _minibatch_loss(out, {t: y[idx] for t, y in ys.items()}, soft, temperature)
         opt.zero_grad(set_to_none=True)
@@ -187,12 +189,13 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float, steps: int, dev
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
 
 
-def _sky_noise(augment: nn.Module, images, chunk: int = 1024) -> torch.Tensor:
+def _sky_noise(augment: nn.Module, images, chunk: int = 1024) -> torch.Tensor | None:
     """``[N, C]``: the sky noise of every image, measured once for all the steps when
-    ``augment`` is a :class:`GalaxyAugment` (zeros otherwise: another augmentation measures
-    what it needs itself)."""
-    if not isinstance(augment, GalaxyAugment):
-        return torch.zeros(len(images), images.shape[1])
+    ``augment`` is a :class:`GalaxyAugment` whose ``forward`` takes it (None otherwise:
+    another augmentation, or a subclass that changed ``forward``, measures what it needs)."""
+    if not (isinstance(augment, GalaxyAugment)
+            and "sigma" in inspect.signature(augment.forward).parameters):
+        return None
     return torch.cat([augment.sky_noise(torch.as_tensor(images[i:i + chunk]).float())
                       for i in range(0, len(images), chunk)])
 

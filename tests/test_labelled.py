@@ -70,3 +70,20 @@ def test_the_sky_noise_measured_once_trains_the_network_measured_every_step(gala
                             augment=_Hidden(), **kw)
     for a, b in zip(once.state_dict().values(), every.state_dict().values()):
         assert torch.equal(a, b)
+
+
+class _OwnForward(GalaxyAugment):
+    """A student's subclass that changed ``forward`` (no ``sigma``): it must still work."""
+
+    def forward(self, x, generator=None):
+        return super().forward(x, generator=generator)
+
+
+def test_an_augmentation_whose_forward_takes_no_sky_noise_still_trains(galaxies, tiny_model):
+    images, labels = galaxies
+    y = {"smooth_or_featured": labels["smooth_or_featured"][:40]}
+    kw = dict(tasks=("smooth_or_featured",), steps=2, batch_size=8, seed=6)
+    mine = train_on_labels(tiny_model().encoder, images[:40], y, augment=_OwnForward(), **kw)
+    default = train_on_labels(tiny_model().encoder, images[:40], y, **kw)
+    for a, b in zip(mine.state_dict().values(), default.state_dict().values()):
+        assert torch.equal(a, b)
