@@ -9,7 +9,7 @@ teacher (``simclr + fine-tune``) once and then one student per candidate budget,
 student from the same teacher and the same labelled galaxies, so that the paired difference
 between two budgets is the budget's alone::
 
-    python benchmarks/choose_distill_budget.py            # 4 populations: about 25 minutes
+    python benchmarks/choose_distill_budget.py            # 4 populations: about 30 minutes
     python benchmarks/choose_distill_budget.py --seeds 1234 --subsets 1 1 1   # a smoke run
 
 It prints, per budget (student steps x unlabelled minibatch): the mean accuracy in % at each
